@@ -1,0 +1,126 @@
+//! The keel application server: gunicorn's role in the classic stack.
+//!
+//! This crate owns the HTTP routes that answer behind the edge — today `/healthz`,
+//! `/metrics`, `/sync/test` and `/async/test` — and the mock upstream those two call in
+//! benchmarks. It knows nothing about files, environment variables or logging setup: the
+//! binary hands it an [`AppConfig`] and a shutdown future.
+//!
+//! # How it differs from gunicorn
+//! gunicorn runs `--workers` processes with `--threads` threads each, and a slow view holds
+//! one of those threads for its whole duration. keel runs `workers` async worker threads
+//! (the tokio runtime, built by the binary) and a separate pool of `workers × threads`
+//! slots for *blocking* handlers only. A flood of slow blocking calls fills that pool and
+//! queues, but async handlers, `/healthz` and `/metrics` never wait behind it.
+//!
+//! # Start-up API
+//! Every server in keel starts the same way, in `main` and in tests alike:
+//! [`App::build`] binds the socket (port 0 is fine), [`App::local_addr`] tells where, and
+//! [`App::run_until_stopped`] serves until the given future resolves, then drains.
+
+mod error;
+mod metrics;
+pub mod mock;
+mod routes;
+mod server;
+mod upstream;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use tokio::net::TcpListener;
+
+pub use error::AppError;
+pub use metrics::Metrics;
+pub use mock::{MockConfig, MockUpstream};
+
+/// Everything the application server needs, already validated by the caller.
+///
+/// Field names carry their units; durations are [`Duration`]s.
+#[derive(Debug, Clone)]
+pub struct AppConfig {
+    /// Address to listen on; port 0 picks a free port.
+    pub bind: SocketAddr,
+    /// Concurrent blocking calls allowed (gunicorn's `workers × threads`).
+    pub blocking_slots: usize,
+    /// Whole-request deadline; a request still running after it gets a 503.
+    pub request_timeout: Duration,
+    /// URL that `/sync/test` and `/async/test` GET.
+    pub upstream_url: url::Url,
+    /// Deadline for one upstream call, connect to last body byte.
+    pub upstream_timeout: Duration,
+    /// How long a stop waits for in-flight requests before giving up on them.
+    pub shutdown_timeout: Duration,
+}
+
+impl AppConfig {
+    /// A configuration for `bind` with keel's defaults, mostly for tests and embedding.
+    pub fn new(bind: SocketAddr, upstream_url: url::Url) -> Self {
+        AppConfig {
+            bind,
+            blocking_slots: 40,
+            request_timeout: Duration::from_secs(30),
+            upstream_url,
+            upstream_timeout: Duration::from_secs(10),
+            shutdown_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// A bound, ready-to-run application server.
+#[derive(Debug)]
+pub struct App {
+    listener: TcpListener,
+    router: Router,
+    metrics: Arc<Metrics>,
+    shutdown_timeout: Duration,
+}
+
+impl App {
+    /// Binds the listener and builds the router and its shared clients.
+    pub async fn build(cfg: AppConfig) -> Result<App, AppError> {
+        let listener = TcpListener::bind(cfg.bind)
+            .await
+            .map_err(|source| AppError::Bind {
+                addr: cfg.bind,
+                source,
+            })?;
+        let metrics = Arc::new(Metrics::new());
+        let router = routes::router(&cfg, metrics.clone())?;
+        Ok(App {
+            listener,
+            router,
+            metrics,
+            shutdown_timeout: cfg.shutdown_timeout,
+        })
+    }
+
+    /// The address actually bound (useful after binding port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        // A bound listener always has a local address; the fallback only satisfies types.
+        self.listener
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
+    }
+
+    /// The application as a router, for serving in-process behind another layer.
+    pub fn router(&self) -> Router {
+        self.router.clone()
+    }
+
+    /// The metrics registry this app records into.
+    pub fn metrics(&self) -> Arc<Metrics> {
+        self.metrics.clone()
+    }
+
+    /// Serves until `shutdown` resolves, then stops accepting and waits up to the
+    /// configured shutdown timeout for in-flight requests.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), AppError> {
+        server::serve(self.listener, self.router, shutdown, self.shutdown_timeout).await
+    }
+}

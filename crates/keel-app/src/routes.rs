@@ -1,0 +1,145 @@
+//! The router: which path goes to which handler, and the layers every request passes.
+//!
+//! Layer order, outermost first: panic → 500, metrics, request timeout, handler. Metrics
+//! sit outside the timeout so a timed-out request is counted with the 503 it got.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use tower_http::catch_panic::CatchPanicLayer;
+
+use crate::metrics::{self, Metrics};
+use crate::upstream::{self, AsyncUpstream, SyncUpstream};
+use crate::{AppConfig, AppError};
+
+#[derive(Debug, Clone)]
+struct Upstreams {
+    sync: SyncUpstream,
+    asynchronous: AsyncUpstream,
+}
+
+pub(crate) fn router(cfg: &AppConfig, metrics: Arc<Metrics>) -> Result<Router, AppError> {
+    let upstreams = Upstreams {
+        sync: SyncUpstream::new(
+            cfg.upstream_url.clone(),
+            cfg.upstream_timeout,
+            cfg.blocking_slots,
+            metrics.clone(),
+        ),
+        asynchronous: AsyncUpstream::new(
+            cfg.upstream_url.clone(),
+            cfg.upstream_timeout,
+            metrics.clone(),
+        )?,
+    };
+    let upstream_routes = Router::new()
+        .route("/sync/test", get(sync_test))
+        .route("/async/test", get(async_test))
+        .with_state(upstreams);
+    let ops_routes = Router::new()
+        .route("/", get(index))
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics::handler))
+        .with_state(metrics.clone());
+
+    Ok(Router::new()
+        .merge(upstream_routes)
+        .merge(ops_routes)
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(
+            cfg.request_timeout,
+            request_timeout,
+        ))
+        .layer(middleware::from_fn_with_state(metrics, metrics::track))
+        .layer(CatchPanicLayer::custom(|_| {
+            error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal_error",
+                "internal server error",
+            )
+        })))
+}
+
+/// A JSON error body: `{"error": kind, "detail": message}`.
+fn error(status: StatusCode, kind: &str, detail: &str) -> Response {
+    (
+        status,
+        Json(serde_json::json!({ "error": kind, "detail": detail })),
+    )
+        .into_response()
+}
+
+/// Until the site exists, `/` tells a newcomer what this server answers.
+async fn index() -> axum::response::Html<&'static str> {
+    axum::response::Html(include_str!("index.html"))
+}
+
+async fn healthz() -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "status": "ok" }))
+}
+
+async fn sync_test(State(upstreams): State<Upstreams>) -> Response {
+    match upstreams.sync.get().await {
+        Ok(body) => json_body(body),
+        Err(e) => {
+            tracing::warn!(error = %e, route = "/sync/test", "upstream call failed");
+            upstream::error_response(&e, upstreams.sync.url())
+        }
+    }
+}
+
+async fn async_test(State(upstreams): State<Upstreams>) -> Response {
+    match upstreams.asynchronous.get().await {
+        Ok(body) => json_body(body),
+        Err(e) => {
+            tracing::warn!(error = %e, route = "/async/test", "upstream call failed");
+            upstream::error_response(&e, upstreams.asynchronous.url())
+        }
+    }
+}
+
+fn json_body(body: bytes::Bytes) -> Response {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response()
+}
+
+async fn not_found(request: Request) -> Response {
+    error(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        &format!("no route for {}", request.uri().path()),
+    )
+}
+
+/// gunicorn's `--timeout`, without killing a worker: the request is dropped (its future
+/// cancelled) and the client gets a 503 it can retry.
+async fn request_timeout(State(limit): State<Duration>, request: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "request_timeout",
+            &format!(
+                "the request took longer than the server's {} timeout",
+                humanize(limit)
+            ),
+        ),
+    }
+}
+
+fn humanize(d: Duration) -> String {
+    if d.subsec_millis() == 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{}ms", d.as_millis())
+    }
+}

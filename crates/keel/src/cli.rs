@@ -1,0 +1,184 @@
+//! The command line: one `enum Command` whose variants are keel's subcommands.
+//!
+//! Every flag is optional here on purpose: an absent flag lets the environment, then the
+//! config file, then the default decide (see `config.rs`, the one place that layers them).
+
+use std::net::SocketAddr;
+use std::num::NonZeroUsize;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{Flags, HumanDuration, LogFormat, LogLevel, UpstreamUrl};
+
+/// keel: one binary for the web stack of nginx + gunicorn + Django + Redis.
+#[derive(Debug, Parser)]
+#[command(name = "keel", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Config file [env: KEEL_CONFIG] [default: ./keel.toml when present]
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// Log format: text (human, coloured on a terminal) or json [env: KEEL_LOG_FORMAT]
+    #[arg(long, global = true, value_enum)]
+    pub log_format: Option<LogFormat>,
+    /// Log filter, e.g. `info` or `keel_app=debug,info` [env: KEEL_LOG_LEVEL]
+    #[arg(long, global = true, value_name = "FILTER")]
+    pub log_level: Option<LogLevel>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// keel's subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run everything in one process on 127.0.0.1:8080, with a built-in mock upstream.
+    Up(UpArgs),
+    /// Run the application server (gunicorn's role).
+    Serve(ServeArgs),
+    /// Serve a fixed todo JSON after a fixed latency, as the upstream of /sync/test and /async/test.
+    MockUpstream(MockArgs),
+    /// Print the effective configuration (file, environment, defaults) with secrets masked.
+    Config,
+}
+
+/// Tuning of the application server, shared by `serve` and `up`.
+#[derive(Debug, Args)]
+pub struct AppArgs {
+    /// Async worker threads [env: KEEL_WORKERS] [default: number of CPUs]
+    #[arg(long, value_name = "N")]
+    pub workers: Option<NonZeroUsize>,
+    /// Blocking threads per worker for synchronous handlers; workers × threads calls run at once [env: KEEL_THREADS] [default: 10]
+    #[arg(long, value_name = "M")]
+    pub threads: Option<NonZeroUsize>,
+    /// Whole-request timeout; a request still running after it gets 503 [env: KEEL_TIMEOUT] [default: 30s]
+    #[arg(long, value_name = "DURATION")]
+    pub timeout: Option<HumanDuration>,
+    /// URL that /sync/test and /async/test GET [env: KEEL_UPSTREAM_URL] [default: http://127.0.0.1:9000/todos/1]
+    #[arg(long, value_name = "URL")]
+    pub upstream_url: Option<UpstreamUrl>,
+    /// Timeout of one upstream call; slower answers give 504 [env: KEEL_UPSTREAM_TIMEOUT] [default: 10s]
+    #[arg(long, value_name = "DURATION")]
+    pub upstream_timeout: Option<HumanDuration>,
+    /// How long SIGTERM waits for in-flight requests [env: KEEL_SHUTDOWN_TIMEOUT] [default: 30s]
+    #[arg(long, value_name = "DURATION")]
+    pub shutdown_timeout: Option<HumanDuration>,
+}
+
+/// `keel serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on [env: KEEL_BIND] [default: 127.0.0.1:8000]
+    #[arg(long, short = 'b', value_name = "ADDR")]
+    pub bind: Option<SocketAddr>,
+    #[command(flatten)]
+    pub app: AppArgs,
+}
+
+/// `keel up`.
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// Address to listen on [env: KEEL_LISTEN] [default: 127.0.0.1:8080]
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// Latency of the built-in mock upstream [env: KEEL_MOCK_LATENCY] [default: 100ms]
+    #[arg(long, value_name = "DURATION")]
+    pub latency: Option<HumanDuration>,
+    #[command(flatten)]
+    pub app: AppArgs,
+}
+
+/// `keel mock-upstream`.
+#[derive(Debug, Args)]
+pub struct MockArgs {
+    /// Address to listen on [env: KEEL_MOCK_LISTEN] [default: 127.0.0.1:9000]
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// Delay before each answer, e.g. 100ms or 0 [env: KEEL_MOCK_LATENCY] [default: 100ms]
+    #[arg(long, value_name = "DURATION")]
+    pub latency: Option<HumanDuration>,
+}
+
+impl Cli {
+    /// The flags given, in the shape the config layering wants.
+    pub fn flags(&self) -> Flags {
+        let mut flags = Flags {
+            config: self.config.clone(),
+            log_format: self.log_format,
+            log_level: self.log_level.clone(),
+            ..Flags::default()
+        };
+        let app = match &self.command {
+            Command::Serve(args) => {
+                flags.bind = args.bind;
+                Some(&args.app)
+            }
+            Command::Up(args) => {
+                flags.up_listen = args.listen;
+                flags.mock_latency = args.latency;
+                Some(&args.app)
+            }
+            Command::MockUpstream(args) => {
+                flags.mock_listen = args.listen;
+                flags.mock_latency = args.latency;
+                None
+            }
+            Command::Config => None,
+        };
+        if let Some(app) = app {
+            flags.workers = app.workers;
+            flags.threads = app.threads;
+            flags.timeout = app.timeout;
+            flags.upstream_url = app.upstream_url.clone();
+            flags.upstream_timeout = app.upstream_timeout;
+            flags.shutdown_timeout = app.shutdown_timeout;
+        }
+        flags
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn gunicorn_style_flags_parse() {
+        let cli = Cli::try_parse_from([
+            "keel",
+            "serve",
+            "--workers",
+            "4",
+            "--threads",
+            "10",
+            "--bind",
+            "127.0.0.1:0",
+            "--timeout",
+            "30s",
+            "--upstream-url",
+            "http://127.0.0.1:9/todos/1",
+            "--upstream-timeout",
+            "250ms",
+        ])
+        .unwrap();
+        let flags = cli.flags();
+        assert_eq!(flags.workers.map(NonZeroUsize::get), Some(4));
+        assert_eq!(flags.threads.map(NonZeroUsize::get), Some(10));
+        assert_eq!(
+            flags.upstream_timeout.map(|d| d.0),
+            Some(std::time::Duration::from_millis(250))
+        );
+    }
+
+    #[test]
+    fn bad_flag_values_are_refused_by_name() {
+        let err = Cli::try_parse_from(["keel", "serve", "--bind", "nowhere"]).unwrap_err();
+        assert!(err.to_string().contains("--bind"), "{err}");
+        let err = Cli::try_parse_from(["keel", "serve", "--workers", "0"]).unwrap_err();
+        assert!(err.to_string().contains("--workers"), "{err}");
+    }
+}

@@ -1,0 +1,891 @@
+//! Configuration: `keel.toml`, then `KEEL_*` environment variables, then flags.
+//!
+//! Precedence is flag > environment > file > default, decided here and nowhere else.
+//! Every value remembers where it came from ([`Origin`]), so a bad value is refused with
+//! the file and line (or the variable, or the flag) and the key named, and `keel config`
+//! can show the origin of each effective setting. The library crates never read files or
+//! the environment: they receive the validated types built at the end of this module.
+//!
+//! | key (file)                  | environment              | flag                   | default                       |
+//! |-----------------------------|--------------------------|------------------------|-------------------------------|
+//! | `serve.bind`                | `KEEL_BIND`              | `--bind`               | `127.0.0.1:8000`              |
+//! | `serve.workers`             | `KEEL_WORKERS`           | `--workers`            | number of CPUs                |
+//! | `serve.threads`             | `KEEL_THREADS`           | `--threads`            | `10`                          |
+//! | `serve.timeout`             | `KEEL_TIMEOUT`           | `--timeout`            | `30s`                         |
+//! | `serve.upstream_url`        | `KEEL_UPSTREAM_URL`      | `--upstream-url`       | `http://127.0.0.1:9000/todos/1` |
+//! | `serve.upstream_timeout`    | `KEEL_UPSTREAM_TIMEOUT`  | `--upstream-timeout`   | `10s`                         |
+//! | `serve.shutdown_timeout`    | `KEEL_SHUTDOWN_TIMEOUT`  | `--shutdown-timeout`   | `30s`                         |
+//! | `up.listen`                 | `KEEL_LISTEN`            | `keel up --listen`     | `127.0.0.1:8080`              |
+//! | `mock_upstream.listen`      | `KEEL_MOCK_LISTEN`       | `keel mock-upstream --listen` | `127.0.0.1:9000`       |
+//! | `mock_upstream.latency`     | `KEEL_MOCK_LATENCY`      | `--latency`            | `100ms`                       |
+//! | `log.format`                | `KEEL_LOG_FORMAT`        | `--log-format`         | `text`                        |
+//! | `log.level`                 | `KEEL_LOG_LEVEL`         | `--log-level`          | `info`                        |
+//!
+//! The file is `--config PATH`, else `$KEEL_CONFIG`, else `./keel.toml` when it exists.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::num::NonZeroUsize;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+/// Where an effective value came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    Default,
+    File { path: PathBuf, line: usize },
+    Env(&'static str),
+    Flag(&'static str),
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::Default => f.write_str("default"),
+            Origin::File { path, line } => write!(f, "{}:{line}", path.display()),
+            Origin::Env(name) => write!(f, "environment variable {name}"),
+            Origin::Flag(name) => write!(f, "flag {name}"),
+        }
+    }
+}
+
+/// A configuration value and its origin.
+#[derive(Debug, Clone)]
+pub struct Setting<T> {
+    pub value: T,
+    pub origin: Origin,
+}
+
+/// A configuration problem, worded for the person who has to fix it.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("could not read config file {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{location}: {key}: {message}")]
+    Invalid {
+        location: String,
+        key: String,
+        message: String,
+    },
+}
+
+/// A duration written the human way: `30s`, `100ms`, `1m 30s`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HumanDuration(pub Duration);
+
+impl FromStr for HumanDuration {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        humantime::parse_duration(s.trim())
+            .map(HumanDuration)
+            .map_err(|e| {
+                format!("invalid duration {s:?} ({e}); write it like \"30s\" or \"100ms\"")
+            })
+    }
+}
+
+impl fmt::Display for HumanDuration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", humantime::format_duration(self.0))
+    }
+}
+
+impl<'de> Deserialize<'de> for HumanDuration {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines (coloured on a terminal).
+    Text,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
+impl FromStr for LogFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "text" => Ok(LogFormat::Text),
+            "json" => Ok(LogFormat::Json),
+            other => Err(format!(
+                "unknown log format {other:?}; use \"text\" or \"json\""
+            )),
+        }
+    }
+}
+
+impl fmt::Display for LogFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            LogFormat::Text => "text",
+            LogFormat::Json => "json",
+        })
+    }
+}
+
+/// An upstream URL; only http and https can be fetched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamUrl(pub url::Url);
+
+impl FromStr for UpstreamUrl {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let url = url::Url::parse(s).map_err(|e| format!("invalid URL {s:?}: {e}"))?;
+        match url.scheme() {
+            "http" | "https" if url.host().is_some() => Ok(UpstreamUrl(url)),
+            "http" | "https" => Err(format!("URL {s:?} has no host")),
+            other => Err(format!(
+                "URL {s:?} has scheme {other:?}; only http and https are supported"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for UpstreamUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut shown = self.0.clone();
+        if shown.password().is_some() {
+            // Display is what `keel config` and logs use; a password never shows.
+            let _ = shown.set_password(Some("****"));
+        }
+        write!(f, "{shown}")
+    }
+}
+
+impl<'de> Deserialize<'de> for UpstreamUrl {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// An `EnvFilter` directive such as `info` or `keel_app=debug,info`, checked at start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogLevel(pub String);
+
+impl FromStr for LogLevel {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        tracing_subscriber::EnvFilter::try_new(s)
+            .map(|_| LogLevel(s.to_owned()))
+            .map_err(|e| format!("invalid log level {s:?}: {e}"))
+    }
+}
+
+impl fmt::Display for LogLevel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for LogLevel {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+// ---- the file ------------------------------------------------------------------------
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    #[serde(default)]
+    serve: ServeFile,
+    #[serde(default)]
+    up: UpFile,
+    #[serde(default)]
+    mock_upstream: MockFile,
+    #[serde(default)]
+    log: LogFile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ServeFile {
+    bind: Option<Spanned<SocketAddr>>,
+    workers: Option<Spanned<NonZeroUsize>>,
+    threads: Option<Spanned<NonZeroUsize>>,
+    timeout: Option<Spanned<HumanDuration>>,
+    upstream_url: Option<Spanned<UpstreamUrl>>,
+    upstream_timeout: Option<Spanned<HumanDuration>>,
+    shutdown_timeout: Option<Spanned<HumanDuration>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpFile {
+    listen: Option<Spanned<SocketAddr>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MockFile {
+    listen: Option<Spanned<SocketAddr>>,
+    latency: Option<Spanned<HumanDuration>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LogFile {
+    format: Option<Spanned<LogFormat>>,
+    level: Option<Spanned<LogLevel>>,
+}
+
+/// A parsed file plus what is needed to turn byte spans into line numbers.
+struct Source {
+    path: PathBuf,
+    text: String,
+    file: FileConfig,
+}
+
+impl Source {
+    fn line_of(&self, offset: usize) -> usize {
+        self.text
+            .get(..offset)
+            .map_or(1, |before| before.matches('\n').count() + 1)
+    }
+}
+
+fn from_file<T>(source: Option<&Source>, value: Option<Spanned<T>>) -> Option<Setting<T>> {
+    let source = source?;
+    value.map(|spanned| {
+        let line = source.line_of(spanned.span().start);
+        Setting {
+            value: spanned.into_inner(),
+            origin: Origin::File {
+                path: source.path.clone(),
+                line,
+            },
+        }
+    })
+}
+
+fn parse_file(path: &Path, text: String) -> Result<Source, ConfigError> {
+    let deserializer = toml::Deserializer::new(&text);
+    match serde_path_to_error::deserialize::<_, FileConfig>(deserializer) {
+        Ok(file) => Ok(Source {
+            path: path.to_owned(),
+            text,
+            file,
+        }),
+        Err(error) => {
+            // Spanned<T> adds an internal segment to the path; users never wrote it.
+            let key = error
+                .path()
+                .to_string()
+                .split('.')
+                .filter(|segment| !segment.starts_with("$__"))
+                .collect::<Vec<_>>()
+                .join(".");
+            let inner = error.into_inner();
+            let line = inner.span().map_or(1, |span| {
+                text.get(..span.start)
+                    .map_or(1, |before| before.matches('\n').count() + 1)
+            });
+            Err(ConfigError::Invalid {
+                location: format!("{}:{line}", path.display()),
+                key: if key == "." {
+                    "(top level)".to_owned()
+                } else {
+                    key
+                },
+                message: inner.message().trim().to_owned(),
+            })
+        }
+    }
+}
+
+// ---- flags and environment -------------------------------------------------------------
+
+/// Values given as flags to the running subcommand; `None` where the flag was absent.
+#[derive(Debug, Default, Clone)]
+pub struct Flags {
+    pub config: Option<PathBuf>,
+    pub bind: Option<SocketAddr>,
+    pub workers: Option<NonZeroUsize>,
+    pub threads: Option<NonZeroUsize>,
+    pub timeout: Option<HumanDuration>,
+    pub upstream_url: Option<UpstreamUrl>,
+    pub upstream_timeout: Option<HumanDuration>,
+    pub shutdown_timeout: Option<HumanDuration>,
+    pub up_listen: Option<SocketAddr>,
+    pub mock_listen: Option<SocketAddr>,
+    pub mock_latency: Option<HumanDuration>,
+    pub log_format: Option<LogFormat>,
+    pub log_level: Option<LogLevel>,
+}
+
+/// Reads the process environment; a seam so tests can hand in their own.
+pub trait Env {
+    fn var(&self, name: &str) -> Option<String>;
+}
+
+/// The real process environment.
+#[derive(Debug)]
+pub struct ProcessEnv;
+
+impl Env for ProcessEnv {
+    fn var(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok()
+    }
+}
+
+/// Picks flag > env > file > default for one key.
+struct Layer<'a> {
+    env: &'a dyn Env,
+}
+
+impl Layer<'_> {
+    fn pick<T: FromStr<Err = E>, E: fmt::Display>(
+        &self,
+        key: &str,
+        flag: (Option<T>, &'static str),
+        env_name: &'static str,
+        file: Option<Setting<T>>,
+        default: T,
+    ) -> Result<Setting<T>, ConfigError> {
+        if let Some(value) = flag.0 {
+            return Ok(Setting {
+                value,
+                origin: Origin::Flag(flag.1),
+            });
+        }
+        if let Some(text) = self.env.var(env_name) {
+            return text
+                .parse()
+                .map(|value| Setting {
+                    value,
+                    origin: Origin::Env(env_name),
+                })
+                .map_err(|e: E| ConfigError::Invalid {
+                    location: format!("environment variable {env_name}"),
+                    key: key.to_owned(),
+                    message: e.to_string(),
+                });
+        }
+        Ok(file.unwrap_or(Setting {
+            value: default,
+            origin: Origin::Default,
+        }))
+    }
+}
+
+// ---- the effective configuration ----------------------------------------------------------
+
+/// Settings of the application server (`keel serve`, and the app inside `keel up`).
+#[derive(Debug, Clone)]
+pub struct ServeSettings {
+    pub bind: Setting<SocketAddr>,
+    pub workers: Setting<NonZeroUsize>,
+    pub threads: Setting<NonZeroUsize>,
+    pub timeout: Setting<HumanDuration>,
+    pub upstream_url: Setting<UpstreamUrl>,
+    pub upstream_timeout: Setting<HumanDuration>,
+    pub shutdown_timeout: Setting<HumanDuration>,
+}
+
+/// Settings of `keel up`.
+#[derive(Debug, Clone)]
+pub struct UpSettings {
+    pub listen: Setting<SocketAddr>,
+}
+
+/// Settings of `keel mock-upstream` (and of the mock inside `keel up`).
+#[derive(Debug, Clone)]
+pub struct MockSettings {
+    pub listen: Setting<SocketAddr>,
+    pub latency: Setting<HumanDuration>,
+}
+
+/// Logging settings.
+#[derive(Debug, Clone)]
+pub struct LogSettings {
+    pub format: Setting<LogFormat>,
+    pub level: Setting<LogLevel>,
+}
+
+/// The whole effective configuration.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The file that was read, if any.
+    pub file: Option<PathBuf>,
+    pub serve: ServeSettings,
+    pub up: UpSettings,
+    pub mock: MockSettings,
+    pub log: LogSettings,
+}
+
+const DEFAULT_FILE: &str = "keel.toml";
+
+impl Settings {
+    /// Layers file, environment and flags, then validates. The only way to a `Settings`.
+    pub fn load(flags: Flags, env: &dyn Env) -> Result<Settings, ConfigError> {
+        let explicit = flags
+            .config
+            .clone()
+            .or_else(|| env.var("KEEL_CONFIG").map(PathBuf::from));
+        let path = match explicit {
+            Some(path) => Some(path),
+            None => Some(PathBuf::from(DEFAULT_FILE)).filter(|p| p.is_file()),
+        };
+        let source = match &path {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.clone(),
+                    source,
+                })?;
+                Some(parse_file(path, text)?)
+            }
+            None => None,
+        };
+        let (source, file) = match source {
+            Some(mut s) => {
+                let file = std::mem::take(&mut s.file);
+                (Some(s), file)
+            }
+            None => (None, FileConfig::default()),
+        };
+        let src = source.as_ref();
+        let l = Layer { env };
+
+        let cpus = std::thread::available_parallelism().unwrap_or(NonZeroUsize::MIN);
+        let settings = Settings {
+            file: path,
+            serve: ServeSettings {
+                bind: l.pick(
+                    "serve.bind",
+                    (flags.bind, "--bind"),
+                    "KEEL_BIND",
+                    from_file(src, file.serve.bind),
+                    SocketAddr::from(([127, 0, 0, 1], 8000)),
+                )?,
+                workers: l.pick(
+                    "serve.workers",
+                    (flags.workers, "--workers"),
+                    "KEEL_WORKERS",
+                    from_file(src, file.serve.workers),
+                    cpus,
+                )?,
+                threads: l.pick(
+                    "serve.threads",
+                    (flags.threads, "--threads"),
+                    "KEEL_THREADS",
+                    from_file(src, file.serve.threads),
+                    NonZeroUsize::new(10).unwrap_or(NonZeroUsize::MIN),
+                )?,
+                timeout: l.pick(
+                    "serve.timeout",
+                    (flags.timeout, "--timeout"),
+                    "KEEL_TIMEOUT",
+                    from_file(src, file.serve.timeout),
+                    HumanDuration(Duration::from_secs(30)),
+                )?,
+                upstream_url: l.pick(
+                    "serve.upstream_url",
+                    (flags.upstream_url, "--upstream-url"),
+                    "KEEL_UPSTREAM_URL",
+                    from_file(src, file.serve.upstream_url),
+                    default_upstream(),
+                )?,
+                upstream_timeout: l.pick(
+                    "serve.upstream_timeout",
+                    (flags.upstream_timeout, "--upstream-timeout"),
+                    "KEEL_UPSTREAM_TIMEOUT",
+                    from_file(src, file.serve.upstream_timeout),
+                    HumanDuration(Duration::from_secs(10)),
+                )?,
+                shutdown_timeout: l.pick(
+                    "serve.shutdown_timeout",
+                    (flags.shutdown_timeout, "--shutdown-timeout"),
+                    "KEEL_SHUTDOWN_TIMEOUT",
+                    from_file(src, file.serve.shutdown_timeout),
+                    HumanDuration(Duration::from_secs(30)),
+                )?,
+            },
+            up: UpSettings {
+                listen: l.pick(
+                    "up.listen",
+                    (flags.up_listen, "--listen"),
+                    "KEEL_LISTEN",
+                    from_file(src, file.up.listen),
+                    SocketAddr::from(([127, 0, 0, 1], 8080)),
+                )?,
+            },
+            mock: MockSettings {
+                listen: l.pick(
+                    "mock_upstream.listen",
+                    (flags.mock_listen, "--listen"),
+                    "KEEL_MOCK_LISTEN",
+                    from_file(src, file.mock_upstream.listen),
+                    SocketAddr::from(([127, 0, 0, 1], 9000)),
+                )?,
+                latency: l.pick(
+                    "mock_upstream.latency",
+                    (flags.mock_latency, "--latency"),
+                    "KEEL_MOCK_LATENCY",
+                    from_file(src, file.mock_upstream.latency),
+                    HumanDuration(Duration::from_millis(100)),
+                )?,
+            },
+            log: LogSettings {
+                format: l.pick(
+                    "log.format",
+                    (flags.log_format, "--log-format"),
+                    "KEEL_LOG_FORMAT",
+                    from_file(src, file.log.format),
+                    LogFormat::Text,
+                )?,
+                level: l.pick(
+                    "log.level",
+                    (flags.log_level, "--log-level"),
+                    "KEEL_LOG_LEVEL",
+                    from_file(src, file.log.level),
+                    LogLevel("info".to_owned()),
+                )?,
+            },
+        };
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Rules that involve more than a value's type.
+    fn validate(&self) -> Result<(), ConfigError> {
+        let s = &self.serve;
+        positive("serve.timeout", &s.timeout)?;
+        positive("serve.upstream_timeout", &s.upstream_timeout)?;
+        let slots = s.workers.value.get().checked_mul(s.threads.value.get());
+        if slots.is_none_or(|n| n > 10_000) {
+            return Err(invalid(
+                "serve.threads",
+                &s.threads.origin,
+                format!(
+                    "workers × threads = {} × {} is more blocking threads than keel allows (10000)",
+                    s.workers.value, s.threads.value
+                ),
+            ));
+        }
+        if s.workers.value.get() > 1024 {
+            return Err(invalid(
+                "serve.workers",
+                &s.workers.origin,
+                format!(
+                    "{} workers is more than keel allows (1024)",
+                    s.workers.value
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The application server's configuration, for `bind`.
+    pub fn app_config(&self, bind: SocketAddr) -> keel_app::AppConfig {
+        let s = &self.serve;
+        keel_app::AppConfig {
+            bind,
+            blocking_slots: s.workers.value.get() * s.threads.value.get(),
+            request_timeout: s.timeout.value.0,
+            upstream_url: s.upstream_url.value.0.clone(),
+            upstream_timeout: s.upstream_timeout.value.0,
+            shutdown_timeout: s.shutdown_timeout.value.0,
+        }
+    }
+
+    /// The effective configuration as TOML, each line commented with its origin.
+    /// Secrets are masked by the value types' `Display`.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        match &self.file {
+            Some(path) => out.push_str(&format!("# config file: {}\n", path.display())),
+            None => out.push_str("# config file: none (./keel.toml not found)\n"),
+        }
+        let s = &self.serve;
+        section(&mut out, "serve");
+        line(&mut out, "bind", quoted(&s.bind.value), &s.bind.origin);
+        line(
+            &mut out,
+            "workers",
+            s.workers.value.to_string(),
+            &s.workers.origin,
+        );
+        line(
+            &mut out,
+            "threads",
+            s.threads.value.to_string(),
+            &s.threads.origin,
+        );
+        line(
+            &mut out,
+            "timeout",
+            quoted(&s.timeout.value),
+            &s.timeout.origin,
+        );
+        line(
+            &mut out,
+            "upstream_url",
+            quoted(&s.upstream_url.value),
+            &s.upstream_url.origin,
+        );
+        line(
+            &mut out,
+            "upstream_timeout",
+            quoted(&s.upstream_timeout.value),
+            &s.upstream_timeout.origin,
+        );
+        line(
+            &mut out,
+            "shutdown_timeout",
+            quoted(&s.shutdown_timeout.value),
+            &s.shutdown_timeout.origin,
+        );
+        section(&mut out, "up");
+        line(
+            &mut out,
+            "listen",
+            quoted(&self.up.listen.value),
+            &self.up.listen.origin,
+        );
+        section(&mut out, "mock_upstream");
+        line(
+            &mut out,
+            "listen",
+            quoted(&self.mock.listen.value),
+            &self.mock.listen.origin,
+        );
+        line(
+            &mut out,
+            "latency",
+            quoted(&self.mock.latency.value),
+            &self.mock.latency.origin,
+        );
+        section(&mut out, "log");
+        line(
+            &mut out,
+            "format",
+            quoted(&self.log.format.value),
+            &self.log.format.origin,
+        );
+        line(
+            &mut out,
+            "level",
+            quoted(&self.log.level.value),
+            &self.log.level.origin,
+        );
+        out
+    }
+}
+
+fn default_upstream() -> UpstreamUrl {
+    // The address `keel mock-upstream` listens on by default.
+    UpstreamUrl(
+        url::Url::parse("http://127.0.0.1:9000/todos/1")
+            .unwrap_or_else(|_| unreachable!("a literal valid URL")),
+    )
+}
+
+fn positive(key: &str, setting: &Setting<HumanDuration>) -> Result<(), ConfigError> {
+    if setting.value.0.is_zero() {
+        return Err(invalid(
+            key,
+            &setting.origin,
+            "must be greater than 0".to_owned(),
+        ));
+    }
+    Ok(())
+}
+
+fn invalid(key: &str, origin: &Origin, message: String) -> ConfigError {
+    ConfigError::Invalid {
+        location: origin.to_string(),
+        key: key.to_owned(),
+        message,
+    }
+}
+
+fn section(out: &mut String, name: &str) {
+    if !out.ends_with("\n\n") {
+        out.push('\n');
+    }
+    out.push_str(&format!("[{name}]\n"));
+}
+
+fn line(out: &mut String, key: &str, value: String, origin: &Origin) {
+    let assignment = format!("{key} = {value}");
+    out.push_str(&format!("{assignment:<48} # {origin}\n"));
+}
+
+fn quoted(value: &impl fmt::Display) -> String {
+    // TOML basic strings share JSON's escaping for everything a config value holds.
+    serde_json::Value::String(value.to_string()).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    struct FakeEnv(HashMap<&'static str, &'static str>);
+    impl Env for FakeEnv {
+        fn var(&self, name: &str) -> Option<String> {
+            self.0.get(name).map(|v| (*v).to_owned())
+        }
+    }
+
+    fn write(text: &str) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keel.toml");
+        std::fs::write(&path, text).unwrap();
+        (dir, path)
+    }
+
+    fn load(
+        text: &str,
+        env: &[(&'static str, &'static str)],
+        flags: Flags,
+    ) -> Result<Settings, ConfigError> {
+        let (_dir, path) = write(text);
+        let flags = Flags {
+            config: Some(path),
+            ..flags
+        };
+        Settings::load(flags, &FakeEnv(env.iter().copied().collect()))
+    }
+
+    #[test]
+    fn flag_beats_env_beats_file_beats_default() {
+        let text = "[serve]\nworkers = 3\nthreads = 7\ntimeout = \"5s\"\n";
+        let flags = Flags {
+            workers: NonZeroUsize::new(9),
+            ..Flags::default()
+        };
+        let s = load(text, &[("KEEL_WORKERS", "5"), ("KEEL_THREADS", "8")], flags).unwrap();
+        assert_eq!(s.serve.workers.value.get(), 9);
+        assert_eq!(s.serve.workers.origin, Origin::Flag("--workers"));
+        assert_eq!(s.serve.threads.value.get(), 8);
+        assert_eq!(s.serve.threads.origin, Origin::Env("KEEL_THREADS"));
+        assert_eq!(s.serve.timeout.value.0, Duration::from_secs(5));
+        assert!(matches!(
+            s.serve.timeout.origin,
+            Origin::File { line: 4, .. }
+        ));
+        assert_eq!(s.serve.upstream_timeout.value.0, Duration::from_secs(10));
+        assert_eq!(s.serve.upstream_timeout.origin, Origin::Default);
+    }
+
+    #[test]
+    fn unknown_key_names_file_line_and_key() {
+        let err = load(
+            "[serve]\nworkers = 2\nbnid = \"x\"\n",
+            &[],
+            Flags::default(),
+        )
+        .unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("keel.toml:3"), "{text}");
+        assert!(text.contains("serve"), "{text}");
+        assert!(text.contains("bnid"), "{text}");
+    }
+
+    #[test]
+    fn bad_address_names_file_line_and_key() {
+        let err = load(
+            "\n[serve]\nbind = \"localhost:eighty\"\n",
+            &[],
+            Flags::default(),
+        )
+        .unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("keel.toml:3: serve.bind:"), "{text}");
+        assert!(text.contains("invalid socket address"), "{text}");
+    }
+
+    #[test]
+    fn bad_duration_and_zero_values_are_refused() {
+        let err = load("[serve]\ntimeout = \"soon\"\n", &[], Flags::default()).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("keel.toml:2: serve.timeout: invalid duration"),
+            "{err}"
+        );
+        let err = load("[serve]\ntimeout = \"0s\"\n", &[], Flags::default()).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("keel.toml:2: serve.timeout: must be greater than 0"),
+            "{err}"
+        );
+        let err = load("[serve]\nworkers = 0\n", &[], Flags::default()).unwrap_err();
+        assert!(
+            err.to_string().contains("keel.toml:2: serve.workers:"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn bad_env_value_names_the_variable() {
+        let err = load("", &[("KEEL_WORKERS", "many")], Flags::default()).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.starts_with("environment variable KEEL_WORKERS: serve.workers:"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn upstream_url_scheme_is_checked_and_password_masked() {
+        let err = load(
+            "[serve]\nupstream_url = \"ftp://x/y\"\n",
+            &[],
+            Flags::default(),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("only http and https"), "{err}");
+        let s = load(
+            "[serve]\nupstream_url = \"https://user:hunter2@api.example/todos/1\"\n",
+            &[],
+            Flags::default(),
+        )
+        .unwrap();
+        let shown = s.render();
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("user:****@api.example"), "{shown}");
+    }
+
+    #[test]
+    fn rendered_config_parses_back_to_the_same_values() {
+        let s = load(
+            "[serve]\nworkers = 3\n[mock_upstream]\nlatency = \"250ms\"\n",
+            &[],
+            Flags::default(),
+        )
+        .unwrap();
+        let rendered = s.render();
+        let again = load(&rendered, &[], Flags::default()).unwrap();
+        assert_eq!(again.serve.workers.value.get(), 3);
+        assert_eq!(again.mock.latency.value.0, Duration::from_millis(250));
+        assert_eq!(again.serve.bind.value, s.serve.bind.value);
+    }
+
+    #[test]
+    fn missing_explicit_file_is_an_error() {
+        let flags = Flags {
+            config: Some(PathBuf::from("/nonexistent/keel.toml")),
+            ..Flags::default()
+        };
+        let err = Settings::load(flags, &FakeEnv(HashMap::new())).unwrap_err();
+        assert!(err.to_string().contains("/nonexistent/keel.toml"), "{err}");
+    }
+}

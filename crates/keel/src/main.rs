@@ -1,0 +1,55 @@
+//! The `keel` binary: parses the command line, layers configuration, installs logging,
+//! builds the runtime and calls the start-up API of the crate that owns the job.
+//!
+//! Nothing here serves a request. Library crates return typed errors; this is the one
+//! place that turns them into `anyhow` reports, prints them with their causes (`{:#}`)
+//! and exits non-zero.
+
+mod cli;
+mod config;
+mod run;
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::cli::Cli;
+use crate::config::{LogFormat, ProcessEnv, Settings};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match try_main(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("keel: error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn try_main(cli: Cli) -> anyhow::Result<()> {
+    let settings = Settings::load(cli.flags(), &ProcessEnv)?;
+    if matches!(cli.command, cli::Command::Config) {
+        print!("{}", settings.render());
+        return Ok(());
+    }
+    init_logging(&settings);
+    run::command(cli.command, &settings)
+}
+
+fn init_logging(settings: &Settings) {
+    // The level string was checked when the configuration was loaded.
+    let filter = tracing_subscriber::EnvFilter::try_new(&settings.log.level.value.0)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match settings.log.format.value {
+        LogFormat::Json => builder.json().with_current_span(false).init(),
+        LogFormat::Text => builder
+            .with_ansi(std::io::stderr().is_terminal())
+            .with_target(false)
+            .init(),
+    }
+}

@@ -1,0 +1,175 @@
+//! Running the servers: one tokio runtime per process, sized from the configuration,
+//! and the signals that stop it.
+//!
+//! `--workers` is the number of async worker threads; the blocking pool is sized at
+//! `workers × threads` for synchronous handlers plus headroom for the runtime's own
+//! blocking work (DNS lookups, file reads), so a saturated sync route never starves
+//! the async client of its resolver.
+
+use std::net::SocketAddr;
+
+use anyhow::Context;
+use keel_app::{App, MockConfig, MockUpstream};
+use tokio::sync::watch;
+
+use crate::cli::Command;
+use crate::config::{Origin, Settings};
+
+/// Blocking threads kept beyond the synchronous handlers' slots.
+const BLOCKING_HEADROOM: usize = 64;
+
+pub fn command(command: Command, settings: &Settings) -> anyhow::Result<()> {
+    match command {
+        Command::Serve(_) => app_runtime(settings)?.block_on(serve(settings)),
+        Command::Up(_) => app_runtime(settings)?.block_on(up(settings)),
+        Command::MockUpstream(_) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .context("could not start the async runtime")?
+            .block_on(mock_upstream(settings)),
+        Command::Config => Ok(()),
+    }
+}
+
+fn app_runtime(settings: &Settings) -> anyhow::Result<tokio::runtime::Runtime> {
+    let workers = settings.serve.workers.value.get();
+    let slots = workers * settings.serve.threads.value.get();
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .max_blocking_threads(slots + BLOCKING_HEADROOM)
+        .thread_name("keel-worker")
+        .enable_all()
+        .build()
+        .context("could not start the async runtime")
+}
+
+async fn serve(settings: &Settings) -> anyhow::Result<()> {
+    let app = App::build(settings.app_config(settings.serve.bind.value))
+        .await
+        .context("could not start keel serve")?;
+    let addr = app.local_addr();
+    println!(
+        "keel serve: listening on http://{addr} (workers {}, threads {}, upstream {})",
+        settings.serve.workers.value,
+        settings.serve.threads.value,
+        settings.serve.upstream_url.value,
+    );
+    tracing::info!(%addr, "keel serve started");
+    app.run_until_stopped(stop_signal())
+        .await
+        .context("keel serve failed")?;
+    tracing::info!("keel serve stopped");
+    Ok(())
+}
+
+async fn mock_upstream(settings: &Settings) -> anyhow::Result<()> {
+    let mock = MockUpstream::build(MockConfig {
+        listen: settings.mock.listen.value,
+        latency: settings.mock.latency.value.0,
+    })
+    .await
+    .context("could not start keel mock-upstream")?;
+    println!(
+        "keel mock-upstream: listening on http://{} (latency {}), serving {}",
+        mock.local_addr(),
+        settings.mock.latency.value,
+        mock.todo_url(),
+    );
+    mock.run_until_stopped(stop_signal())
+        .await
+        .context("keel mock-upstream failed")
+}
+
+/// `keel up`: the app on the public address, with a mock upstream in the same process
+/// unless an upstream URL was configured.
+async fn up(settings: &Settings) -> anyhow::Result<()> {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        }
+    };
+
+    let mut app_config = settings.app_config(settings.up.listen.value);
+    let mut mock_task = None;
+    let upstream_note;
+    if settings.serve.upstream_url.origin == Origin::Default {
+        let mock = MockUpstream::build(MockConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            latency: settings.mock.latency.value.0,
+        })
+        .await
+        .context("could not start the built-in mock upstream")?;
+        app_config.upstream_url = mock.todo_url();
+        upstream_note = format!(
+            "{} (built-in mock, latency {})",
+            mock.todo_url(),
+            settings.mock.latency.value
+        );
+        mock_task = Some(tokio::spawn(mock.run_until_stopped(stopped())));
+    } else {
+        upstream_note = settings.serve.upstream_url.value.to_string();
+    }
+
+    let app = App::build(app_config)
+        .await
+        .context("could not start keel up")?;
+    let base = format!("http://{}", app.local_addr());
+    println!("keel up: serving on {base}");
+    for (what, path) in [
+        ("home", "/"),
+        ("sync test", "/sync/test"),
+        ("async test", "/async/test"),
+        ("health", "/healthz"),
+        ("metrics", "/metrics"),
+    ] {
+        println!("  {what:<11} {base}{path}");
+    }
+    println!("  {:<11} {upstream_note}", "upstream");
+    tracing::info!(addr = %app.local_addr(), "keel up started");
+
+    let app_task = tokio::spawn(app.run_until_stopped(stopped()));
+    stop_signal().await;
+    let _ = stop_tx.send(true);
+    app_task
+        .await
+        .context("the app server task failed")?
+        .context("keel up failed")?;
+    if let Some(task) = mock_task {
+        task.await
+            .context("the mock upstream task failed")?
+            .context("the built-in mock upstream failed")?;
+    }
+    tracing::info!("keel up stopped");
+    Ok(())
+}
+
+/// Resolves on SIGTERM or SIGINT (Ctrl-C).
+async fn stop_signal() {
+    let ctrl_c = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!(%error, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut sig) => {
+                sig.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => tracing::info!("SIGINT received, draining"),
+        () = term => tracing::info!("SIGTERM received, draining"),
+    }
+}

@@ -1,0 +1,256 @@
+//! Black-box tests of the `keel` binary: the processes a user starts, on port 0, talked
+//! to over HTTP and stopped with real signals.
+
+// Test helpers outside #[test] fns panic on purpose: a failed setup is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+fn keel() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_keel"));
+    // Tests must not pick up a developer's keel.toml or KEEL_* variables.
+    cmd.current_dir(std::env::temp_dir());
+    for (name, _) in std::env::vars() {
+        if name.starts_with("KEEL_") {
+            cmd.env_remove(name);
+        }
+    }
+    cmd
+}
+
+/// A keel process that is killed if the test fails before stopping it.
+struct Process {
+    child: Child,
+    stdout: BufReader<std::process::ChildStdout>,
+}
+
+impl Process {
+    fn start(mut cmd: Command) -> Process {
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start keel");
+        let stdout = BufReader::new(child.stdout.take().expect("stdout"));
+        Process { child, stdout }
+    }
+
+    /// Reads stdout lines until one starts with `prefix`; returns the URL on it.
+    fn url_after(&mut self, prefix: &str) -> String {
+        let mut line = String::new();
+        loop {
+            line.clear();
+            let n = self.stdout.read_line(&mut line).expect("read stdout");
+            assert!(n > 0, "keel exited before printing {prefix:?}");
+            if let Some(rest) = line.trim().strip_prefix(prefix) {
+                let url = rest.split_whitespace().next().expect("a URL");
+                return url.to_owned();
+            }
+        }
+    }
+
+    fn signal(&self, signal: Signal) {
+        kill(Pid::from_raw(self.child.id() as i32), signal).expect("send signal");
+    }
+
+    /// Waits up to `limit` for the process to exit; returns its exit code.
+    fn wait(&mut self, limit: Duration) -> Option<i32> {
+        let started = Instant::now();
+        while started.elapsed() < limit {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("keel did not exit within {limit:?}");
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn start_mock(latency: &str) -> (Process, String) {
+    let mut cmd = keel();
+    cmd.args([
+        "mock-upstream",
+        "--listen",
+        "127.0.0.1:0",
+        "--latency",
+        latency,
+    ]);
+    let mut mock = Process::start(cmd);
+    let base = mock.url_after("keel mock-upstream: listening on");
+    (mock, format!("{base}/todos/1"))
+}
+
+fn start_serve(upstream: &str, extra: &[&str]) -> (Process, String) {
+    let mut cmd = keel();
+    cmd.args(["serve", "--bind", "127.0.0.1:0", "--upstream-url", upstream]);
+    cmd.args(extra);
+    let mut serve = Process::start(cmd);
+    let base = serve.url_after("keel serve: listening on");
+    (serve, base)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_an_in_flight_request_then_exits_0() {
+    let (_mock, upstream) = start_mock("800ms");
+    let (mut serve, base) = start_serve(&upstream, &["--workers", "2", "--threads", "2"]);
+
+    let in_flight = tokio::spawn(reqwest::get(format!("{base}/sync/test")));
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    serve.signal(Signal::SIGTERM);
+
+    let response = in_flight
+        .await
+        .unwrap()
+        .expect("in-flight request answered");
+    assert_eq!(response.status(), 200);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["title"], "delectus aut autem");
+    assert_eq!(serve.wait(Duration::from_secs(5)), Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigint_with_nothing_in_flight_exits_at_once() {
+    let (_mock, upstream) = start_mock("0ms");
+    let (mut serve, base) = start_serve(&upstream, &[]);
+    assert_eq!(
+        reqwest::get(format!("{base}/healthz"))
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let started = Instant::now();
+    serve.signal(Signal::SIGINT);
+    assert_eq!(serve.wait(Duration::from_secs(5)), Some(0));
+    assert!(started.elapsed() < Duration::from_secs(2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keel_up_answers_on_all_its_routes_offline() {
+    let mut cmd = keel();
+    cmd.args(["up", "--listen", "127.0.0.1:0", "--latency", "10ms"]);
+    let mut up = Process::start(cmd);
+    let base = up.url_after("keel up: serving on");
+
+    let home = reqwest::get(format!("{base}/")).await.unwrap();
+    assert_eq!(home.status(), 200);
+    assert!(home.text().await.unwrap().contains("keel is running"));
+    for path in ["/sync/test", "/async/test"] {
+        let response = reqwest::get(format!("{base}{path}")).await.unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(body["userId"], 1, "{path}");
+    }
+    let health = reqwest::get(format!("{base}/healthz")).await.unwrap();
+    assert_eq!(health.status(), 200);
+    let metrics = reqwest::get(format!("{base}/metrics")).await.unwrap();
+    assert!(metrics
+        .text()
+        .await
+        .unwrap()
+        .contains("keel_http_requests_total"));
+
+    up.signal(Signal::SIGTERM);
+    assert_eq!(up.wait(Duration::from_secs(5)), Some(0));
+}
+
+#[test]
+fn bad_config_is_refused_with_file_line_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("keel.toml");
+    std::fs::write(&path, "[serve]\nworkers = 4\nbind = \"127.0.0.1:99999\"\n").unwrap();
+    let output = keel()
+        .args(["serve", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let expected = format!("{}:3: serve.bind:", path.display());
+    assert!(stderr.contains(&expected), "{stderr}");
+    assert!(stderr.contains("invalid socket address"), "{stderr}");
+}
+
+#[test]
+fn unknown_key_and_bad_env_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("keel.toml");
+    std::fs::write(&path, "[serve]\nworkres = 4\n").unwrap();
+    let output = keel()
+        .args(["config", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(":2: serve.workres: unknown field"),
+        "{stderr}"
+    );
+
+    let output = keel()
+        .args(["serve"])
+        .env("KEEL_UPSTREAM_TIMEOUT", "soon")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("environment variable KEEL_UPSTREAM_TIMEOUT: serve.upstream_timeout"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn config_prints_effective_values_with_origins_and_masks_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("keel.toml");
+    std::fs::write(
+        &path,
+        "[serve]\nupstream_url = \"https://me:s3cret@api.example.org/todos/1\"\n",
+    )
+    .unwrap();
+    let output = keel()
+        .args(["config", "--config"])
+        .arg(&path)
+        .env("KEEL_WORKERS", "3")
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(!stdout.contains("s3cret"), "{stdout}");
+    assert!(stdout.contains("me:****@api.example.org"), "{stdout}");
+    assert!(stdout.contains("workers = 3"), "{stdout}");
+    assert!(
+        stdout.contains("# environment variable KEEL_WORKERS"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn taken_port_is_a_clear_error() {
+    let holder = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = holder.local_addr().unwrap().to_string();
+    let output = keel().args(["serve", "--bind", &addr]).output().unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!("could not listen on {addr}")),
+        "{stderr}"
+    );
+    assert!(stderr.contains("in use"), "{stderr}");
+}
