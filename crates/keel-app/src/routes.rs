@@ -18,7 +18,7 @@ use crate::metrics::{self, Metrics};
 use crate::upstream::{self, AsyncUpstream, SyncUpstream};
 use crate::{AppConfig, AppError};
 
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 struct Upstreams {
     sync: SyncUpstream,
     asynchronous: AsyncUpstream,
@@ -41,7 +41,8 @@ pub(crate) fn router(cfg: &AppConfig, metrics: Arc<Metrics>) -> Result<Router, A
     let upstream_routes = Router::new()
         .route("/sync/test", get(sync_test))
         .route("/async/test", get(async_test))
-        .with_state(upstreams);
+        // One Arc per router, not a clone of both clients and URLs per request.
+        .with_state(Arc::new(upstreams));
     let ops_routes = Router::new()
         .route("/", get(index))
         .route("/healthz", get(healthz))
@@ -84,7 +85,7 @@ async fn healthz() -> Json<serde_json::Value> {
     Json(serde_json::json!({ "status": "ok" }))
 }
 
-async fn sync_test(State(upstreams): State<Upstreams>) -> Response {
+async fn sync_test(State(upstreams): State<Arc<Upstreams>>) -> Response {
     match upstreams.sync.get().await {
         Ok(body) => json_body(body),
         Err(e) => {
@@ -94,7 +95,7 @@ async fn sync_test(State(upstreams): State<Upstreams>) -> Response {
     }
 }
 
-async fn async_test(State(upstreams): State<Upstreams>) -> Response {
+async fn async_test(State(upstreams): State<Arc<Upstreams>>) -> Response {
     match upstreams.asynchronous.get().await {
         Ok(body) => json_body(body),
         Err(e) => {

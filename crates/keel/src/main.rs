@@ -17,6 +17,11 @@ use clap::Parser;
 use crate::cli::Cli;
 use crate::config::{LogFormat, ProcessEnv, Settings};
 
+// glibc's malloc showed up as lock contention between worker threads under load
+// (perf: __lll_lock_wait_private under malloc/free); mimalloc keeps per-thread heaps.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match try_main(cli) {

@@ -1,0 +1,160 @@
+#!/usr/bin/env bash
+# The classic sync-vs-async results table, reproduced against keel.
+#
+#   bench/sync-async.sh [--quick] [--out FILE]
+#
+# Starts `keel mock-upstream` (latency L) and `keel serve --workers 4 --threads 10` on
+# 127.0.0.1, then runs hey over the classic matrix — 150 requests at 30 concurrent,
+# 300/50, 1000/100 — against /sync/test and /async/test, at L = 100 ms and again at
+# L = 0. Each cell gets one warm-up run first. It prints, per cell, requests/s, average
+# and p95 latency, and (at L = 100 ms) the physical limit — c / L for async,
+# min(c, 40) / L for sync with 40 blocking slots — and the efficiency against it.
+# It also checks that the mock upstream is never the bottleneck (≥ 20,000 req/s at
+# latency 0 with 100 connections, measured with wrk).
+#
+# Everything targets 127.0.0.1, is bounded in requests and time, and stops only the
+# processes it started. hey and wrk come from Debian and are installed when missing.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/.." && pwd)
+out=""
+quick=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --quick) quick=1 ;;
+    --out) out="$2"; shift ;;
+    *) echo "usage: $0 [--quick] [--out FILE]" >&2; exit 2 ;;
+  esac
+  shift
+done
+
+need() {
+  if ! command -v "$1" >/dev/null 2>&1; then
+    echo "installing $1 from Debian" >&2
+    apt-get install -y -qq "$1" >/dev/null 2>&1 \
+      || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq "$1" >/dev/null; }
+  fi
+}
+need hey
+need wrk
+
+cargo build --release -q -p keel --manifest-path "$root/Cargo.toml"
+target_dir=$(cargo metadata --format-version 1 --no-deps --manifest-path "$root/Cargo.toml" \
+  | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+keel="$target_dir/release/keel"
+
+workdir=$(mktemp -d)
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  rm -rf "$workdir"
+}
+trap cleanup EXIT
+
+# start NAME PREFIX ARGS...: starts keel, waits for the line starting with PREFIX,
+# prints the URL that follows it.
+start() {
+  local name=$1 prefix=$2; shift 2
+  local log="$workdir/$name.out"
+  "$keel" "$@" >"$log" 2>"$workdir/$name.err" &
+  pids+=($!)
+  for _ in $(seq 100); do
+    if grep -q "^$prefix" "$log" 2>/dev/null; then
+      sed -n "s|^$prefix \([^ ]*\).*|\1|p" "$log" | head -1
+      return
+    fi
+    sleep 0.05
+  done
+  echo "$name did not start:" >&2; cat "$workdir/$name.err" >&2; exit 1
+}
+
+# hey_cell URL N C → "rps avg_ms p95_ms"
+hey_cell() {
+  local url=$1 n=$2 c=$3
+  hey -n "$c" -c "$c" "$url" >/dev/null   # warm-up: open the connections
+  hey -n "$n" -c "$c" "$url" >"$workdir/hey.txt"
+  python3 - "$workdir/hey.txt" <<'PY'
+import re, sys
+text = open(sys.argv[1]).read()
+rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
+avg = float(re.search(r"Average:\s+([\d.]+) secs", text).group(1)) * 1000
+p95 = float(re.search(r"95% in ([\d.]+) secs", text).group(1)) * 1000
+codes = re.findall(r"\[(\d{3})\]\s+(\d+) responses", text)
+bad = sum(int(n) for code, n in codes if code != "200")
+errors = "Error distribution" in text
+if bad or errors:
+    sys.stderr.write(text)
+    sys.exit("non-200 responses or errors in this cell")
+print(f"{rps:.1f} {avg:.1f} {p95:.1f}")
+PY
+}
+
+matrix=("150x30" "300x50" "1000x100")
+latencies=("100ms" "0ms")
+[ "$quick" = 1 ] && matrix=("150x30")
+
+report="$workdir/report.md"
+{
+  echo "# keel sync vs async — $(date -u +%Y-%m-%dT%H:%MZ)"
+  echo
+  echo "Machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr)."
+  echo "keel serve --workers 4 --threads 10 (40 blocking slots); hey from Debian; all on 127.0.0.1."
+  echo "Command: bench/sync-async.sh"
+} >"$report"
+
+for latency in "${latencies[@]}"; do
+  mock_url=$(start "mock-$latency" "keel mock-upstream: listening on" \
+    mock-upstream --listen 127.0.0.1:0 --latency "$latency")
+  app_url=$(start "serve-$latency" "keel serve: listening on" \
+    serve --bind 127.0.0.1:0 --workers 4 --threads 10 --log-level warn \
+    --upstream-url "$mock_url/todos/1")
+  latency_ms=${latency%ms}
+  {
+    echo
+    echo "## Upstream latency L = $latency"
+    echo
+    if [ "$latency_ms" != 0 ]; then
+      echo "| Test | Mode | RPS | Avg latency | P95 latency | Limit | Efficiency |"
+      echo "|---|---|---:|---:|---:|---:|---:|"
+    else
+      echo "| Test | Mode | RPS | Avg latency | P95 latency |"
+      echo "|---|---|---:|---:|---:|"
+    fi
+  } >>"$report"
+  for mode in sync async; do
+    for cell in "${matrix[@]}"; do
+      n=${cell%x*}; c=${cell#*x}
+      read -r rps avg p95 < <(hey_cell "$app_url/$mode/test" "$n" "$c")
+      if [ "$latency_ms" != 0 ]; then
+        slots=$c
+        [ "$mode" = sync ] && [ "$c" -gt 40 ] && slots=40
+        limit=$(python3 -c "print(f'{$slots / ($latency_ms / 1000):.0f}')")
+        eff=$(python3 -c "print(f'{100 * $rps / $limit:.1f} %')")
+        echo "| $n/$c | $mode | $rps | $avg ms | $p95 ms | $limit | $eff |" >>"$report"
+      else
+        echo "| $n/$c | $mode | $rps | $avg ms | $p95 ms |" >>"$report"
+      fi
+      echo "L=$latency $mode $n/$c: $rps req/s, avg $avg ms, p95 $p95 ms" >&2
+    done
+  done
+  if [ "$latency_ms" = 0 ]; then
+    wrk -t2 -c100 -d5s "$mock_url/todos/1" >"$workdir/wrk.txt"
+    mock_rps=$(awk '/Requests\/sec/ {print $2}' "$workdir/wrk.txt")
+    {
+      echo
+      echo "Mock upstream alone (wrk -t2 -c100 -d5s, latency 0): $mock_rps req/s (needs ≥ 20000)."
+    } >>"$report"
+  fi
+  # Stop this latency's pair before the next one, so they never share the cores.
+  kill "${pids[@]}" 2>/dev/null || true
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  pids=()
+done
+
+cat "$report"
+if [ -n "$out" ]; then
+  cp "$report" "$out"
+  echo "written to $out" >&2
+fi
