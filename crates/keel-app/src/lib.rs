@@ -74,7 +74,6 @@ impl AppConfig {
 pub struct App {
     listener: TcpListener,
     router: Router,
-    metrics: Arc<Metrics>,
     shutdown_timeout: Duration,
 }
 
@@ -87,14 +86,18 @@ impl App {
                 addr: cfg.bind,
                 source,
             })?;
-        let metrics = Arc::new(Metrics::new());
-        let router = routes::router(&cfg, metrics.clone())?;
+        let router = routes::router(&cfg, Arc::new(Metrics::new()))?;
         Ok(App {
             listener,
             router,
-            metrics,
             shutdown_timeout: cfg.shutdown_timeout,
         })
+    }
+
+    /// The application as a router with no listener of its own, for serving in-process
+    /// behind the edge (`keel up`); `cfg.bind` is ignored.
+    pub fn in_process(cfg: &AppConfig) -> Result<Router, AppError> {
+        routes::router(cfg, Arc::new(Metrics::new()))
     }
 
     /// The address actually bound (useful after binding port 0).
@@ -103,16 +106,6 @@ impl App {
         self.listener
             .local_addr()
             .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
-    }
-
-    /// The application as a router, for serving in-process behind another layer.
-    pub fn router(&self) -> Router {
-        self.router.clone()
-    }
-
-    /// The metrics registry this app records into.
-    pub fn metrics(&self) -> Arc<Metrics> {
-        self.metrics.clone()
     }
 
     /// Serves until `shutdown` resolves, then stops accepting and waits up to the

@@ -9,7 +9,10 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::{Flags, HumanDuration, LogFormat, LogLevel, UpstreamUrl};
+use crate::config::{
+    Cidr, DelaySetting, Flags, HumanDuration, List, LogFormat, LogLevel, RateSetting, RejectStatus,
+    Upstream, UpstreamUrl,
+};
 
 /// keel: one binary for the web stack of nginx + gunicorn + Django + Redis.
 #[derive(Debug, Parser)]
@@ -35,6 +38,8 @@ pub enum Command {
     Up(UpArgs),
     /// Run the application server (gunicorn's role).
     Serve(ServeArgs),
+    /// Run the edge (nginx's role): limit_req, forwarded headers, reverse proxy to --upstream.
+    Edge(EdgeArgs),
     /// Serve a fixed todo JSON after a fixed latency, as the upstream of /sync/test and /async/test.
     MockUpstream(MockArgs),
     /// Print the effective configuration (file, environment, defaults) with secrets masked.
@@ -83,8 +88,49 @@ pub struct UpArgs {
     /// Latency of the built-in mock upstream [env: KEEL_MOCK_LATENCY] [default: 100ms]
     #[arg(long, value_name = "DURATION")]
     pub latency: Option<HumanDuration>,
+    /// Turn off the edge's rate limit (for benchmarks) [env: KEEL_UP_RATE_LIMIT=false]
+    #[arg(long)]
+    pub no_rate_limit: bool,
+    #[command(flatten)]
+    pub limit: LimitArgs,
     #[command(flatten)]
     pub app: AppArgs,
+}
+
+/// limit_req settings, shared by `edge` and `up`.
+#[derive(Debug, Args)]
+pub struct LimitArgs {
+    /// Requests per second (`10r/s`) or minute (`600r/m`) per client address, or `off` [env: KEEL_RATE] [default: 10r/s]
+    #[arg(long, value_name = "RATE")]
+    pub rate: Option<RateSetting>,
+    /// Requests beyond the rate allowed in a burst (nginx's burst=) [env: KEEL_BURST] [default: 20]
+    #[arg(long, value_name = "N")]
+    pub burst: Option<u32>,
+    /// Pass burst requests at once (nginx's nodelay; keel's default) [env: KEEL_DELAY=nodelay]
+    #[arg(long, conflicts_with = "delay")]
+    pub nodelay: bool,
+    /// Pass the first N excess requests at once and delay the rest (nginx's delay=N; 0 delays all) [env: KEEL_DELAY]
+    #[arg(long, value_name = "N")]
+    pub delay: Option<u32>,
+    /// Status of a rejected request [env: KEEL_LIMIT_STATUS] [default: 503]
+    #[arg(long, value_name = "CODE")]
+    pub limit_status: Option<RejectStatus>,
+    /// Network whose X-Forwarded-For / X-Real-IP are believed; repeatable [env: KEEL_TRUSTED_PROXIES]
+    #[arg(long = "trusted-proxy", value_name = "CIDR")]
+    pub trusted_proxies: Vec<Cidr>,
+}
+
+/// `keel edge`.
+#[derive(Debug, Args)]
+pub struct EdgeArgs {
+    /// Address to listen on [env: KEEL_EDGE_LISTEN] [default: 0.0.0.0:80]
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// An app server to proxy to, HOST:PORT; repeat for round-robin [env: KEEL_EDGE_UPSTREAM, comma-separated]
+    #[arg(long, value_name = "HOST:PORT")]
+    pub upstream: Vec<Upstream>,
+    #[command(flatten)]
+    pub limit: LimitArgs,
 }
 
 /// `keel mock-upstream`.
@@ -96,6 +142,21 @@ pub struct MockArgs {
     /// Delay before each answer, e.g. 100ms or 0 [env: KEEL_MOCK_LATENCY] [default: 100ms]
     #[arg(long, value_name = "DURATION")]
     pub latency: Option<HumanDuration>,
+}
+
+impl LimitArgs {
+    fn apply(&self, flags: &mut Flags) {
+        flags.rate = self.rate;
+        flags.burst = self.burst;
+        flags.delay = match (self.nodelay, self.delay) {
+            (true, _) => Some(DelaySetting(None)),
+            (false, Some(n)) => Some(DelaySetting(Some(n))),
+            (false, None) => None,
+        };
+        flags.limit_status = self.limit_status;
+        flags.trusted_proxies =
+            (!self.trusted_proxies.is_empty()).then(|| List(self.trusted_proxies.clone()));
+    }
 }
 
 impl Cli {
@@ -115,7 +176,15 @@ impl Cli {
             Command::Up(args) => {
                 flags.up_listen = args.listen;
                 flags.mock_latency = args.latency;
+                flags.up_rate_limit = args.no_rate_limit.then_some(false);
+                args.limit.apply(&mut flags);
                 Some(&args.app)
+            }
+            Command::Edge(args) => {
+                flags.edge_listen = args.listen;
+                flags.upstream = (!args.upstream.is_empty()).then(|| List(args.upstream.clone()));
+                args.limit.apply(&mut flags);
+                None
             }
             Command::MockUpstream(args) => {
                 flags.mock_listen = args.listen;

@@ -98,13 +98,6 @@ impl fmt::Display for HumanDuration {
     }
 }
 
-impl<'de> Deserialize<'de> for HumanDuration {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(d)?;
-        text.parse().map_err(serde::de::Error::custom)
-    }
-}
-
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -166,13 +159,6 @@ impl fmt::Display for UpstreamUrl {
     }
 }
 
-impl<'de> Deserialize<'de> for UpstreamUrl {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(d)?;
-        text.parse().map_err(serde::de::Error::custom)
-    }
-}
-
 /// An `EnvFilter` directive such as `info` or `keel_app=debug,info`, checked at start.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogLevel(pub String);
@@ -192,10 +178,213 @@ impl fmt::Display for LogLevel {
     }
 }
 
-impl<'de> Deserialize<'de> for LogLevel {
+/// Values written as strings in the file are parsed by the same `FromStr` as flags and
+/// environment variables, so all three layers accept and refuse exactly the same text.
+macro_rules! deserialize_from_str {
+    ($($ty:ty),* $(,)?) => {$(
+        impl<'de> Deserialize<'de> for $ty {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let text = String::deserialize(d)?;
+                text.parse().map_err(serde::de::Error::custom)
+            }
+        }
+    )*};
+}
+
+deserialize_from_str!(
+    HumanDuration,
+    UpstreamUrl,
+    LogLevel,
+    RateSetting,
+    ZoneSetting,
+    Cidr,
+    Upstream,
+);
+
+/// A limit_req rate (`10r/s`, `600r/m`), or `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateSetting(pub Option<keel_limit::Rate>);
+
+impl FromStr for RateSetting {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.trim() == "off" {
+            return Ok(RateSetting(None));
+        }
+        s.trim()
+            .parse()
+            .map(|rate| RateSetting(Some(rate)))
+            .map_err(|e: keel_limit::Error| {
+                format!("{e}; write it like \"10r/s\", \"600r/m\" or \"off\"")
+            })
+    }
+}
+
+impl fmt::Display for RateSetting {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(rate) => write!(f, "{rate}"),
+            None => f.write_str("off"),
+        }
+    }
+}
+
+/// A limit_req zone size (`10m`, `64k`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ZoneSetting(pub keel_limit::ZoneSize);
+
+impl FromStr for ZoneSetting {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        s.trim()
+            .parse()
+            .map(ZoneSetting)
+            .map_err(|e: keel_limit::Error| e.to_string())
+    }
+}
+
+impl fmt::Display for ZoneSetting {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// A trusted network in CIDR notation (`10.0.0.0/8`); a bare address is a /32 or /128.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr(pub ipnet::IpNet);
+
+impl FromStr for Cidr {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        s.parse::<ipnet::IpNet>()
+            .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+            .map(Cidr)
+            .map_err(|_| format!("invalid network {s:?}; write it like \"10.0.0.0/8\""))
+    }
+}
+
+impl fmt::Display for Cidr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// The status of a rejected request, 400–599 (nginx's `limit_req_status`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RejectStatus(pub u16);
+
+impl FromStr for RejectStatus {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().parse::<u16>() {
+            Ok(code) if (400..=599).contains(&code) => Ok(RejectStatus(code)),
+            _ => Err(format!(
+                "invalid status {s:?}; use a code from 400 to 599, like 503 or 429"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for RejectStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for RejectStatus {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(d)?;
-        text.parse().map_err(serde::de::Error::custom)
+        u16::deserialize(d)?
+            .to_string()
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// An upstream `HOST:PORT` for the edge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upstream(pub keel_edge::UpstreamAddr);
+
+impl FromStr for Upstream {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        s.parse().map(Upstream)
+    }
+}
+
+impl fmt::Display for Upstream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// limit_req's delay policy: `nodelay` (keel's default) or `N` (nginx's `delay=N`; `0`
+/// is nginx's own default of delaying every excess request).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DelaySetting(pub Option<u32>);
+
+impl FromStr for DelaySetting {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim() {
+            "nodelay" => Ok(DelaySetting(None)),
+            n => n.parse().map(|n| DelaySetting(Some(n))).map_err(|_| {
+                format!("invalid delay {s:?}; use \"nodelay\" or a number of requests")
+            }),
+        }
+    }
+}
+
+impl fmt::Display for DelaySetting {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(n) => write!(f, "{n}"),
+            None => f.write_str("nodelay"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for DelaySetting {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Number(u32),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Number(n) => Ok(DelaySetting(Some(n))),
+            Raw::Text(text) => text.parse().map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+/// A comma-separated list in a flag or variable; an array in the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct List<T>(pub Vec<T>);
+
+impl<T: FromStr<Err = String>> FromStr for List<T> {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        s.split(',')
+            .map(str::trim)
+            .filter(|item| !item.is_empty())
+            .map(str::parse)
+            .collect::<Result<Vec<T>, String>>()
+            .map(List)
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for List<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Vec::<T>::deserialize(d).map(List)
+    }
+}
+
+impl<T: fmt::Display> fmt::Display for List<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let items: Vec<String> = self.0.iter().map(|item| item.to_string()).collect();
+        f.write_str(&items.join(", "))
     }
 }
 
@@ -208,6 +397,8 @@ struct FileConfig {
     serve: ServeFile,
     #[serde(default)]
     up: UpFile,
+    #[serde(default)]
+    edge: EdgeFile,
     #[serde(default)]
     mock_upstream: MockFile,
     #[serde(default)]
@@ -230,6 +421,22 @@ struct ServeFile {
 #[serde(deny_unknown_fields)]
 struct UpFile {
     listen: Option<Spanned<SocketAddr>>,
+    rate_limit: Option<Spanned<bool>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EdgeFile {
+    listen: Option<Spanned<SocketAddr>>,
+    upstream: Option<Spanned<List<Upstream>>>,
+    rate: Option<Spanned<RateSetting>>,
+    burst: Option<Spanned<u32>>,
+    delay: Option<Spanned<DelaySetting>>,
+    limit_status: Option<Spanned<RejectStatus>>,
+    zone_size: Option<Spanned<ZoneSetting>>,
+    dry_run: Option<Spanned<bool>>,
+    trusted_proxies: Option<Spanned<List<Cidr>>>,
+    response_timeout: Option<Spanned<HumanDuration>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -324,6 +531,14 @@ pub struct Flags {
     pub upstream_timeout: Option<HumanDuration>,
     pub shutdown_timeout: Option<HumanDuration>,
     pub up_listen: Option<SocketAddr>,
+    pub up_rate_limit: Option<bool>,
+    pub edge_listen: Option<SocketAddr>,
+    pub upstream: Option<List<Upstream>>,
+    pub rate: Option<RateSetting>,
+    pub burst: Option<u32>,
+    pub delay: Option<DelaySetting>,
+    pub limit_status: Option<RejectStatus>,
+    pub trusted_proxies: Option<List<Cidr>>,
     pub mock_listen: Option<SocketAddr>,
     pub mock_latency: Option<HumanDuration>,
     pub log_format: Option<LogFormat>,
@@ -403,6 +618,22 @@ pub struct ServeSettings {
 #[derive(Debug, Clone)]
 pub struct UpSettings {
     pub listen: Setting<SocketAddr>,
+    pub rate_limit: Setting<bool>,
+}
+
+/// Settings of `keel edge` (and of the edge layers inside `keel up`).
+#[derive(Debug, Clone)]
+pub struct EdgeSettings {
+    pub listen: Setting<SocketAddr>,
+    pub upstream: Setting<List<Upstream>>,
+    pub rate: Setting<RateSetting>,
+    pub burst: Setting<u32>,
+    pub delay: Setting<DelaySetting>,
+    pub limit_status: Setting<RejectStatus>,
+    pub zone_size: Setting<ZoneSetting>,
+    pub dry_run: Setting<bool>,
+    pub trusted_proxies: Setting<List<Cidr>>,
+    pub response_timeout: Setting<HumanDuration>,
 }
 
 /// Settings of `keel mock-upstream` (and of the mock inside `keel up`).
@@ -426,6 +657,7 @@ pub struct Settings {
     pub file: Option<PathBuf>,
     pub serve: ServeSettings,
     pub up: UpSettings,
+    pub edge: EdgeSettings,
     pub mock: MockSettings,
     pub log: LogSettings,
 }
@@ -464,101 +696,183 @@ impl Settings {
         let l = Layer { env };
 
         let cpus = std::thread::available_parallelism().unwrap_or(NonZeroUsize::MIN);
-        let settings = Settings {
-            file: path,
-            serve: ServeSettings {
-                bind: l.pick(
-                    "serve.bind",
-                    (flags.bind, "--bind"),
-                    "KEEL_BIND",
-                    from_file(src, file.serve.bind),
-                    SocketAddr::from(([127, 0, 0, 1], 8000)),
-                )?,
-                workers: l.pick(
-                    "serve.workers",
-                    (flags.workers, "--workers"),
-                    "KEEL_WORKERS",
-                    from_file(src, file.serve.workers),
-                    cpus,
-                )?,
-                threads: l.pick(
-                    "serve.threads",
-                    (flags.threads, "--threads"),
-                    "KEEL_THREADS",
-                    from_file(src, file.serve.threads),
-                    NonZeroUsize::new(10).unwrap_or(NonZeroUsize::MIN),
-                )?,
-                timeout: l.pick(
-                    "serve.timeout",
-                    (flags.timeout, "--timeout"),
-                    "KEEL_TIMEOUT",
-                    from_file(src, file.serve.timeout),
-                    HumanDuration(Duration::from_secs(30)),
-                )?,
-                upstream_url: l.pick(
-                    "serve.upstream_url",
-                    (flags.upstream_url, "--upstream-url"),
-                    "KEEL_UPSTREAM_URL",
-                    from_file(src, file.serve.upstream_url),
-                    default_upstream(),
-                )?,
-                upstream_timeout: l.pick(
-                    "serve.upstream_timeout",
-                    (flags.upstream_timeout, "--upstream-timeout"),
-                    "KEEL_UPSTREAM_TIMEOUT",
-                    from_file(src, file.serve.upstream_timeout),
-                    HumanDuration(Duration::from_secs(10)),
-                )?,
-                shutdown_timeout: l.pick(
-                    "serve.shutdown_timeout",
-                    (flags.shutdown_timeout, "--shutdown-timeout"),
-                    "KEEL_SHUTDOWN_TIMEOUT",
-                    from_file(src, file.serve.shutdown_timeout),
-                    HumanDuration(Duration::from_secs(30)),
-                )?,
-            },
-            up: UpSettings {
-                listen: l.pick(
-                    "up.listen",
-                    (flags.up_listen, "--listen"),
-                    "KEEL_LISTEN",
-                    from_file(src, file.up.listen),
-                    SocketAddr::from(([127, 0, 0, 1], 8080)),
-                )?,
-            },
-            mock: MockSettings {
-                listen: l.pick(
-                    "mock_upstream.listen",
-                    (flags.mock_listen, "--listen"),
-                    "KEEL_MOCK_LISTEN",
-                    from_file(src, file.mock_upstream.listen),
-                    SocketAddr::from(([127, 0, 0, 1], 9000)),
-                )?,
-                latency: l.pick(
-                    "mock_upstream.latency",
-                    (flags.mock_latency, "--latency"),
-                    "KEEL_MOCK_LATENCY",
-                    from_file(src, file.mock_upstream.latency),
-                    HumanDuration(Duration::from_millis(100)),
-                )?,
-            },
-            log: LogSettings {
-                format: l.pick(
-                    "log.format",
-                    (flags.log_format, "--log-format"),
-                    "KEEL_LOG_FORMAT",
-                    from_file(src, file.log.format),
-                    LogFormat::Text,
-                )?,
-                level: l.pick(
-                    "log.level",
-                    (flags.log_level, "--log-level"),
-                    "KEEL_LOG_LEVEL",
-                    from_file(src, file.log.level),
-                    LogLevel("info".to_owned()),
-                )?,
-            },
-        };
+        let settings =
+            Settings {
+                file: path,
+                serve: ServeSettings {
+                    bind: l.pick(
+                        "serve.bind",
+                        (flags.bind, "--bind"),
+                        "KEEL_BIND",
+                        from_file(src, file.serve.bind),
+                        SocketAddr::from(([127, 0, 0, 1], 8000)),
+                    )?,
+                    workers: l.pick(
+                        "serve.workers",
+                        (flags.workers, "--workers"),
+                        "KEEL_WORKERS",
+                        from_file(src, file.serve.workers),
+                        cpus,
+                    )?,
+                    threads: l.pick(
+                        "serve.threads",
+                        (flags.threads, "--threads"),
+                        "KEEL_THREADS",
+                        from_file(src, file.serve.threads),
+                        NonZeroUsize::new(10).unwrap_or(NonZeroUsize::MIN),
+                    )?,
+                    timeout: l.pick(
+                        "serve.timeout",
+                        (flags.timeout, "--timeout"),
+                        "KEEL_TIMEOUT",
+                        from_file(src, file.serve.timeout),
+                        HumanDuration(Duration::from_secs(30)),
+                    )?,
+                    upstream_url: l.pick(
+                        "serve.upstream_url",
+                        (flags.upstream_url, "--upstream-url"),
+                        "KEEL_UPSTREAM_URL",
+                        from_file(src, file.serve.upstream_url),
+                        default_upstream(),
+                    )?,
+                    upstream_timeout: l.pick(
+                        "serve.upstream_timeout",
+                        (flags.upstream_timeout, "--upstream-timeout"),
+                        "KEEL_UPSTREAM_TIMEOUT",
+                        from_file(src, file.serve.upstream_timeout),
+                        HumanDuration(Duration::from_secs(10)),
+                    )?,
+                    shutdown_timeout: l.pick(
+                        "serve.shutdown_timeout",
+                        (flags.shutdown_timeout, "--shutdown-timeout"),
+                        "KEEL_SHUTDOWN_TIMEOUT",
+                        from_file(src, file.serve.shutdown_timeout),
+                        HumanDuration(Duration::from_secs(30)),
+                    )?,
+                },
+                up: UpSettings {
+                    listen: l.pick(
+                        "up.listen",
+                        (flags.up_listen, "--listen"),
+                        "KEEL_LISTEN",
+                        from_file(src, file.up.listen),
+                        SocketAddr::from(([127, 0, 0, 1], 8080)),
+                    )?,
+                    rate_limit: l.pick(
+                        "up.rate_limit",
+                        (flags.up_rate_limit, "--no-rate-limit"),
+                        "KEEL_UP_RATE_LIMIT",
+                        from_file(src, file.up.rate_limit),
+                        true,
+                    )?,
+                },
+                edge: EdgeSettings {
+                    listen: l.pick(
+                        "edge.listen",
+                        (flags.edge_listen, "--listen"),
+                        "KEEL_EDGE_LISTEN",
+                        from_file(src, file.edge.listen),
+                        SocketAddr::from(([0, 0, 0, 0], 80)),
+                    )?,
+                    upstream: l.pick(
+                        "edge.upstream",
+                        (flags.upstream, "--upstream"),
+                        "KEEL_EDGE_UPSTREAM",
+                        from_file(src, file.edge.upstream),
+                        List(Vec::new()),
+                    )?,
+                    rate: l.pick(
+                        "edge.rate",
+                        (flags.rate, "--rate"),
+                        "KEEL_RATE",
+                        from_file(src, file.edge.rate),
+                        RateSetting(keel_limit::Rate::per_second(10).ok()),
+                    )?,
+                    burst: l.pick(
+                        "edge.burst",
+                        (flags.burst, "--burst"),
+                        "KEEL_BURST",
+                        from_file(src, file.edge.burst),
+                        20,
+                    )?,
+                    delay: l.pick(
+                        "edge.delay",
+                        (flags.delay, "--delay"),
+                        "KEEL_DELAY",
+                        from_file(src, file.edge.delay),
+                        DelaySetting(None),
+                    )?,
+                    limit_status: l.pick(
+                        "edge.limit_status",
+                        (flags.limit_status, "--limit-status"),
+                        "KEEL_LIMIT_STATUS",
+                        from_file(src, file.edge.limit_status),
+                        RejectStatus(503),
+                    )?,
+                    zone_size: l.pick(
+                        "edge.zone_size",
+                        (None, "--zone-size"),
+                        "KEEL_ZONE_SIZE",
+                        from_file(src, file.edge.zone_size),
+                        ZoneSetting(keel_limit::ZoneSize::from_bytes(10 * 1024 * 1024).map_err(
+                            |e| invalid("edge.zone_size", &Origin::Default, e.to_string()),
+                        )?),
+                    )?,
+                    dry_run: l.pick(
+                        "edge.dry_run",
+                        (None, "--dry-run"),
+                        "KEEL_DRY_RUN",
+                        from_file(src, file.edge.dry_run),
+                        false,
+                    )?,
+                    trusted_proxies: l.pick(
+                        "edge.trusted_proxies",
+                        (flags.trusted_proxies, "--trusted-proxy"),
+                        "KEEL_TRUSTED_PROXIES",
+                        from_file(src, file.edge.trusted_proxies),
+                        List(Vec::new()),
+                    )?,
+                    response_timeout: l.pick(
+                        "edge.response_timeout",
+                        (None, "--response-timeout"),
+                        "KEEL_RESPONSE_TIMEOUT",
+                        from_file(src, file.edge.response_timeout),
+                        HumanDuration(Duration::from_secs(60)),
+                    )?,
+                },
+                mock: MockSettings {
+                    listen: l.pick(
+                        "mock_upstream.listen",
+                        (flags.mock_listen, "--listen"),
+                        "KEEL_MOCK_LISTEN",
+                        from_file(src, file.mock_upstream.listen),
+                        SocketAddr::from(([127, 0, 0, 1], 9000)),
+                    )?,
+                    latency: l.pick(
+                        "mock_upstream.latency",
+                        (flags.mock_latency, "--latency"),
+                        "KEEL_MOCK_LATENCY",
+                        from_file(src, file.mock_upstream.latency),
+                        HumanDuration(Duration::from_millis(100)),
+                    )?,
+                },
+                log: LogSettings {
+                    format: l.pick(
+                        "log.format",
+                        (flags.log_format, "--log-format"),
+                        "KEEL_LOG_FORMAT",
+                        from_file(src, file.log.format),
+                        LogFormat::Text,
+                    )?,
+                    level: l.pick(
+                        "log.level",
+                        (flags.log_level, "--log-level"),
+                        "KEEL_LOG_LEVEL",
+                        from_file(src, file.log.level),
+                        LogLevel("info".to_owned()),
+                    )?,
+                },
+            };
         settings.validate()?;
         Ok(settings)
     }
@@ -568,6 +882,7 @@ impl Settings {
         let s = &self.serve;
         positive("serve.timeout", &s.timeout)?;
         positive("serve.upstream_timeout", &s.upstream_timeout)?;
+        positive("edge.response_timeout", &self.edge.response_timeout)?;
         let slots = s.workers.value.get().checked_mul(s.threads.value.get());
         if slots.is_none_or(|n| n > 10_000) {
             return Err(invalid(
@@ -603,6 +918,55 @@ impl Settings {
             upstream_timeout: s.upstream_timeout.value.0,
             shutdown_timeout: s.shutdown_timeout.value.0,
         }
+    }
+
+    /// The limit_req configuration, or `None` when the rate is `off`.
+    pub fn limit_config(&self) -> Result<Option<keel_edge::LimitConfig>, ConfigError> {
+        let e = &self.edge;
+        let Some(rate) = e.rate.value.0 else {
+            return Ok(None);
+        };
+        let zone = std::sync::Arc::new(keel_limit::Zone::new("keel", rate, e.zone_size.value.0));
+        let delay = match e.delay.value.0 {
+            None => keel_limit::DelayPolicy::NoDelay,
+            Some(n) => keel_limit::DelayPolicy::Delay(n),
+        };
+        let limiter =
+            keel_limit::Limiter::new(vec![keel_limit::Limit::new(zone, e.burst.value, delay)])
+                .map_err(|err| invalid("edge.rate", &e.rate.origin, err.to_string()))?
+                .with_dry_run(e.dry_run.value);
+        let status = axum_status(e.limit_status.value.0).ok_or_else(|| {
+            invalid(
+                "edge.limit_status",
+                &e.limit_status.origin,
+                "not an HTTP status".into(),
+            )
+        })?;
+        Ok(Some(keel_edge::LimitConfig {
+            limiter: std::sync::Arc::new(limiter),
+            status,
+        }))
+    }
+
+    /// The edge's configuration for `listen` in front of `backend`.
+    pub fn edge_config(
+        &self,
+        listen: SocketAddr,
+        backend: keel_edge::Backend,
+        rate_limit: bool,
+    ) -> Result<keel_edge::EdgeConfig, ConfigError> {
+        let e = &self.edge;
+        let mut cfg = keel_edge::EdgeConfig::new(listen, backend);
+        cfg.limit = if rate_limit {
+            self.limit_config()?
+        } else {
+            None
+        };
+        cfg.trusted_proxies =
+            keel_edge::TrustedProxies::new(e.trusted_proxies.value.0.iter().map(|c| c.0).collect());
+        cfg.response_timeout = e.response_timeout.value.0;
+        cfg.shutdown_timeout = self.serve.shutdown_timeout.value.0;
+        Ok(cfg)
     }
 
     /// The effective configuration as TOML, each line commented with its origin.
@@ -659,6 +1023,64 @@ impl Settings {
             quoted(&self.up.listen.value),
             &self.up.listen.origin,
         );
+        line(
+            &mut out,
+            "rate_limit",
+            self.up.rate_limit.value.to_string(),
+            &self.up.rate_limit.origin,
+        );
+        let e = &self.edge;
+        section(&mut out, "edge");
+        line(
+            &mut out,
+            "listen",
+            quoted(&e.listen.value),
+            &e.listen.origin,
+        );
+        line(
+            &mut out,
+            "upstream",
+            array(&e.upstream.value.0),
+            &e.upstream.origin,
+        );
+        line(&mut out, "rate", quoted(&e.rate.value), &e.rate.origin);
+        line(
+            &mut out,
+            "burst",
+            e.burst.value.to_string(),
+            &e.burst.origin,
+        );
+        line(&mut out, "delay", quoted(&e.delay.value), &e.delay.origin);
+        line(
+            &mut out,
+            "limit_status",
+            e.limit_status.value.to_string(),
+            &e.limit_status.origin,
+        );
+        line(
+            &mut out,
+            "zone_size",
+            quoted(&e.zone_size.value),
+            &e.zone_size.origin,
+        );
+        line(
+            &mut out,
+            "dry_run",
+            e.dry_run.value.to_string(),
+            &e.dry_run.origin,
+        );
+        line(
+            &mut out,
+            "trusted_proxies",
+            array(&e.trusted_proxies.value.0),
+            &e.trusted_proxies.origin,
+        );
+        line(
+            &mut out,
+            "response_timeout",
+            quoted(&e.response_timeout.value),
+            &e.response_timeout.origin,
+        );
         section(&mut out, "mock_upstream");
         line(
             &mut out,
@@ -687,6 +1109,10 @@ impl Settings {
         );
         out
     }
+}
+
+fn axum_status(code: u16) -> Option<keel_edge::StatusCode> {
+    keel_edge::StatusCode::from_u16(code).ok()
 }
 
 fn default_upstream() -> UpstreamUrl {
@@ -726,6 +1152,11 @@ fn section(out: &mut String, name: &str) {
 fn line(out: &mut String, key: &str, value: String, origin: &Origin) {
     let assignment = format!("{key} = {value}");
     out.push_str(&format!("{assignment:<48} # {origin}\n"));
+}
+
+fn array<T: fmt::Display>(items: &[T]) -> String {
+    let quoted: Vec<String> = items.iter().map(quoted).collect();
+    format!("[{}]", quoted.join(", "))
 }
 
 fn quoted(value: &impl fmt::Display) -> String {

@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 
 use anyhow::Context;
 use keel_app::{App, MockConfig, MockUpstream};
+use keel_edge::{Backend, Edge};
 use tokio::sync::watch;
 
 use crate::cli::Command;
@@ -22,6 +23,12 @@ pub fn command(command: Command, settings: &Settings) -> anyhow::Result<()> {
     match command {
         Command::Serve(_) => app_runtime(settings)?.block_on(serve(settings)),
         Command::Up(_) => app_runtime(settings)?.block_on(up(settings)),
+        Command::Edge(_) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .thread_name("keel-edge")
+            .build()
+            .context("could not start the async runtime")?
+            .block_on(edge(settings)),
         Command::MockUpstream(_) => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
@@ -80,6 +87,37 @@ async fn mock_upstream(settings: &Settings) -> anyhow::Result<()> {
         .context("keel mock-upstream failed")
 }
 
+async fn edge(settings: &Settings) -> anyhow::Result<()> {
+    let upstreams: Vec<_> = settings
+        .edge
+        .upstream
+        .value
+        .0
+        .iter()
+        .map(|u| u.0.clone())
+        .collect();
+    let cfg = settings.edge_config(
+        settings.edge.listen.value,
+        Backend::Upstreams(upstreams),
+        true,
+    )?;
+    let edge = Edge::build(cfg)
+        .await
+        .context("could not start keel edge")?;
+    println!(
+        "keel edge: listening on http://{} (upstreams {}, rate {} burst {} {})",
+        edge.local_addr(),
+        settings.edge.upstream.value,
+        settings.edge.rate.value,
+        settings.edge.burst.value,
+        settings.edge.delay.value,
+    );
+    tracing::info!(addr = %edge.local_addr(), "keel edge started");
+    edge.run_until_stopped(stop_signal()).await;
+    tracing::info!("keel edge stopped");
+    Ok(())
+}
+
 /// `keel up`: the app on the public address, with a mock upstream in the same process
 /// unless an upstream URL was configured.
 async fn up(settings: &Settings) -> anyhow::Result<()> {
@@ -112,10 +150,15 @@ async fn up(settings: &Settings) -> anyhow::Result<()> {
         upstream_note = settings.serve.upstream_url.value.to_string();
     }
 
-    let app = App::build(app_config)
+    // The app sits behind the edge's layers in-process: no socket hop, same rate limit,
+    // forwarded headers and access log as behind `keel edge`.
+    let router = App::in_process(&app_config).context("could not build the app")?;
+    let rate_limit = settings.up.rate_limit.value;
+    let edge_cfg = settings.edge_config(app_config.bind, Backend::InProcess(router), rate_limit)?;
+    let edge = Edge::build(edge_cfg)
         .await
         .context("could not start keel up")?;
-    let base = format!("http://{}", app.local_addr());
+    let base = format!("http://{}", edge.local_addr());
     println!("keel up: serving on {base}");
     for (what, path) in [
         ("home", "/"),
@@ -127,15 +170,23 @@ async fn up(settings: &Settings) -> anyhow::Result<()> {
         println!("  {what:<11} {base}{path}");
     }
     println!("  {:<11} {upstream_note}", "upstream");
-    tracing::info!(addr = %app.local_addr(), "keel up started");
+    if rate_limit {
+        println!(
+            "  {:<11} {} burst {} {} per client address (--no-rate-limit turns it off)",
+            "rate limit",
+            settings.edge.rate.value,
+            settings.edge.burst.value,
+            settings.edge.delay.value
+        );
+    } else {
+        println!("  {:<11} off", "rate limit");
+    }
+    tracing::info!(addr = %edge.local_addr(), "keel up started");
 
-    let app_task = tokio::spawn(app.run_until_stopped(stopped()));
+    let edge_task = tokio::spawn(edge.run_until_stopped(stopped()));
     stop_signal().await;
     let _ = stop_tx.send(true);
-    app_task
-        .await
-        .context("the app server task failed")?
-        .context("keel up failed")?;
+    edge_task.await.context("the edge task failed")?;
     if let Some(task) = mock_task {
         task.await
             .context("the mock upstream task failed")?

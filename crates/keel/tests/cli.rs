@@ -254,3 +254,57 @@ fn taken_port_is_a_clear_error() {
     );
     assert!(stderr.contains("in use"), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keel_edge_proxies_to_keel_serve_and_limits_per_address() {
+    let (_mock, upstream) = start_mock("0ms");
+    let (_serve, app) = start_serve(&upstream, &[]);
+    let app_addr = app.trim_start_matches("http://").to_owned();
+    let mut cmd = keel();
+    cmd.args([
+        "edge",
+        "--listen",
+        "127.0.0.1:0",
+        "--upstream",
+        &app_addr,
+        "--rate",
+        "1r/s",
+        "--burst",
+        "2",
+        "--limit-status",
+        "429",
+    ]);
+    let mut edge = Process::start(cmd);
+    let base = edge.url_after("keel edge: listening on");
+    let client = reqwest::Client::new();
+    let mut statuses = Vec::new();
+    for _ in 0..5 {
+        let response = client
+            .get(format!("{base}/async/test"))
+            .send()
+            .await
+            .unwrap();
+        statuses.push(response.status().as_u16());
+        if response.status() == 200 {
+            let body: serde_json::Value = response.json().await.unwrap();
+            assert_eq!(body["id"], 1);
+        } else {
+            assert!(response.headers().contains_key("retry-after"));
+        }
+    }
+    // The first is free and two fit the burst; the rest are over it.
+    assert_eq!(statuses, [200, 200, 200, 429, 429]);
+    edge.signal(Signal::SIGTERM);
+    assert_eq!(edge.wait(Duration::from_secs(5)), Some(0));
+}
+
+#[test]
+fn edge_without_upstream_is_refused() {
+    let output = keel()
+        .args(["edge", "--listen", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--upstream"), "{stderr}");
+}

@@ -1,0 +1,191 @@
+//! The phases every request passes, in order, in one function: client address →
+//! limit_req → backend (in-process router or upstream peers) with forwarded headers →
+//! response headers → log.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::http::{header, HeaderValue, Request, Response, StatusCode};
+use keel_limit::{Clock, Decision, MonotonicClock};
+use tower::ServiceExt;
+
+use crate::client_ip::TrustedProxies;
+use crate::headers;
+use crate::proxy::{Peers, ProxyError};
+use crate::{Backend, EdgeConfig, LimitConfig};
+
+#[derive(Debug)]
+enum Target {
+    Peers(Box<Peers>),
+    InProcess(axum::Router),
+}
+
+/// Shared by every connection of one edge.
+#[derive(Debug)]
+pub(crate) struct State {
+    target: Target,
+    limit: Option<LimitConfig>,
+    clock: MonotonicClock,
+    trusted: TrustedProxies,
+}
+
+impl State {
+    pub(crate) fn new(cfg: &EdgeConfig) -> State {
+        let target = match &cfg.backend {
+            Backend::Upstreams(addrs) => Target::Peers(Box::new(Peers::new(
+                addrs,
+                cfg.balance.clone(),
+                cfg.connect_timeout,
+                cfg.response_timeout,
+            ))),
+            Backend::InProcess(router) => Target::InProcess(router.clone()),
+        };
+        State {
+            target,
+            limit: cfg.limit.clone(),
+            clock: MonotonicClock::new(),
+            trusted: cfg.trusted_proxies.clone(),
+        }
+    }
+}
+
+/// One request, every phase.
+pub(crate) async fn handle(
+    state: &State,
+    peer: SocketAddr,
+    request: Request<Body>,
+) -> Response<Body> {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+
+    // Phase: who is the client.
+    let client = state.trusted.client_ip(peer.ip(), request.headers());
+
+    // Phase: limit_req. Rejections cost the zone nothing (nginx), and end here.
+    if let Some(limit) = &state.limit {
+        if let Some(response) = apply_limit(limit, client, state.clock.now_ms()).await {
+            log(client, &method, &path, response.status(), started, None);
+            return response;
+        }
+    }
+
+    // Phase: rewrite the request for the backend.
+    let mut request = request;
+    headers::remove_hop_by_hop(request.headers_mut());
+    headers::set_forwarded(request.headers_mut(), client, canonical_peer(peer), "http");
+
+    // Phase: the backend.
+    let upstream_started = Instant::now();
+    let (mut response, upstream) = match &state.target {
+        Target::InProcess(router) => match router.clone().oneshot(request).await {
+            Ok(response) => (response, "app".to_owned()),
+            Err(never) => match never {},
+        },
+        Target::Peers(peers) => match peers.forward(request).await {
+            Ok(answer) => answer,
+            Err(error) => {
+                tracing::warn!(%error, %client, %path, "proxy error");
+                let response = error_page(&error);
+                log(client, &method, &path, response.status(), started, None);
+                return response;
+            }
+        },
+    };
+
+    // Phase: rewrite the response.
+    headers::remove_hop_by_hop(response.headers_mut());
+    log(
+        client,
+        &method,
+        &path,
+        response.status(),
+        started,
+        Some((upstream, upstream_started)),
+    );
+    response
+}
+
+fn canonical_peer(peer: SocketAddr) -> IpAddr {
+    match peer.ip() {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// Returns the rejection response, or sleeps the delay and returns `None` to go on.
+async fn apply_limit(limit: &LimitConfig, client: IpAddr, now_ms: u64) -> Option<Response<Body>> {
+    match limit.limiter.check(&client, now_ms) {
+        Decision::Pass | Decision::DryRunDelay(_) => None,
+        Decision::DryRunReject(rejected) => {
+            tracing::info!(%client, limit = rejected.limit, "limit_req dry run: would reject");
+            None
+        }
+        Decision::Delay(delayed) => {
+            tracing::debug!(%client, delay = ?delayed.delay(), "limit_req: delaying request");
+            tokio::time::sleep(delayed.delay()).await;
+            None
+        }
+        Decision::Reject(rejected) => {
+            tracing::debug!(%client, limit = rejected.limit, "limit_req: rejecting request");
+            let mut response = text_page(
+                limit.status,
+                "Too many requests from your address; slow down and retry.\n",
+            );
+            let secs = rejected.retry_after_secs().unwrap_or(1).max(1);
+            if let Ok(value) = HeaderValue::from_str(&secs.to_string()) {
+                response.headers_mut().insert(header::RETRY_AFTER, value);
+            }
+            Some(response)
+        }
+    }
+}
+
+fn error_page(error: &ProxyError) -> Response<Body> {
+    match error {
+        ProxyError::Timeout { .. } => text_page(
+            StatusCode::GATEWAY_TIMEOUT,
+            "504 Gateway Timeout: the application did not answer in time.\n",
+        ),
+        ProxyError::Connect { .. } | ProxyError::Upstream { .. } => text_page(
+            StatusCode::BAD_GATEWAY,
+            "502 Bad Gateway: the application could not be reached.\n",
+        ),
+    }
+}
+
+fn text_page(status: StatusCode, text: &'static str) -> Response<Body> {
+    let mut response = Response::new(Body::from(text));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
+
+/// One access-log event per request (target `keel::access`), with request time and
+/// upstream time as nginx's `$request_time` and `$upstream_response_time`.
+fn log(
+    client: IpAddr,
+    method: &axum::http::Method,
+    path: &str,
+    status: StatusCode,
+    started: Instant,
+    upstream: Option<(String, Instant)>,
+) {
+    let request_ms = started.elapsed().as_secs_f64() * 1000.0;
+    match upstream {
+        Some((upstream, upstream_started)) => tracing::info!(
+            target: "keel::access",
+            %client, %method, path, status = status.as_u16(),
+            request_ms, upstream = %upstream,
+            upstream_ms = upstream_started.elapsed().as_secs_f64() * 1000.0,
+        ),
+        None => tracing::info!(
+            target: "keel::access",
+            %client, %method, path, status = status.as_u16(), request_ms,
+        ),
+    }
+}

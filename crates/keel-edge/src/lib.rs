@@ -1,0 +1,177 @@
+//! keel's edge: nginx's role in the classic stack.
+//!
+//! Every request passes the same phases, in one ordered function ([`handler`]): accept →
+//! client address → limit_req → route (static or backend) → rewrite request headers →
+//! backend → rewrite response headers → log. The backend is either a list of upstream
+//! `host:port`s reached over pooled HTTP/1.1 (`keel edge`), or the application's router
+//! called in-process with no socket hop (`keel up`); both get exactly the same layers.
+//!
+//! # How it differs from nginx
+//! - Responses are never buffered: a Server-Sent Events stream passes event by event and
+//!   is never cut by a read timeout (nginx needs `proxy_buffering off` and a
+//!   `proxy_read_timeout` above the heartbeat for that). The timeout that applies is the
+//!   wait for the upstream's response *headers*.
+//! - Upstreams are spoken to in HTTP/1.1 with keep-alive by default (nginx defaults to
+//!   HTTP/1.0 and a new connection per request unless told otherwise).
+//! - limit_req decisions are nginx's exactly (see `keel-limit`), but a forwarded client
+//!   address is believed only from configured trusted proxies, and rejections carry
+//!   `Retry-After`.
+
+mod client_ip;
+mod handler;
+mod headers;
+mod proxy;
+mod server;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use axum::http::StatusCode;
+use tokio::net::TcpListener;
+
+pub use client_ip::TrustedProxies;
+pub use proxy::UpstreamAddr;
+
+/// Where requests that are not static files go.
+#[derive(Debug, Clone)]
+pub enum Backend {
+    /// Upstream servers, balanced round-robin, over pooled HTTP/1.1.
+    Upstreams(Vec<UpstreamAddr>),
+    /// The application's router, called in the same process.
+    InProcess(axum::Router),
+}
+
+/// limit_req for every backend route.
+#[derive(Debug, Clone)]
+pub struct LimitConfig {
+    /// The limits (zones) every request is checked against.
+    pub limiter: Arc<keel_limit::Limiter>,
+    /// Status of a rejected request (nginx's `limit_req_status`, 503 by default).
+    pub status: StatusCode,
+}
+
+/// How upstream peers are balanced, ejected and retried.
+#[derive(Debug, Clone)]
+pub struct BalanceConfig {
+    /// Failures in a row that eject a peer (nginx's `max_fails`).
+    pub max_fails: u32,
+    /// How long an ejected peer is skipped (nginx's `fail_timeout`).
+    pub fail_timeout: Duration,
+}
+
+impl Default for BalanceConfig {
+    fn default() -> Self {
+        BalanceConfig {
+            max_fails: 1,
+            fail_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Everything the edge needs, already validated.
+#[derive(Debug, Clone)]
+pub struct EdgeConfig {
+    /// Address to listen on; port 0 picks a free port.
+    pub listen: SocketAddr,
+    /// Where non-static requests go.
+    pub backend: Backend,
+    /// Request rate limiting; `None` turns it off.
+    pub limit: Option<LimitConfig>,
+    /// Peers whose `X-Forwarded-For` / `X-Real-IP` are believed.
+    pub trusted_proxies: TrustedProxies,
+    /// Deadline for connecting to an upstream.
+    pub connect_timeout: Duration,
+    /// Deadline for an upstream's response headers (→ 504). Bodies have no deadline.
+    pub response_timeout: Duration,
+    /// Upstream balancing and ejection.
+    pub balance: BalanceConfig,
+    /// Deadline for a client to send its request headers (slowloris).
+    pub header_read_timeout: Duration,
+    /// How long a stop waits for in-flight requests.
+    pub shutdown_timeout: Duration,
+}
+
+impl EdgeConfig {
+    /// A configuration with nginx-like defaults and no rate limit.
+    pub fn new(listen: SocketAddr, backend: Backend) -> Self {
+        EdgeConfig {
+            listen,
+            backend,
+            limit: None,
+            trusted_proxies: TrustedProxies::default(),
+            connect_timeout: Duration::from_secs(5),
+            response_timeout: Duration::from_secs(60),
+            balance: BalanceConfig::default(),
+            header_read_timeout: Duration::from_secs(10),
+            shutdown_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Why the edge could not start or keep running.
+#[derive(Debug, thiserror::Error)]
+pub enum EdgeError {
+    /// The listen address could not be bound.
+    #[error("could not listen on {addr}")]
+    Bind {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// What the operating system said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// `Backend::Upstreams` with an empty list.
+    #[error("no upstream given: the edge needs at least one --upstream HOST:PORT")]
+    NoUpstream,
+}
+
+/// A bound, ready-to-run edge.
+#[derive(Debug)]
+pub struct Edge {
+    listener: TcpListener,
+    state: Arc<handler::State>,
+    header_read_timeout: Duration,
+    shutdown_timeout: Duration,
+}
+
+impl Edge {
+    /// Binds the listener and prepares the backend.
+    pub async fn build(cfg: EdgeConfig) -> Result<Edge, EdgeError> {
+        if matches!(&cfg.backend, Backend::Upstreams(list) if list.is_empty()) {
+            return Err(EdgeError::NoUpstream);
+        }
+        let listener = TcpListener::bind(cfg.listen)
+            .await
+            .map_err(|source| EdgeError::Bind {
+                addr: cfg.listen,
+                source,
+            })?;
+        Ok(Edge {
+            listener,
+            header_read_timeout: cfg.header_read_timeout,
+            shutdown_timeout: cfg.shutdown_timeout,
+            state: Arc::new(handler::State::new(&cfg)),
+        })
+    }
+
+    /// The address actually bound.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
+    }
+
+    /// Serves until `shutdown` resolves, then drains for up to the shutdown timeout.
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) {
+        server::serve(
+            self.listener,
+            self.state,
+            self.header_read_timeout,
+            shutdown,
+            self.shutdown_timeout,
+        )
+        .await;
+    }
+}

@@ -1,0 +1,296 @@
+//! Upstream peers: choosing one (round-robin), ejecting one that keeps failing, and
+//! forwarding a request over a pooled HTTP/1.1 connection.
+//!
+//! Like nginx's `upstream` block with `max_fails`/`fail_timeout`: a peer that fails
+//! `max_fails` times in a row is skipped for `fail_timeout`; if every peer is ejected the
+//! edge tries them anyway rather than failing without trying (nginx does the same when all
+//! peers are down). A failed *connect* is retried on the next peer for idempotent methods
+//! without a body (nginx's `proxy_next_upstream error timeout` default, which since 1.9.13
+//! also excludes non-idempotent methods) — the request never reached the first peer.
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::http::{Method, Request, Response, Uri, Version};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+
+use crate::BalanceConfig;
+
+/// An upstream `host:port`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamAddr(String);
+
+impl FromStr for UpstreamAddr {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim().trim_start_matches("http://");
+        let authority: axum::http::uri::Authority = s
+            .parse()
+            .map_err(|e| format!("invalid upstream {s:?} ({e}); write it as HOST:PORT"))?;
+        if authority.port_u16().is_none() {
+            return Err(format!("upstream {s:?} has no port; write it as HOST:PORT"));
+        }
+        if s.contains('@') {
+            return Err(format!("upstream {s:?} must not carry credentials"));
+        }
+        Ok(UpstreamAddr(authority.to_string()))
+    }
+}
+
+impl fmt::Display for UpstreamAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[derive(Debug)]
+struct Peer {
+    addr: UpstreamAddr,
+    fails: AtomicU32,
+    /// Milliseconds since `Peers::epoch` until which the peer is skipped.
+    ejected_until_ms: AtomicU64,
+}
+
+/// Why forwarding failed, and whether the request could have reached the upstream.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ProxyError {
+    #[error("could not connect to upstream {peer}: {detail}")]
+    Connect { peer: String, detail: String },
+    #[error("upstream {peer} did not send response headers within {timeout:?}")]
+    Timeout { peer: String, timeout: Duration },
+    #[error("upstream {peer} failed: {detail}")]
+    Upstream { peer: String, detail: String },
+}
+
+/// The peers, the shared connection pool and the balancing state.
+#[derive(Debug)]
+pub(crate) struct Peers {
+    peers: Vec<Peer>,
+    next: AtomicUsize,
+    client: Client<HttpConnector, Body>,
+    epoch: Instant,
+    balance: BalanceConfig,
+    response_timeout: Duration,
+}
+
+impl Peers {
+    pub(crate) fn new(
+        addrs: &[UpstreamAddr],
+        balance: BalanceConfig,
+        connect_timeout: Duration,
+        response_timeout: Duration,
+    ) -> Peers {
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(connect_timeout));
+        connector.set_nodelay(true);
+        let client = Client::builder(TokioExecutor::new())
+            // Below the keep-alive of common app servers (gunicorn's is 2 s) so a pooled
+            // connection is rarely one the upstream already closed.
+            .pool_idle_timeout(Duration::from_millis(1500))
+            .build(connector);
+        Peers {
+            peers: addrs
+                .iter()
+                .map(|addr| Peer {
+                    addr: addr.clone(),
+                    fails: AtomicU32::new(0),
+                    ejected_until_ms: AtomicU64::new(0),
+                })
+                .collect(),
+            next: AtomicUsize::new(0),
+            client,
+            epoch: Instant::now(),
+            balance,
+            response_timeout,
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Round-robin over peers that are not ejected; all ejected → plain round-robin.
+    fn choose(&self, skip: Option<usize>) -> usize {
+        let n = self.peers.len();
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        let now = self.now_ms();
+        (0..n)
+            .map(|k| (start + k) % n)
+            .find(|&i| {
+                Some(i) != skip && self.peers[i].ejected_until_ms.load(Ordering::Relaxed) <= now
+            })
+            .or_else(|| (0..n).map(|k| (start + k) % n).find(|&i| Some(i) != skip))
+            .unwrap_or(start % n)
+    }
+
+    fn succeeded(&self, i: usize) {
+        self.peers[i].fails.store(0, Ordering::Relaxed);
+    }
+
+    fn failed(&self, i: usize) {
+        let peer = &self.peers[i];
+        let fails = peer.fails.fetch_add(1, Ordering::Relaxed) + 1;
+        if fails >= self.balance.max_fails {
+            let until = self.now_ms()
+                + u64::try_from(self.balance.fail_timeout.as_millis()).unwrap_or(u64::MAX);
+            peer.ejected_until_ms.store(until, Ordering::Relaxed);
+            peer.fails.store(0, Ordering::Relaxed);
+            tracing::warn!(upstream = %peer.addr, fail_timeout = ?self.balance.fail_timeout,
+                "upstream ejected after {fails} failure(s) in a row");
+        }
+    }
+
+    /// Forwards `request` to a peer; returns the response (body streaming) and the peer.
+    pub(crate) async fn forward(
+        &self,
+        request: Request<Body>,
+    ) -> Result<(Response<Body>, String), ProxyError> {
+        let retryable = is_idempotent(request.method())
+            && axum::body::HttpBody::size_hint(request.body()).exact() == Some(0);
+        let (parts, body) = request.into_parts();
+        let first = self.choose(None);
+        let attempt = self.try_peer(first, rebuild(&parts, body)).await;
+        match attempt {
+            Err(ProxyError::Connect { .. }) if retryable && self.peers.len() > 1 => {
+                let second = self.choose(Some(first));
+                self.try_peer(second, rebuild(&parts, Body::empty())).await
+            }
+            other => other,
+        }
+    }
+
+    async fn try_peer(
+        &self,
+        i: usize,
+        mut request: Request<Body>,
+    ) -> Result<(Response<Body>, String), ProxyError> {
+        let peer = self.peers[i].addr.to_string();
+        let path = request.uri().path_and_query().map_or("/", |pq| pq.as_str());
+        let uri: Uri = match format!("http://{peer}{path}").parse() {
+            Ok(uri) => uri,
+            Err(e) => {
+                return Err(ProxyError::Upstream {
+                    peer,
+                    detail: format!("bad upstream URI: {e}"),
+                })
+            }
+        };
+        *request.uri_mut() = uri;
+        // HTTP/1.0 and HTTP/2 clients alike reach the upstream over pooled HTTP/1.1.
+        *request.version_mut() = Version::HTTP_11;
+
+        let sent = tokio::time::timeout(self.response_timeout, self.client.request(request)).await;
+        match sent {
+            Ok(Ok(response)) => {
+                self.succeeded(i);
+                Ok((response.map(Body::new), peer))
+            }
+            Ok(Err(error)) => {
+                self.failed(i);
+                let detail = error_chain(&error);
+                if error.is_connect() {
+                    Err(ProxyError::Connect { peer, detail })
+                } else {
+                    Err(ProxyError::Upstream { peer, detail })
+                }
+            }
+            Err(_) => {
+                self.failed(i);
+                Err(ProxyError::Timeout {
+                    peer,
+                    timeout: self.response_timeout,
+                })
+            }
+        }
+    }
+}
+
+fn rebuild(parts: &axum::http::request::Parts, body: Body) -> Request<Body> {
+    let mut request = Request::new(body);
+    *request.method_mut() = parts.method.clone();
+    *request.uri_mut() = parts.uri.clone();
+    *request.version_mut() = parts.version;
+    *request.headers_mut() = parts.headers.clone();
+    request
+}
+
+fn is_idempotent(method: &Method) -> bool {
+    matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE
+    )
+}
+
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upstream_addresses_parse_like_nginx_server_lines() {
+        assert_eq!(
+            "127.0.0.1:8000"
+                .parse::<UpstreamAddr>()
+                .unwrap()
+                .to_string(),
+            "127.0.0.1:8000"
+        );
+        assert_eq!(
+            "http://web:8000"
+                .parse::<UpstreamAddr>()
+                .unwrap()
+                .to_string(),
+            "web:8000"
+        );
+        assert!("web"
+            .parse::<UpstreamAddr>()
+            .unwrap_err()
+            .contains("no port"));
+        assert!("a b:80".parse::<UpstreamAddr>().is_err());
+        assert!("u:p@web:80".parse::<UpstreamAddr>().is_err());
+    }
+
+    #[tokio::test]
+    async fn ejected_peers_are_skipped_until_fail_timeout() {
+        let addrs: Vec<UpstreamAddr> = ["127.0.0.1:1", "127.0.0.1:2"]
+            .iter()
+            .map(|a| a.parse().unwrap())
+            .collect();
+        let peers = Peers::new(
+            &addrs,
+            BalanceConfig {
+                max_fails: 2,
+                fail_timeout: Duration::from_secs(60),
+            },
+            Duration::from_secs(1),
+            Duration::from_secs(1),
+        );
+        peers.failed(0);
+        // One failure of two allowed: still chosen in turn.
+        let picks: Vec<usize> = (0..4).map(|_| peers.choose(None)).collect();
+        assert!(picks.contains(&0));
+        peers.failed(0);
+        let picks: Vec<usize> = (0..4).map(|_| peers.choose(None)).collect();
+        assert_eq!(picks, vec![1, 1, 1, 1]);
+        // Both ejected: still answer with someone rather than nobody.
+        peers.failed(1);
+        peers.failed(1);
+        let pick = peers.choose(None);
+        assert!(pick < 2);
+    }
+}
