@@ -10,6 +10,7 @@ use axum::http::{header, HeaderValue, Request, Response, StatusCode};
 use keel_limit::{Clock, Decision, MonotonicClock};
 use tower::ServiceExt;
 
+use crate::access_log::{self, AccessLog, Entry};
 use crate::client_ip::TrustedProxies;
 use crate::headers;
 use crate::proxy::{Peers, ProxyError};
@@ -28,6 +29,7 @@ pub(crate) struct State {
     limit: Option<LimitConfig>,
     clock: MonotonicClock,
     trusted: TrustedProxies,
+    access_log: Option<AccessLog>,
 }
 
 impl State {
@@ -46,6 +48,7 @@ impl State {
             limit: cfg.limit.clone(),
             clock: MonotonicClock::new(),
             trusted: cfg.trusted_proxies.clone(),
+            access_log: cfg.access_log.clone(),
         }
     }
 }
@@ -57,17 +60,24 @@ pub(crate) async fn handle(
     request: Request<Body>,
 ) -> Response<Body> {
     let started = Instant::now();
-    let method = request.method().clone();
-    let path = request.uri().path().to_owned();
 
     // Phase: who is the client.
     let client = state.trusted.client_ip(peer.ip(), request.headers());
+    let mut entry = state.access_log.as_ref().map(|_| {
+        Entry::new(
+            client,
+            request.method(),
+            request.uri(),
+            request.version(),
+            request.headers(),
+            started,
+        )
+    });
 
     // Phase: limit_req. Rejections cost the zone nothing (nginx), and end here.
     if let Some(limit) = &state.limit {
         if let Some(response) = apply_limit(limit, client, state.clock.now_ms()).await {
-            log(client, &method, &path, response.status(), started, None);
-            return response;
+            return finish(state, entry, response);
         }
     }
 
@@ -86,25 +96,30 @@ pub(crate) async fn handle(
         Target::Peers(peers) => match peers.forward(request).await {
             Ok(answer) => answer,
             Err(error) => {
-                tracing::warn!(%error, %client, %path, "proxy error");
-                let response = error_page(&error);
-                log(client, &method, &path, response.status(), started, None);
-                return response;
+                tracing::warn!(%error, %client, "proxy error");
+                return finish(state, entry, error_page(&error));
             }
         },
     };
+    if let Some(entry) = entry.as_mut() {
+        entry.upstream(upstream, upstream_started.elapsed());
+    }
 
     // Phase: rewrite the response.
     headers::remove_hop_by_hop(response.headers_mut());
-    log(
-        client,
-        &method,
-        &path,
-        response.status(),
-        started,
-        Some((upstream, upstream_started)),
-    );
-    response
+
+    // Phase: log (when the body has been sent).
+    finish(state, entry, response)
+}
+
+fn finish(state: &State, entry: Option<Entry>, response: Response<Body>) -> Response<Body> {
+    match (entry, &state.access_log) {
+        (Some(mut entry), Some(log)) => {
+            entry.status(response.status().as_u16());
+            response.map(|body| access_log::wrap(body, entry, log.clone()))
+        }
+        _ => response,
+    }
 }
 
 fn canonical_peer(peer: SocketAddr) -> IpAddr {
@@ -163,29 +178,4 @@ fn text_page(status: StatusCode, text: &'static str) -> Response<Body> {
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
     response
-}
-
-/// One access-log event per request (target `keel::access`), with request time and
-/// upstream time as nginx's `$request_time` and `$upstream_response_time`.
-fn log(
-    client: IpAddr,
-    method: &axum::http::Method,
-    path: &str,
-    status: StatusCode,
-    started: Instant,
-    upstream: Option<(String, Instant)>,
-) {
-    let request_ms = started.elapsed().as_secs_f64() * 1000.0;
-    match upstream {
-        Some((upstream, upstream_started)) => tracing::info!(
-            target: "keel::access",
-            %client, %method, path, status = status.as_u16(),
-            request_ms, upstream = %upstream,
-            upstream_ms = upstream_started.elapsed().as_secs_f64() * 1000.0,
-        ),
-        None => tracing::info!(
-            target: "keel::access",
-            %client, %method, path, status = status.as_u16(), request_ms,
-        ),
-    }
 }

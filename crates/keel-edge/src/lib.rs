@@ -17,6 +17,7 @@
 //!   address is believed only from configured trusted proxies, and rejections carry
 //!   `Retry-After`.
 
+mod access_log;
 mod client_ip;
 mod handler;
 mod headers;
@@ -31,6 +32,7 @@ use std::time::Duration;
 pub use axum::http::StatusCode;
 use tokio::net::TcpListener;
 
+pub use access_log::{AccessLog, AccessLogFormat, AccessLogTarget};
 pub use client_ip::TrustedProxies;
 pub use proxy::UpstreamAddr;
 
@@ -91,6 +93,8 @@ pub struct EdgeConfig {
     pub header_read_timeout: Duration,
     /// How long a stop waits for in-flight requests.
     pub shutdown_timeout: Duration,
+    /// Where access log lines go; `None` logs nothing.
+    pub access_log: Option<AccessLog>,
 }
 
 impl EdgeConfig {
@@ -106,6 +110,7 @@ impl EdgeConfig {
             balance: BalanceConfig::default(),
             header_read_timeout: Duration::from_secs(10),
             shutdown_timeout: Duration::from_secs(30),
+            access_log: None,
         }
     }
 }

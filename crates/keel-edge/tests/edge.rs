@@ -368,3 +368,69 @@ async fn in_process_backend_gets_the_same_layers() {
     assert_eq!(passed, 20);
     edge.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_log_lines_are_combined_format_and_reopen_after_rotation() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("access.log");
+    let log = keel_edge::AccessLog::start(
+        keel_edge::AccessLogTarget::File(path.clone()),
+        keel_edge::AccessLogFormat::Combined,
+    )
+    .unwrap();
+    let backend = spawn_backend("a").await;
+    let mut cfg = EdgeConfig::new(LOCAL.into(), upstreams(&[backend.addr]));
+    cfg.access_log = Some(log.clone());
+    let edge = spawn_edge(cfg).await;
+    let client = reqwest::Client::new();
+    let body = client
+        .get(format!("http://{}/echo?x=1", edge.addr))
+        .header("user-agent", "test-agent")
+        .header("referer", "http://ref.example/")
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+
+    let line = wait_for_line(&path).await;
+    assert!(line.starts_with("127.0.0.1 - - ["), "{line}");
+    let expected = format!(
+        "\"GET /echo?x=1 HTTP/1.1\" 200 {} \"http://ref.example/\" \"test-agent\" rt=",
+        body.len()
+    );
+    assert!(line.contains(&expected), "{line}");
+    assert!(line.contains(&format!("ua=\"{}\"", backend.addr)), "{line}");
+
+    // logrotate: move the file away, signal, and the next line lands in a new file.
+    let rotated = dir.path().join("access.log.1");
+    std::fs::rename(&path, &rotated).unwrap();
+    log.reopen();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    client
+        .get(format!("http://{}/nope", edge.addr))
+        .send()
+        .await
+        .unwrap();
+    let line = wait_for_line(&path).await;
+    assert!(line.contains("\"GET /nope HTTP/1.1\" 404 "), "{line}");
+    assert_eq!(
+        std::fs::read_to_string(&rotated).unwrap().lines().count(),
+        1
+    );
+    edge.stop().await;
+    backend.stop().await;
+}
+
+async fn wait_for_line(path: &std::path::Path) -> String {
+    for _ in 0..100 {
+        if let Ok(text) = std::fs::read_to_string(path) {
+            if let Some(line) = text.lines().last() {
+                return line.to_owned();
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("no access log line in {}", path.display());
+}

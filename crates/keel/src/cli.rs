@@ -10,8 +10,8 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::{
-    Cidr, DelaySetting, Flags, HumanDuration, List, LogFormat, LogLevel, RateSetting, RejectStatus,
-    Upstream, UpstreamUrl,
+    Cidr, DelaySetting, Flags, HumanDuration, List, LogDir, LogFormat, LogLevel, RateSetting,
+    RejectStatus, Upstream, UpstreamUrl,
 };
 
 /// keel: one binary for the web stack of nginx + gunicorn + Django + Redis.
@@ -118,6 +118,12 @@ pub struct LimitArgs {
     /// Network whose X-Forwarded-For / X-Real-IP are believed; repeatable [env: KEEL_TRUSTED_PROXIES]
     #[arg(long = "trusted-proxy", value_name = "CIDR")]
     pub trusted_proxies: Vec<Cidr>,
+    /// Write the access log to DIR/access.log (reopened on SIGUSR1) instead of stdout [env: KEEL_LOG_DIR]
+    #[arg(long, value_name = "DIR")]
+    pub log_dir: Option<LogDir>,
+    /// Write no access log [env: KEEL_ACCESS_LOG=false]
+    #[arg(long)]
+    pub no_access_log: bool,
 }
 
 /// `keel edge`.
@@ -156,6 +162,8 @@ impl LimitArgs {
         flags.limit_status = self.limit_status;
         flags.trusted_proxies =
             (!self.trusted_proxies.is_empty()).then(|| List(self.trusted_proxies.clone()));
+        flags.log_dir = self.log_dir.clone();
+        flags.access_log = self.no_access_log.then_some(false);
     }
 }
 

@@ -199,7 +199,29 @@ deserialize_from_str!(
     ZoneSetting,
     Cidr,
     Upstream,
+    LogDir,
 );
+
+/// A directory for `access.log`; empty means standard output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogDir(pub Option<PathBuf>);
+
+impl FromStr for LogDir {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        Ok(LogDir((!s.is_empty()).then(|| PathBuf::from(s))))
+    }
+}
+
+impl fmt::Display for LogDir {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.0 {
+            Some(dir) => write!(f, "{}", dir.display()),
+            None => Ok(()),
+        }
+    }
+}
 
 /// A limit_req rate (`10r/s`, `600r/m`), or `off`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -437,6 +459,8 @@ struct EdgeFile {
     dry_run: Option<Spanned<bool>>,
     trusted_proxies: Option<Spanned<List<Cidr>>>,
     response_timeout: Option<Spanned<HumanDuration>>,
+    access_log: Option<Spanned<bool>>,
+    log_dir: Option<Spanned<LogDir>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -539,6 +563,8 @@ pub struct Flags {
     pub delay: Option<DelaySetting>,
     pub limit_status: Option<RejectStatus>,
     pub trusted_proxies: Option<List<Cidr>>,
+    pub access_log: Option<bool>,
+    pub log_dir: Option<LogDir>,
     pub mock_listen: Option<SocketAddr>,
     pub mock_latency: Option<HumanDuration>,
     pub log_format: Option<LogFormat>,
@@ -634,6 +660,8 @@ pub struct EdgeSettings {
     pub dry_run: Setting<bool>,
     pub trusted_proxies: Setting<List<Cidr>>,
     pub response_timeout: Setting<HumanDuration>,
+    pub access_log: Setting<bool>,
+    pub log_dir: Setting<LogDir>,
 }
 
 /// Settings of `keel mock-upstream` (and of the mock inside `keel up`).
@@ -839,6 +867,20 @@ impl Settings {
                         from_file(src, file.edge.response_timeout),
                         HumanDuration(Duration::from_secs(60)),
                     )?,
+                    access_log: l.pick(
+                        "edge.access_log",
+                        (flags.access_log, "--no-access-log"),
+                        "KEEL_ACCESS_LOG",
+                        from_file(src, file.edge.access_log),
+                        true,
+                    )?,
+                    log_dir: l.pick(
+                        "edge.log_dir",
+                        (flags.log_dir, "--log-dir"),
+                        "KEEL_LOG_DIR",
+                        from_file(src, file.edge.log_dir),
+                        LogDir(None),
+                    )?,
                 },
                 mock: MockSettings {
                     listen: l.pick(
@@ -966,6 +1008,24 @@ impl Settings {
             keel_edge::TrustedProxies::new(e.trusted_proxies.value.0.iter().map(|c| c.0).collect());
         cfg.response_timeout = e.response_timeout.value.0;
         cfg.shutdown_timeout = self.serve.shutdown_timeout.value.0;
+        if e.access_log.value {
+            let target = match &e.log_dir.value.0 {
+                Some(dir) => keel_edge::AccessLogTarget::File(dir.join("access.log")),
+                None => keel_edge::AccessLogTarget::Stdout,
+            };
+            let format = match self.log.format.value {
+                LogFormat::Text => keel_edge::AccessLogFormat::Combined,
+                LogFormat::Json => keel_edge::AccessLogFormat::Json,
+            };
+            let log = keel_edge::AccessLog::start(target.clone(), format).map_err(|err| {
+                invalid(
+                    "edge.log_dir",
+                    &e.log_dir.origin,
+                    format!("cannot open the access log {target:?}: {err}"),
+                )
+            })?;
+            cfg.access_log = Some(log);
+        }
         Ok(cfg)
     }
 
@@ -1080,6 +1140,18 @@ impl Settings {
             "response_timeout",
             quoted(&e.response_timeout.value),
             &e.response_timeout.origin,
+        );
+        line(
+            &mut out,
+            "access_log",
+            e.access_log.value.to_string(),
+            &e.access_log.origin,
+        );
+        line(
+            &mut out,
+            "log_dir",
+            quoted(&e.log_dir.value),
+            &e.log_dir.origin,
         );
         section(&mut out, "mock_upstream");
         line(

@@ -101,6 +101,7 @@ async fn edge(settings: &Settings) -> anyhow::Result<()> {
         Backend::Upstreams(upstreams),
         true,
     )?;
+    reopen_on_sigusr1(cfg.access_log.clone());
     let edge = Edge::build(cfg)
         .await
         .context("could not start keel edge")?;
@@ -155,6 +156,7 @@ async fn up(settings: &Settings) -> anyhow::Result<()> {
     let router = App::in_process(&app_config).context("could not build the app")?;
     let rate_limit = settings.up.rate_limit.value;
     let edge_cfg = settings.edge_config(app_config.bind, Backend::InProcess(router), rate_limit)?;
+    reopen_on_sigusr1(edge_cfg.access_log.clone());
     let edge = Edge::build(edge_cfg)
         .await
         .context("could not start keel up")?;
@@ -194,6 +196,28 @@ async fn up(settings: &Settings) -> anyhow::Result<()> {
     }
     tracing::info!("keel up stopped");
     Ok(())
+}
+
+/// logrotate's `postrotate` sends SIGUSR1: reopen the access log file.
+fn reopen_on_sigusr1(log: Option<keel_edge::AccessLog>) {
+    #[cfg(unix)]
+    if let Some(log) = log {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::user_defined1()) {
+            Ok(mut usr1) => {
+                tokio::spawn(async move {
+                    while usr1.recv().await.is_some() {
+                        log.reopen();
+                    }
+                });
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGUSR1; the access log will not be reopened")
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = log;
 }
 
 /// Resolves on SIGTERM or SIGINT (Ctrl-C).

@@ -308,3 +308,63 @@ fn edge_without_upstream_is_refused() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("--upstream"), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edge_access_log_goes_to_log_dir_and_reopens_on_sigusr1() {
+    let (_mock, upstream) = start_mock("0ms");
+    let (_serve, app) = start_serve(&upstream, &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = keel();
+    cmd.args([
+        "edge",
+        "--listen",
+        "127.0.0.1:0",
+        "--rate",
+        "off",
+        "--upstream",
+    ])
+    .arg(app.trim_start_matches("http://"))
+    .arg("--log-dir")
+    .arg(dir.path());
+    let mut edge = Process::start(cmd);
+    let base = edge.url_after("keel edge: listening on");
+    let log = dir.path().join("access.log");
+
+    reqwest::get(format!("{base}/healthz"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let first = wait_for(&log, "GET /healthz").await;
+    assert!(first.contains("\"GET /healthz HTTP/1.1\" 200 "), "{first}");
+
+    std::fs::rename(&log, dir.path().join("access.log.1")).unwrap();
+    edge.signal(Signal::SIGUSR1);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    reqwest::get(format!("{base}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let second = wait_for(&log, "GET /metrics").await;
+    assert!(
+        second.contains("\"GET /metrics HTTP/1.1\" 200 "),
+        "{second}"
+    );
+    edge.signal(Signal::SIGTERM);
+    assert_eq!(edge.wait(Duration::from_secs(5)), Some(0));
+}
+
+async fn wait_for(path: &std::path::Path, needle: &str) -> String {
+    for _ in 0..100 {
+        if let Ok(text) = std::fs::read_to_string(path) {
+            if let Some(line) = text.lines().find(|l| l.contains(needle)) {
+                return line.to_owned();
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("no line with {needle:?} in {}", path.display());
+}

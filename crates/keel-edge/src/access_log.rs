@@ -1,0 +1,379 @@
+//! The access log: one line per request in nginx's `combined` format (or JSON), written
+//! when the response body has been sent — so the byte count and the request time are
+//! the real ones, as nginx logs them — to stdout or a file that is reopened on demand
+//! (SIGUSR1, for logrotate).
+//!
+//! Lines go through a bounded channel to one writer task that flushes whenever the
+//! channel runs dry: requests never wait on the disk, and a burst costs one `write`
+//! per batch instead of one per request. If the disk cannot keep up and the channel
+//! fills, lines are dropped and counted (nginx would block its worker instead).
+//!
+//! Format, `combined` plus nginx's timing variables:
+//! ```text
+//! $remote_addr - - [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent" rt=$request_time uht=$upstream_header_time ua="$upstream_addr"
+//! ```
+
+use std::io::Write;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant, SystemTime};
+
+use axum::body::Body;
+use axum::http::{HeaderMap, Method, Uri, Version};
+use bytes::Bytes;
+use tokio::sync::mpsc;
+
+/// Lines waiting for the writer; beyond this they are dropped and counted.
+const QUEUE: usize = 16 * 1024;
+
+/// Where access log lines go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccessLogTarget {
+    /// Standard output.
+    Stdout,
+    /// A file, appended to and reopened on [`AccessLog::reopen`].
+    File(PathBuf),
+}
+
+/// The line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccessLogFormat {
+    /// nginx's `combined` plus request and upstream times.
+    Combined,
+    /// One JSON object per line with the same fields.
+    Json,
+}
+
+enum Message {
+    Line(String),
+    Reopen,
+}
+
+/// A handle to the access log; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct AccessLog {
+    tx: mpsc::Sender<Message>,
+    format: AccessLogFormat,
+    dropped: Arc<AtomicU64>,
+}
+
+impl std::fmt::Debug for Message {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Message::Line(_) => "Line",
+            Message::Reopen => "Reopen",
+        })
+    }
+}
+
+impl AccessLog {
+    /// Opens the target and starts the writer task (call inside a tokio runtime).
+    pub fn start(target: AccessLogTarget, format: AccessLogFormat) -> std::io::Result<AccessLog> {
+        let mut sink = Sink::open(&target)?;
+        let (tx, mut rx) = mpsc::channel::<Message>(QUEUE);
+        // A plain thread: file writes block, and this keeps them off the async workers.
+        std::thread::Builder::new()
+            .name("keel-access-log".into())
+            .spawn(move || {
+                while let Some(message) = rx.blocking_recv() {
+                    sink.handle(message, &target);
+                    while let Ok(message) = rx.try_recv() {
+                        sink.handle(message, &target);
+                    }
+                    sink.flush();
+                }
+                sink.flush();
+            })?;
+        Ok(AccessLog {
+            tx,
+            format,
+            dropped: Arc::new(AtomicU64::new(0)),
+        })
+    }
+
+    /// Closes and reopens the file (after logrotate moved it away).
+    pub fn reopen(&self) {
+        // A full queue delays the reopen by at most one batch; never block the caller.
+        let _ = self.tx.try_send(Message::Reopen);
+    }
+
+    /// Lines dropped because the writer could not keep up.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    fn write(&self, line: String) {
+        if self.tx.try_send(Message::Line(line)).is_err() {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+struct Sink {
+    out: Box<dyn Write + Send>,
+}
+
+impl Sink {
+    fn open(target: &AccessLogTarget) -> std::io::Result<Sink> {
+        let out: Box<dyn Write + Send> = match target {
+            AccessLogTarget::Stdout => Box::new(std::io::BufWriter::new(std::io::stdout())),
+            AccessLogTarget::File(path) => Box::new(std::io::BufWriter::new(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)?,
+            )),
+        };
+        Ok(Sink { out })
+    }
+
+    fn handle(&mut self, message: Message, target: &AccessLogTarget) {
+        match message {
+            Message::Line(line) => {
+                if let Err(error) = self.out.write_all(line.as_bytes()) {
+                    tracing::error!(%error, "could not write the access log");
+                }
+            }
+            Message::Reopen => {
+                self.flush();
+                match Sink::open(target) {
+                    Ok(sink) => {
+                        *self = sink;
+                        tracing::info!(?target, "access log reopened");
+                    }
+                    Err(error) => {
+                        tracing::error!(%error, ?target, "could not reopen the access log")
+                    }
+                }
+            }
+        }
+    }
+
+    fn flush(&mut self) {
+        if let Err(error) = self.out.flush() {
+            tracing::error!(%error, "could not flush the access log");
+        }
+    }
+}
+
+/// What is known about a request when its response starts.
+#[derive(Debug)]
+pub(crate) struct Entry {
+    client: IpAddr,
+    request_line: String,
+    referer: Option<String>,
+    user_agent: Option<String>,
+    started: Instant,
+    at: SystemTime,
+    status: u16,
+    upstream: Option<(String, Duration)>,
+}
+
+impl Entry {
+    pub(crate) fn new(
+        client: IpAddr,
+        method: &Method,
+        uri: &Uri,
+        version: Version,
+        headers: &HeaderMap,
+        started: Instant,
+    ) -> Entry {
+        let header = |name: &str| {
+            headers
+                .get(name)
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        };
+        let target = uri.path_and_query().map_or("/", |pq| pq.as_str());
+        Entry {
+            client,
+            request_line: format!("{method} {target} {version:?}"),
+            referer: header("referer"),
+            user_agent: header("user-agent"),
+            started,
+            at: SystemTime::now(),
+            status: 0,
+            upstream: None,
+        }
+    }
+
+    pub(crate) fn status(&mut self, status: u16) {
+        self.status = status;
+    }
+
+    pub(crate) fn upstream(&mut self, name: String, header_time: Duration) {
+        self.upstream = Some((name, header_time));
+    }
+
+    fn render(&self, format: AccessLogFormat, bytes: u64) -> String {
+        let request_time = self.started.elapsed().as_secs_f64();
+        match format {
+            AccessLogFormat::Combined => {
+                let (uht, ua) = match &self.upstream {
+                    Some((name, t)) => (format!("{:.3}", t.as_secs_f64()), name.as_str()),
+                    None => ("-".to_owned(), "-"),
+                };
+                format!(
+                    "{} - - [{}] \"{}\" {} {} \"{}\" \"{}\" rt={:.3} uht={} ua=\"{}\"\n",
+                    self.client,
+                    time_local(self.at),
+                    escape(&self.request_line),
+                    self.status,
+                    bytes,
+                    escape(self.referer.as_deref().unwrap_or("-")),
+                    escape(self.user_agent.as_deref().unwrap_or("-")),
+                    request_time,
+                    uht,
+                    escape(ua),
+                )
+            }
+            AccessLogFormat::Json => {
+                let mut line = serde_json::json!({
+                    "time": httpdate::fmt_http_date(self.at),
+                    "remote_addr": self.client.to_string(),
+                    "request": self.request_line,
+                    "status": self.status,
+                    "body_bytes_sent": bytes,
+                    "http_referer": self.referer,
+                    "http_user_agent": self.user_agent,
+                    "request_time": (request_time * 1000.0).round() / 1000.0,
+                    "upstream_addr": self.upstream.as_ref().map(|u| u.0.clone()),
+                    "upstream_header_time": self.upstream.as_ref().map(|u| u.1.as_secs_f64()),
+                })
+                .to_string();
+                line.push('\n');
+                line
+            }
+        }
+    }
+}
+
+/// nginx's `$time_local` (`25/Nov/2026:10:45:06 +0000`), in UTC, rearranged from the
+/// IMF-fixdate that `httpdate` writes (`Wed, 25 Nov 2026 10:45:06 GMT`).
+fn time_local(at: SystemTime) -> String {
+    let text = httpdate::fmt_http_date(at);
+    let parts: Vec<&str> = text.split(' ').collect();
+    match parts.as_slice() {
+        [_, day, month, year, time, _] => format!("{day}/{month}/{year}:{time} +0000"),
+        _ => text,
+    }
+}
+
+/// nginx escapes `"`, `\` and bytes outside printable ASCII as `\xHH` in log variables.
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        match byte {
+            b'"' | b'\\' | 0..=0x1f | 0x7f..=0xff => out.push_str(&format!("\\x{byte:02X}")),
+            printable => out.push(char::from(printable)),
+        }
+    }
+    out
+}
+
+/// Wraps a response body so the entry is logged with the bytes actually sent, when the
+/// body ends or is dropped (a client that hangs up mid-stream is logged too).
+pub(crate) fn wrap(body: Body, entry: Entry, log: AccessLog) -> Body {
+    Body::new(LoggedBody {
+        inner: body,
+        bytes: 0,
+        pending: Some((entry, log)),
+    })
+}
+
+struct LoggedBody {
+    inner: Body,
+    bytes: u64,
+    pending: Option<(Entry, AccessLog)>,
+}
+
+impl LoggedBody {
+    fn emit(&mut self) {
+        if let Some((entry, log)) = self.pending.take() {
+            log.write(entry.render(log.format, self.bytes));
+        }
+    }
+}
+
+impl Drop for LoggedBody {
+    fn drop(&mut self) {
+        self.emit();
+    }
+}
+
+impl http_body::Body for LoggedBody {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, axum::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    self.bytes += data.len() as u64;
+                }
+            }
+            Poll::Ready(None) | Poll::Ready(Some(Err(_))) => self.emit(),
+            Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn time_local_is_nginx_shaped() {
+        // `date -u -d @1795000000` prints Wed Nov 18 11:06:40 UTC 2026.
+        let at = SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_000_000);
+        assert_eq!(time_local(at), "18/Nov/2026:11:06:40 +0000");
+    }
+
+    #[test]
+    fn combined_line_escapes_quotes_and_control_bytes() {
+        let mut headers = HeaderMap::new();
+        headers.insert("user-agent", "curl/8 \"quoted\"".parse().unwrap());
+        let mut entry = Entry::new(
+            "192.0.2.1".parse().unwrap(),
+            &Method::GET,
+            &"/a?b=1".parse().unwrap(),
+            Version::HTTP_11,
+            &headers,
+            Instant::now(),
+        );
+        entry.status(200);
+        entry.upstream("127.0.0.1:8000".into(), Duration::from_millis(12));
+        let line = entry.render(AccessLogFormat::Combined, 1234);
+        assert!(line.starts_with("192.0.2.1 - - ["), "{line}");
+        assert!(
+            line.contains(
+                "] \"GET /a?b=1 HTTP/1.1\" 200 1234 \"-\" \"curl/8 \\x22quoted\\x22\" rt="
+            ),
+            "{line}"
+        );
+        assert!(
+            line.contains(" uht=0.012 ua=\"127.0.0.1:8000\"\n"),
+            "{line}"
+        );
+        let json: serde_json::Value =
+            serde_json::from_str(&entry.render(AccessLogFormat::Json, 5)).unwrap();
+        assert_eq!(json["status"], 200);
+        assert_eq!(json["body_bytes_sent"], 5);
+    }
+}
