@@ -36,6 +36,10 @@ pub use error::AppError;
 pub use metrics::Metrics;
 pub use mock::{MockConfig, MockUpstream};
 
+/// The app's own static assets, compiled into the binary: `(name under /static/, bytes)`.
+/// `keel collectstatic` and `keel up` collect them with any `--source` directories.
+pub const ASSETS: &[(&str, &[u8])] = &[("css/keel.css", include_bytes!("../assets/css/keel.css"))];
+
 /// Everything the application server needs, already validated by the caller.
 ///
 /// Field names carry their units; durations are [`Duration`]s.

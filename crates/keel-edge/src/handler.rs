@@ -1,5 +1,5 @@
 //! The phases every request passes, in order, in one function: client address →
-//! limit_req → backend (in-process router or upstream peers) with forwarded headers →
+//! static files → limit_req → backend (in-process router or upstream peers) with forwarded headers →
 //! response headers → log.
 
 use std::net::{IpAddr, SocketAddr};
@@ -12,6 +12,10 @@ use tower::ServiceExt;
 
 use crate::access_log::{self, AccessLog, Entry};
 use crate::client_ip::TrustedProxies;
+use keel_edge_static::StaticService;
+
+/// Where collected static files are served, as in the classic `location /static/`.
+const STATIC_PREFIX: &str = "/static/";
 use crate::headers;
 use crate::proxy::{Peers, ProxyError};
 use crate::{Backend, EdgeConfig, LimitConfig};
@@ -30,6 +34,7 @@ pub(crate) struct State {
     clock: MonotonicClock,
     trusted: TrustedProxies,
     access_log: Option<AccessLog>,
+    statics: Option<StaticService>,
 }
 
 impl State {
@@ -49,6 +54,10 @@ impl State {
             clock: MonotonicClock::new(),
             trusted: cfg.trusted_proxies.clone(),
             access_log: cfg.access_log.clone(),
+            statics: cfg
+                .static_files
+                .clone()
+                .map(|handle| StaticService::new(handle).mount(STATIC_PREFIX)),
         }
     }
 }
@@ -73,6 +82,15 @@ pub(crate) async fn handle(
             started,
         )
     });
+
+    // Phase: static files, answered from memory; never rate limited (nginx's classic
+    // config puts limit_req only on the proxied location).
+    if let Some(statics) = &state.statics {
+        if request.uri().path().starts_with(STATIC_PREFIX) {
+            let response = statics.handle_request(&request).map(Body::new);
+            return finish(state, entry, response);
+        }
+    }
 
     // Phase: limit_req. Rejections cost the zone nothing (nginx), and end here.
     if let Some(limit) = &state.limit {

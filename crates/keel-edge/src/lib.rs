@@ -1,7 +1,7 @@
 //! keel's edge: nginx's role in the classic stack.
 //!
-//! Every request passes the same phases, in one ordered function ([`handler`]): accept →
-//! client address → limit_req → route (static or backend) → rewrite request headers →
+//! Every request passes the same phases, in one ordered function (`handler.rs`): accept →
+//! client address → static files (exempt from the limit) → limit_req → backend → rewrite request headers →
 //! backend → rewrite response headers → log. The backend is either a list of upstream
 //! `host:port`s reached over pooled HTTP/1.1 (`keel edge`), or the application's router
 //! called in-process with no socket hop (`keel up`); both get exactly the same layers.
@@ -34,6 +34,7 @@ use tokio::net::TcpListener;
 
 pub use access_log::{AccessLog, AccessLogFormat, AccessLogTarget};
 pub use client_ip::TrustedProxies;
+pub use keel_edge_static::{StaticFiles, StaticHandle, StaticOptions, StaticService};
 pub use proxy::UpstreamAddr;
 
 /// Where requests that are not static files go.
@@ -95,6 +96,9 @@ pub struct EdgeConfig {
     pub shutdown_timeout: Duration,
     /// Where access log lines go; `None` logs nothing.
     pub access_log: Option<AccessLog>,
+    /// Collected static files served at `/static/` (before, and exempt from, the rate
+    /// limit); `None` sends `/static/` to the backend like any path.
+    pub static_files: Option<StaticHandle>,
 }
 
 impl EdgeConfig {
@@ -111,6 +115,7 @@ impl EdgeConfig {
             header_read_timeout: Duration::from_secs(10),
             shutdown_timeout: Duration::from_secs(30),
             access_log: None,
+            static_files: None,
         }
     }
 }

@@ -434,3 +434,76 @@ async fn wait_for_line(path: &std::path::Path) -> String {
     }
     panic!("no access log line in {}", path.display());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn static_files_are_served_by_the_edge_and_never_rate_limited() {
+    let root = tempfile::tempdir().unwrap();
+    let css: &'static [(&'static str, &'static [u8])] =
+        &[("css/site.css", b"body { color: #123456; }\n")];
+    keel_static::collect(&keel_static::CollectOptions {
+        static_root: root.path().to_owned(),
+        sources: vec![keel_static::Source::Embedded(css)],
+    })
+    .unwrap();
+    let files =
+        keel_edge::StaticFiles::load(root.path(), keel_edge::StaticOptions::default()).unwrap();
+    let backend = spawn_backend("a").await;
+    let mut cfg = EdgeConfig::new(LOCAL.into(), upstreams(&[backend.addr]));
+    cfg.limit = Some(classic_limit());
+    cfg.static_files = Some(keel_edge::StaticHandle::new(files));
+    let edge = spawn_edge(cfg).await;
+    let client = reqwest::Client::new();
+
+    // Use up the whole burst on the backend first.
+    for _ in 0..30 {
+        client
+            .get(format!("http://{}/echo", edge.addr))
+            .send()
+            .await
+            .unwrap();
+    }
+    let limited = client
+        .get(format!("http://{}/echo", edge.addr))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(limited.status(), StatusCode::SERVICE_UNAVAILABLE);
+
+    for _ in 0..50 {
+        let response = client
+            .get(format!("http://{}/static/css/site.css", edge.addr))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert!(response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/css"));
+        assert!(response.headers().contains_key("etag"));
+        assert_eq!(response.text().await.unwrap(), "body { color: #123456; }\n");
+    }
+    // Static misses are the edge's 404, not the backend's.
+    let missing = client
+        .get(format!("http://{}/static/nope.css", edge.addr))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    // Sent raw: an HTTP client library would normalise the dots away before sending.
+    for target in [
+        "/static/%2e%2e/%2e%2e/etc/passwd",
+        "/static/../../etc/passwd",
+    ] {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(edge.addr).await.unwrap();
+        let request = format!("GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).await.unwrap();
+        assert!(answer.starts_with("HTTP/1.1 4"), "{target}: {answer}");
+        assert!(!answer.contains("root:"), "{target}: {answer}");
+    }
+    edge.stop().await;
+    backend.stop().await;
+}

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::{
-    Cidr, DelaySetting, Flags, HumanDuration, List, LogDir, LogFormat, LogLevel, RateSetting,
+    Cidr, DelaySetting, Dir, Flags, HumanDuration, List, LogDir, LogFormat, LogLevel, RateSetting,
     RejectStatus, Upstream, UpstreamUrl,
 };
 
@@ -42,6 +42,8 @@ pub enum Command {
     Edge(EdgeArgs),
     /// Serve a fixed todo JSON after a fixed latency, as the upstream of /sync/test and /async/test.
     MockUpstream(MockArgs),
+    /// Gather the app's assets and every --source into the static root, hashed and precompressed.
+    Collectstatic(CollectArgs),
     /// Print the effective configuration (file, environment, defaults) with secrets masked.
     Config,
 }
@@ -126,6 +128,17 @@ pub struct LimitArgs {
     pub no_access_log: bool,
 }
 
+/// `keel collectstatic`.
+#[derive(Debug, Args)]
+pub struct CollectArgs {
+    /// Directory that receives the collected files [env: KEEL_STATIC_ROOT] [default: keel-data/static]
+    #[arg(long, value_name = "DIR")]
+    pub static_root: Option<Dir>,
+    /// A directory of static files; repeatable; earlier sources win over later ones and over the app's own assets [env: KEEL_STATIC_SOURCES]
+    #[arg(long = "source", value_name = "DIR")]
+    pub sources: Vec<Dir>,
+}
+
 /// `keel edge`.
 #[derive(Debug, Args)]
 pub struct EdgeArgs {
@@ -135,6 +148,9 @@ pub struct EdgeArgs {
     /// An app server to proxy to, HOST:PORT; repeat for round-robin [env: KEEL_EDGE_UPSTREAM, comma-separated]
     #[arg(long, value_name = "HOST:PORT")]
     pub upstream: Vec<Upstream>,
+    /// Serve the collected static root at /static/ (reloaded on SIGHUP) [env: KEEL_STATIC_ROOT] [default: keel-data/static when it exists]
+    #[arg(long, value_name = "DIR")]
+    pub static_root: Option<Dir>,
     #[command(flatten)]
     pub limit: LimitArgs,
 }
@@ -191,12 +207,19 @@ impl Cli {
             Command::Edge(args) => {
                 flags.edge_listen = args.listen;
                 flags.upstream = (!args.upstream.is_empty()).then(|| List(args.upstream.clone()));
+                flags.static_root = args.static_root.clone();
                 args.limit.apply(&mut flags);
                 None
             }
             Command::MockUpstream(args) => {
                 flags.mock_listen = args.listen;
                 flags.mock_latency = args.latency;
+                None
+            }
+            Command::Collectstatic(args) => {
+                flags.static_root = args.static_root.clone();
+                flags.static_sources =
+                    (!args.sources.is_empty()).then(|| List(args.sources.clone()));
                 None
             }
             Command::Config => None,

@@ -200,7 +200,28 @@ deserialize_from_str!(
     Cidr,
     Upstream,
     LogDir,
+    Dir,
 );
+
+/// A directory path (static root, static source).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dir(pub PathBuf);
+
+impl FromStr for Dir {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim() {
+            "" => Err("a directory path cannot be empty".to_owned()),
+            path => Ok(Dir(PathBuf::from(path))),
+        }
+    }
+}
+
+impl fmt::Display for Dir {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0.display())
+    }
+}
 
 /// A directory for `access.log`; empty means standard output.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -421,6 +442,8 @@ struct FileConfig {
     up: UpFile,
     #[serde(default)]
     edge: EdgeFile,
+    #[serde(default, rename = "static")]
+    statics: StaticFile,
     #[serde(default)]
     mock_upstream: MockFile,
     #[serde(default)]
@@ -444,6 +467,13 @@ struct ServeFile {
 struct UpFile {
     listen: Option<Spanned<SocketAddr>>,
     rate_limit: Option<Spanned<bool>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StaticFile {
+    root: Option<Spanned<Dir>>,
+    sources: Option<Spanned<List<Dir>>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -565,6 +595,8 @@ pub struct Flags {
     pub trusted_proxies: Option<List<Cidr>>,
     pub access_log: Option<bool>,
     pub log_dir: Option<LogDir>,
+    pub static_root: Option<Dir>,
+    pub static_sources: Option<List<Dir>>,
     pub mock_listen: Option<SocketAddr>,
     pub mock_latency: Option<HumanDuration>,
     pub log_format: Option<LogFormat>,
@@ -664,6 +696,13 @@ pub struct EdgeSettings {
     pub log_dir: Setting<LogDir>,
 }
 
+/// Settings of the static pipeline (`keel collectstatic`, the edge's `/static/`).
+#[derive(Debug, Clone)]
+pub struct StaticSettings {
+    pub root: Setting<Dir>,
+    pub sources: Setting<List<Dir>>,
+}
+
 /// Settings of `keel mock-upstream` (and of the mock inside `keel up`).
 #[derive(Debug, Clone)]
 pub struct MockSettings {
@@ -686,6 +725,7 @@ pub struct Settings {
     pub serve: ServeSettings,
     pub up: UpSettings,
     pub edge: EdgeSettings,
+    pub statics: StaticSettings,
     pub mock: MockSettings,
     pub log: LogSettings,
 }
@@ -880,6 +920,22 @@ impl Settings {
                         "KEEL_LOG_DIR",
                         from_file(src, file.edge.log_dir),
                         LogDir(None),
+                    )?,
+                },
+                statics: StaticSettings {
+                    root: l.pick(
+                        "static.root",
+                        (flags.static_root, "--static-root"),
+                        "KEEL_STATIC_ROOT",
+                        from_file(src, file.statics.root),
+                        Dir(PathBuf::from("keel-data/static")),
+                    )?,
+                    sources: l.pick(
+                        "static.sources",
+                        (flags.static_sources, "--source"),
+                        "KEEL_STATIC_SOURCES",
+                        from_file(src, file.statics.sources),
+                        List(Vec::new()),
                     )?,
                 },
                 mock: MockSettings {
@@ -1152,6 +1208,19 @@ impl Settings {
             "log_dir",
             quoted(&e.log_dir.value),
             &e.log_dir.origin,
+        );
+        section(&mut out, "static");
+        line(
+            &mut out,
+            "root",
+            quoted(&self.statics.root.value),
+            &self.statics.root.origin,
+        );
+        line(
+            &mut out,
+            "sources",
+            array(&self.statics.sources.value.0),
+            &self.statics.sources.origin,
         );
         section(&mut out, "mock_upstream");
         line(

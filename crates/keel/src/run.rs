@@ -34,6 +34,11 @@ pub fn command(command: Command, settings: &Settings) -> anyhow::Result<()> {
             .build()
             .context("could not start the async runtime")?
             .block_on(mock_upstream(settings)),
+        Command::Collectstatic(_) => {
+            let report = collect_static(settings)?;
+            println!("{report}");
+            Ok(())
+        }
         Command::Config => Ok(()),
     }
 }
@@ -87,6 +92,80 @@ async fn mock_upstream(settings: &Settings) -> anyhow::Result<()> {
         .context("keel mock-upstream failed")
 }
 
+/// `keel collectstatic`: `--source` directories first, then the app's embedded assets,
+/// so a project can override keel's own files (Django's finder order).
+fn collect_static(settings: &Settings) -> anyhow::Result<keel_static::Report> {
+    let mut sources: Vec<keel_static::Source> = settings
+        .statics
+        .sources
+        .value
+        .0
+        .iter()
+        .map(|dir| keel_static::Source::Dir(dir.0.clone()))
+        .collect();
+    sources.push(keel_static::Source::Embedded(keel_app::ASSETS));
+    let root = &settings.statics.root.value.0;
+    keel_static::collect(&keel_static::CollectOptions {
+        static_root: root.clone(),
+        sources,
+    })
+    .with_context(|| format!("collectstatic into {} failed", root.display()))
+}
+
+/// Loads the static root for the edge, when there is one to serve. A root that was asked
+/// for explicitly must exist; the default one is optional.
+fn load_static(settings: &Settings) -> anyhow::Result<Option<keel_edge::StaticHandle>> {
+    let root = &settings.statics.root;
+    if !root.value.0.is_dir() {
+        if root.origin == Origin::Default {
+            tracing::info!(root = %root.value, "no static root; /static/ goes to the upstream");
+            return Ok(None);
+        }
+        anyhow::bail!(
+            "static root {} ({}) does not exist; run `keel collectstatic --static-root {}` first",
+            root.value,
+            root.origin,
+            root.value
+        );
+    }
+    let files = keel_edge::StaticFiles::load(&root.value.0, keel_edge::StaticOptions::default())
+        .with_context(|| format!("could not load the static root {}", root.value))?;
+    tracing::info!(root = %root.value, files = files.len(), "static files loaded");
+    Ok(Some(keel_edge::StaticHandle::new(files)))
+}
+
+/// SIGHUP reloads the static index (off the async workers), like `nginx -s reload`
+/// picks up new files; connections are not touched.
+fn reload_on_sighup(statics: Option<keel_edge::StaticHandle>) {
+    #[cfg(unix)]
+    if let Some(statics) = statics {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::hangup()) {
+            Ok(mut hup) => {
+                tokio::spawn(async move {
+                    while hup.recv().await.is_some() {
+                        let handle = statics.clone();
+                        match tokio::task::spawn_blocking(move || handle.reload()).await {
+                            Ok(Ok(())) => tracing::info!("SIGHUP: static files reloaded"),
+                            Ok(Err(error)) => {
+                                tracing::error!(error = %error, "SIGHUP: static reload failed; still serving the previous files")
+                            }
+                            Err(error) => {
+                                tracing::error!(%error, "SIGHUP: static reload task failed")
+                            }
+                        }
+                    }
+                });
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGHUP; static files will not be reloaded")
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = statics;
+}
+
 async fn edge(settings: &Settings) -> anyhow::Result<()> {
     let upstreams: Vec<_> = settings
         .edge
@@ -102,6 +181,9 @@ async fn edge(settings: &Settings) -> anyhow::Result<()> {
         true,
     )?;
     reopen_on_sigusr1(cfg.access_log.clone());
+    let mut cfg = cfg;
+    cfg.static_files = load_static(settings)?;
+    reload_on_sighup(cfg.static_files.clone());
     let edge = Edge::build(cfg)
         .await
         .context("could not start keel edge")?;
@@ -157,6 +239,13 @@ async fn up(settings: &Settings) -> anyhow::Result<()> {
     let rate_limit = settings.up.rate_limit.value;
     let edge_cfg = settings.edge_config(app_config.bind, Backend::InProcess(router), rate_limit)?;
     reopen_on_sigusr1(edge_cfg.access_log.clone());
+    // Collecting is idempotent and quick when nothing changed: `keel up` always serves
+    // the assets of the binary that runs.
+    let report = collect_static(settings)?;
+    tracing::info!(root = %settings.statics.root.value, "{report}");
+    let mut edge_cfg = edge_cfg;
+    edge_cfg.static_files = load_static(settings)?;
+    reload_on_sighup(edge_cfg.static_files.clone());
     let edge = Edge::build(edge_cfg)
         .await
         .context("could not start keel up")?;
@@ -168,6 +257,7 @@ async fn up(settings: &Settings) -> anyhow::Result<()> {
         ("async test", "/async/test"),
         ("health", "/healthz"),
         ("metrics", "/metrics"),
+        ("static", "/static/css/keel.css"),
     ] {
         println!("  {what:<11} {base}{path}");
     }

@@ -141,8 +141,10 @@ async fn sigint_with_nothing_in_flight_exits_at_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keel_up_answers_on_all_its_routes_offline() {
+    let statics = tempfile::tempdir().unwrap();
     let mut cmd = keel();
-    cmd.args(["up", "--listen", "127.0.0.1:0", "--latency", "10ms"]);
+    cmd.args(["up", "--listen", "127.0.0.1:0", "--latency", "10ms"])
+        .env("KEEL_STATIC_ROOT", statics.path());
     let mut up = Process::start(cmd);
     let base = up.url_after("keel up: serving on");
 
@@ -163,6 +165,16 @@ async fn keel_up_answers_on_all_its_routes_offline() {
         .await
         .unwrap()
         .contains("keel_http_requests_total"));
+
+    let css = reqwest::get(format!("{base}/static/css/keel.css"))
+        .await
+        .unwrap();
+    assert_eq!(css.status(), 200);
+    assert!(css.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/css"));
+    assert!(statics.path().join("manifest.json").is_file());
 
     up.signal(Signal::SIGTERM);
     assert_eq!(up.wait(Duration::from_secs(5)), Some(0));
@@ -367,4 +379,94 @@ async fn wait_for(path: &std::path::Path, needle: &str) -> String {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     panic!("no line with {needle:?} in {}", path.display());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn collectstatic_then_edge_serves_hashed_immutable_files() {
+    let source = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(source.path().join("css")).unwrap();
+    // 9 KB of CSS, like the benchmark's, so it is worth precompressing.
+    let css = "body { margin: 0; padding: 0; color: #222; }\n".repeat(200);
+    std::fs::write(source.path().join("css/site.css"), &css).unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let collect = || {
+        keel()
+            .args(["collectstatic", "--static-root"])
+            .arg(root.path())
+            .arg("--source")
+            .arg(source.path())
+            .output()
+            .unwrap()
+    };
+    let first = collect();
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(root.path().join("manifest.json")).unwrap())
+            .unwrap();
+    let hashed = manifest["paths"]["css/site.css"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(root.path().join(&hashed).is_file());
+    assert!(root.path().join(format!("{hashed}.br")).is_file());
+    assert!(root.path().join(format!("{hashed}.gz")).is_file());
+    assert!(
+        manifest["paths"]["css/keel.css"].is_string(),
+        "the app's own assets are collected"
+    );
+    // Idempotent: the second run copies nothing.
+    let second = collect();
+    let said = String::from_utf8_lossy(&second.stdout);
+    assert!(said.contains("0 static files copied"), "{said}");
+
+    let mut cmd = keel();
+    cmd.args([
+        "edge",
+        "--listen",
+        "127.0.0.1:0",
+        "--upstream",
+        "127.0.0.1:9",
+    ])
+    .arg("--static-root")
+    .arg(root.path());
+    let mut edge = Process::start(cmd);
+    let base = edge.url_after("keel edge: listening on");
+    let response = reqwest::Client::new()
+        .get(format!("{base}/static/{hashed}"))
+        .header("accept-encoding", "br")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-encoding"], "br");
+    assert_eq!(response.headers()["vary"], "Accept-Encoding");
+    assert_eq!(
+        response.headers()["cache-control"],
+        "public, max-age=31536000, immutable"
+    );
+    edge.signal(Signal::SIGTERM);
+    assert_eq!(edge.wait(Duration::from_secs(5)), Some(0));
+}
+
+#[test]
+fn edge_with_missing_explicit_static_root_is_refused() {
+    let output = keel()
+        .args([
+            "edge",
+            "--listen",
+            "127.0.0.1:0",
+            "--upstream",
+            "127.0.0.1:9",
+        ])
+        .args(["--static-root", "/nonexistent/static"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("/nonexistent/static"), "{stderr}");
+    assert!(stderr.contains("keel collectstatic"), "{stderr}");
 }
