@@ -35,6 +35,7 @@ pub(crate) struct State {
     trusted: TrustedProxies,
     access_log: Option<AccessLog>,
     statics: Option<StaticService>,
+    max_body_bytes: Option<u64>,
 }
 
 impl State {
@@ -54,6 +55,7 @@ impl State {
             clock: MonotonicClock::new(),
             trusted: cfg.trusted_proxies.clone(),
             access_log: cfg.access_log.clone(),
+            max_body_bytes: cfg.max_body_bytes,
             statics: cfg
                 .static_files
                 .clone()
@@ -99,8 +101,23 @@ pub(crate) async fn handle(
         }
     }
 
-    // Phase: rewrite the request for the backend.
+    // Phase: body size (client_max_body_size): a declared length over the cap is refused
+    // before anything is sent on; an undeclared (chunked) one is cut off at the cap.
     let mut request = request;
+    if let Some(max) = state.max_body_bytes {
+        let declared = request
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|len| len > max) {
+            return finish(state, entry, too_large(max));
+        }
+        let limit = usize::try_from(max).unwrap_or(usize::MAX);
+        request = request.map(|body| Body::new(http_body_util::Limited::new(body, limit)));
+    }
+
+    // Phase: rewrite the request for the backend.
     headers::remove_hop_by_hop(request.headers_mut());
     headers::set_forwarded(request.headers_mut(), client, canonical_peer(peer), "http");
 
@@ -113,6 +130,10 @@ pub(crate) async fn handle(
         },
         Target::Peers(peers) => match peers.forward(request).await {
             Ok(answer) => answer,
+            Err(ProxyError::BodyTooLarge) => {
+                let max = state.max_body_bytes.unwrap_or(0);
+                return finish(state, entry, too_large(max));
+            }
             Err(error) => {
                 tracing::warn!(%error, %client, "proxy error");
                 return finish(state, entry, error_page(&error));
@@ -175,8 +196,25 @@ async fn apply_limit(limit: &LimitConfig, client: IpAddr, now_ms: u64) -> Option
     }
 }
 
+fn too_large(max: u64) -> Response<Body> {
+    let mut response = Response::new(Body::from(format!(
+        "413 Content Too Large: request bodies are limited to {max} bytes.\n"
+    )));
+    *response.status_mut() = StatusCode::PAYLOAD_TOO_LARGE;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    // The rest of the body is not read: the connection cannot be reused.
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
+}
+
 fn error_page(error: &ProxyError) -> Response<Body> {
     match error {
+        ProxyError::BodyTooLarge => too_large(0),
         ProxyError::Timeout { .. } => text_page(
             StatusCode::GATEWAY_TIMEOUT,
             "504 Gateway Timeout: the application did not answer in time.\n",

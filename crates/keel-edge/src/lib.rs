@@ -90,8 +90,17 @@ pub struct EdgeConfig {
     pub response_timeout: Duration,
     /// Upstream balancing and ejection.
     pub balance: BalanceConfig,
-    /// Deadline for a client to send its request headers (slowloris).
+    /// Deadline for a client to send its request headers (slowloris); it also closes a
+    /// keep-alive connection left idle this long.
     pub header_read_timeout: Duration,
+    /// Largest request head (request line + headers) accepted; beyond it → 431.
+    pub max_header_bytes: usize,
+    /// Largest request body accepted (nginx's `client_max_body_size`); beyond it → 413.
+    /// `None` accepts any size.
+    pub max_body_bytes: Option<u64>,
+    /// Open client connections at most; at the cap the edge stops accepting until one
+    /// closes (the kernel backlog holds the rest), as nginx's `worker_connections` does.
+    pub max_connections: usize,
     /// How long a stop waits for in-flight requests.
     pub shutdown_timeout: Duration,
     /// Where access log lines go; `None` logs nothing.
@@ -113,6 +122,9 @@ impl EdgeConfig {
             response_timeout: Duration::from_secs(60),
             balance: BalanceConfig::default(),
             header_read_timeout: Duration::from_secs(10),
+            max_header_bytes: 32 * 1024,
+            max_body_bytes: Some(1024 * 1024),
+            max_connections: 10_000,
             shutdown_timeout: Duration::from_secs(30),
             access_log: None,
             static_files: None,
@@ -142,7 +154,7 @@ pub enum EdgeError {
 pub struct Edge {
     listener: TcpListener,
     state: Arc<handler::State>,
-    header_read_timeout: Duration,
+    limits: server::ConnLimits,
     shutdown_timeout: Duration,
 }
 
@@ -160,7 +172,12 @@ impl Edge {
             })?;
         Ok(Edge {
             listener,
-            header_read_timeout: cfg.header_read_timeout,
+            limits: server::ConnLimits {
+                header_read_timeout: cfg.header_read_timeout,
+                // hyper refuses a buffer below 8 KiB.
+                max_header_bytes: cfg.max_header_bytes.max(8192),
+                max_connections: cfg.max_connections.max(1),
+            },
             shutdown_timeout: cfg.shutdown_timeout,
             state: Arc::new(handler::State::new(&cfg)),
         })
@@ -178,7 +195,7 @@ impl Edge {
         server::serve(
             self.listener,
             self.state,
-            self.header_read_timeout,
+            self.limits,
             shutdown,
             self.shutdown_timeout,
         )

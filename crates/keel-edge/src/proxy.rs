@@ -65,6 +65,9 @@ pub(crate) enum ProxyError {
     Timeout { peer: String, timeout: Duration },
     #[error("upstream {peer} failed: {detail}")]
     Upstream { peer: String, detail: String },
+    /// The client's body went over the edge's cap while being streamed upstream.
+    #[error("the request body is larger than the edge accepts")]
+    BodyTooLarge,
 }
 
 /// The peers, the shared connection pool and the balancing state.
@@ -190,6 +193,7 @@ impl Peers {
                 self.succeeded(i);
                 Ok((response.map(Body::new), peer))
             }
+            Ok(Err(error)) if body_over_limit(&error) => Err(ProxyError::BodyTooLarge),
             Ok(Err(error)) => {
                 self.failed(i);
                 let detail = error_chain(&error);
@@ -224,6 +228,18 @@ fn is_idempotent(method: &Method) -> bool {
         *method,
         Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE
     )
+}
+
+/// The client's body hit `Limited`'s cap: the client's fault, not the peer's.
+fn body_over_limit(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(cause) = source {
+        if cause.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        source = cause.source();
+    }
+    false
 }
 
 fn error_chain(error: &dyn std::error::Error) -> String {

@@ -39,6 +39,10 @@ fn echo_router(name: &'static str) -> Router {
             }),
         )
         .route(
+            "/upload",
+            axum::routing::post(|body: axum::body::Bytes| async move { body.len().to_string() }),
+        )
+        .route(
             "/slow",
             get(|| async {
                 tokio::time::sleep(Duration::from_secs(3)).await;
@@ -504,6 +508,153 @@ async fn static_files_are_served_by_the_edge_and_never_rate_limited() {
         assert!(answer.starts_with("HTTP/1.1 4"), "{target}: {answer}");
         assert!(!answer.contains("root:"), "{target}: {answer}");
     }
+    edge.stop().await;
+    backend.stop().await;
+}
+
+async fn raw(addr: SocketAddr, request: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(request).await.unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer)).await;
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_headers_get_431_and_bodies_413() {
+    let backend = spawn_backend("a").await;
+    let mut cfg = EdgeConfig::new(LOCAL.into(), upstreams(&[backend.addr]));
+    cfg.max_header_bytes = 16 * 1024;
+    cfg.max_body_bytes = Some(1000);
+    let edge = spawn_edge(cfg).await;
+
+    let big = "x".repeat(40 * 1024);
+    let answer = raw(
+        edge.addr,
+        format!("GET /echo HTTP/1.1\r\nHost: x\r\nX-Big: {big}\r\n\r\n").as_bytes(),
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 431"), "{answer}");
+
+    let client = reqwest::Client::new();
+    let url = format!("http://{}/upload", edge.addr);
+    // Declared too large: refused before anything reaches the backend.
+    let response = client
+        .post(&url)
+        .body(vec![b'a'; 5000])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    // Chunked (no length) and too large: cut off at the cap while streaming.
+    let chunks =
+        futures_util::stream::iter((0..10).map(|_| Ok::<_, std::io::Error>(vec![b'a'; 500])));
+    let response = client
+        .post(&url)
+        .body(reqwest::Body::wrap_stream(chunks))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    // Within the cap: passes, streamed or not.
+    let response = client
+        .post(&url)
+        .body(vec![b'a'; 900])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.text().await.unwrap(), "900");
+    edge.stop().await;
+    backend.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_headers_are_cut_off() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let backend = spawn_backend("a").await;
+    let mut cfg = EdgeConfig::new(LOCAL.into(), upstreams(&[backend.addr]));
+    cfg.header_read_timeout = Duration::from_millis(500);
+    let edge = spawn_edge(cfg).await;
+    let mut stream = tokio::net::TcpStream::connect(edge.addr).await.unwrap();
+    // A slowloris client: half a request line, then nothing.
+    stream
+        .write_all(b"GET /echo HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let mut rest = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut rest)).await;
+    assert!(read.is_ok(), "connection still open after 5 s");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    edge.stop().await;
+    backend.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_cap_holds_new_clients_until_one_leaves() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let backend = spawn_backend("a").await;
+    let mut cfg = EdgeConfig::new(LOCAL.into(), upstreams(&[backend.addr]));
+    cfg.max_connections = 2;
+    let edge = spawn_edge(cfg).await;
+    let first = tokio::net::TcpStream::connect(edge.addr).await.unwrap();
+    let _second = tokio::net::TcpStream::connect(edge.addr).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    // The third connection waits in the backlog: no answer while two are open.
+    let mut third = tokio::net::TcpStream::connect(edge.addr).await.unwrap();
+    third
+        .write_all(b"GET /echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    let early =
+        tokio::time::timeout(Duration::from_millis(400), third.read_to_end(&mut answer)).await;
+    assert!(
+        early.is_err(),
+        "served beyond the cap: {}",
+        String::from_utf8_lossy(&answer)
+    );
+
+    drop(first);
+    tokio::time::timeout(Duration::from_secs(5), third.read_to_end(&mut answer))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 200"));
+    edge.stop().await;
+    backend.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_keep_alive_connections_are_closed() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let backend = spawn_backend("a").await;
+    let mut cfg = EdgeConfig::new(LOCAL.into(), upstreams(&[backend.addr]));
+    cfg.header_read_timeout = Duration::from_millis(500);
+    let edge = spawn_edge(cfg).await;
+    let mut stream = tokio::net::TcpStream::connect(edge.addr).await.unwrap();
+    stream
+        .write_all(b"GET /echo HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 64 * 1024];
+    let n = stream.read(&mut buf).await.unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    // Kept alive after the response; closed once idle for the timeout.
+    let started = Instant::now();
+    let eof = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await;
+    assert!(matches!(eof, Ok(Ok(0))), "{eof:?}");
+    assert!(
+        started.elapsed() >= Duration::from_millis(400),
+        "{:?}",
+        started.elapsed()
+    );
     edge.stop().await;
     backend.stop().await;
 }

@@ -201,7 +201,49 @@ deserialize_from_str!(
     Upstream,
     LogDir,
     Dir,
+    ByteSize,
 );
+
+/// A size in bytes as nginx writes it: `512`, `64k`, `1m`, `1g`; `0` means no limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteSize(pub u64);
+
+impl FromStr for ByteSize {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || format!("invalid size {s:?}; write it like \"1m\", \"64k\" or \"0\"");
+        let text = s.trim().to_ascii_lowercase();
+        let (digits, unit) = match text.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+            Some((i, _)) => text.split_at(i),
+            None => (text.as_str(), ""),
+        };
+        let scale: u64 = match unit {
+            "" => 1,
+            "k" => 1024,
+            "m" => 1024 * 1024,
+            "g" => 1024 * 1024 * 1024,
+            _ => return Err(bad()),
+        };
+        digits
+            .parse::<u64>()
+            .ok()
+            .and_then(|n| n.checked_mul(scale))
+            .map(ByteSize)
+            .ok_or_else(bad)
+    }
+}
+
+impl fmt::Display for ByteSize {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const M: u64 = 1024 * 1024;
+        match self.0 {
+            n if n != 0 && n % (1024 * M) == 0 => write!(f, "{}g", n / (1024 * M)),
+            n if n != 0 && n % M == 0 => write!(f, "{}m", n / M),
+            n if n != 0 && n % 1024 == 0 => write!(f, "{}k", n / 1024),
+            n => write!(f, "{n}"),
+        }
+    }
+}
 
 /// A directory path (static root, static source).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -491,6 +533,9 @@ struct EdgeFile {
     response_timeout: Option<Spanned<HumanDuration>>,
     access_log: Option<Spanned<bool>>,
     log_dir: Option<Spanned<LogDir>>,
+    client_max_body_size: Option<Spanned<ByteSize>>,
+    max_connections: Option<Spanned<usize>>,
+    header_timeout: Option<Spanned<HumanDuration>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -694,6 +739,9 @@ pub struct EdgeSettings {
     pub response_timeout: Setting<HumanDuration>,
     pub access_log: Setting<bool>,
     pub log_dir: Setting<LogDir>,
+    pub client_max_body_size: Setting<ByteSize>,
+    pub max_connections: Setting<usize>,
+    pub header_timeout: Setting<HumanDuration>,
 }
 
 /// Settings of the static pipeline (`keel collectstatic`, the edge's `/static/`).
@@ -921,6 +969,27 @@ impl Settings {
                         from_file(src, file.edge.log_dir),
                         LogDir(None),
                     )?,
+                    client_max_body_size: l.pick(
+                        "edge.client_max_body_size",
+                        (None, "--client-max-body-size"),
+                        "KEEL_CLIENT_MAX_BODY_SIZE",
+                        from_file(src, file.edge.client_max_body_size),
+                        ByteSize(1024 * 1024),
+                    )?,
+                    max_connections: l.pick(
+                        "edge.max_connections",
+                        (None, "--max-connections"),
+                        "KEEL_MAX_CONNECTIONS",
+                        from_file(src, file.edge.max_connections),
+                        10_000,
+                    )?,
+                    header_timeout: l.pick(
+                        "edge.header_timeout",
+                        (None, "--header-timeout"),
+                        "KEEL_HEADER_TIMEOUT",
+                        from_file(src, file.edge.header_timeout),
+                        HumanDuration(Duration::from_secs(10)),
+                    )?,
                 },
                 statics: StaticSettings {
                     root: l.pick(
@@ -981,6 +1050,14 @@ impl Settings {
         positive("serve.timeout", &s.timeout)?;
         positive("serve.upstream_timeout", &s.upstream_timeout)?;
         positive("edge.response_timeout", &self.edge.response_timeout)?;
+        positive("edge.header_timeout", &self.edge.header_timeout)?;
+        if self.edge.max_connections.value == 0 {
+            return Err(invalid(
+                "edge.max_connections",
+                &self.edge.max_connections.origin,
+                "must be at least 1".to_owned(),
+            ));
+        }
         let slots = s.workers.value.get().checked_mul(s.threads.value.get());
         if slots.is_none_or(|n| n > 10_000) {
             return Err(invalid(
@@ -1063,6 +1140,9 @@ impl Settings {
         cfg.trusted_proxies =
             keel_edge::TrustedProxies::new(e.trusted_proxies.value.0.iter().map(|c| c.0).collect());
         cfg.response_timeout = e.response_timeout.value.0;
+        cfg.header_read_timeout = e.header_timeout.value.0;
+        cfg.max_connections = e.max_connections.value;
+        cfg.max_body_bytes = Some(e.client_max_body_size.value.0).filter(|&n| n != 0);
         cfg.shutdown_timeout = self.serve.shutdown_timeout.value.0;
         if e.access_log.value {
             let target = match &e.log_dir.value.0 {
@@ -1202,6 +1282,24 @@ impl Settings {
             "access_log",
             e.access_log.value.to_string(),
             &e.access_log.origin,
+        );
+        line(
+            &mut out,
+            "client_max_body_size",
+            quoted(&e.client_max_body_size.value),
+            &e.client_max_body_size.origin,
+        );
+        line(
+            &mut out,
+            "max_connections",
+            e.max_connections.value.to_string(),
+            &e.max_connections.origin,
+        );
+        line(
+            &mut out,
+            "header_timeout",
+            quoted(&e.header_timeout.value),
+            &e.header_timeout.origin,
         );
         line(
             &mut out,
@@ -1449,6 +1547,27 @@ mod tests {
         assert_eq!(again.serve.workers.value.get(), 3);
         assert_eq!(again.mock.latency.value.0, Duration::from_millis(250));
         assert_eq!(again.serve.bind.value, s.serve.bind.value);
+    }
+
+    #[test]
+    fn byte_sizes_parse_like_nginx() {
+        assert_eq!("1m".parse::<ByteSize>().unwrap().0, 1024 * 1024);
+        assert_eq!("64K".parse::<ByteSize>().unwrap().0, 64 * 1024);
+        assert_eq!("0".parse::<ByteSize>().unwrap().0, 0);
+        assert_eq!(ByteSize(2 * 1024 * 1024).to_string(), "2m");
+        assert!("1t".parse::<ByteSize>().is_err());
+        assert!("m".parse::<ByteSize>().is_err());
+        let err = load(
+            "[edge]\nclient_max_body_size = \"lots\"\n",
+            &[],
+            Flags::default(),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("keel.toml:2: edge.client_max_body_size: invalid size"),
+            "{err}"
+        );
     }
 
     #[test]
