@@ -68,6 +68,7 @@ impl State {
 pub(crate) async fn handle(
     state: &State,
     peer: SocketAddr,
+    proto: &'static str,
     request: Request<Body>,
 ) -> Response<Body> {
     let started = Instant::now();
@@ -119,7 +120,7 @@ pub(crate) async fn handle(
 
     // Phase: rewrite the request for the backend.
     headers::remove_hop_by_hop(request.headers_mut());
-    headers::set_forwarded(request.headers_mut(), client, canonical_peer(peer), "http");
+    headers::set_forwarded(request.headers_mut(), client, canonical_peer(peer), proto);
 
     // Phase: the backend.
     let upstream_started = Instant::now();

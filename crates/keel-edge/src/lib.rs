@@ -23,6 +23,7 @@ mod handler;
 mod headers;
 mod proxy;
 mod server;
+mod tls;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -36,6 +37,7 @@ pub use access_log::{AccessLog, AccessLogFormat, AccessLogTarget};
 pub use client_ip::TrustedProxies;
 pub use keel_edge_static::{StaticFiles, StaticHandle, StaticOptions, StaticService};
 pub use proxy::UpstreamAddr;
+pub use tls::{CertStore, TlsError};
 
 /// Where requests that are not static files go.
 #[derive(Debug, Clone)]
@@ -73,6 +75,15 @@ impl Default for BalanceConfig {
     }
 }
 
+/// HTTPS listener settings.
+#[derive(Debug, Clone)]
+pub struct TlsConfig {
+    /// Address of the TLS listener; port 0 picks a free port.
+    pub listen: SocketAddr,
+    /// The certificate and key, reloadable.
+    pub certs: Arc<CertStore>,
+}
+
 /// Everything the edge needs, already validated.
 #[derive(Debug, Clone)]
 pub struct EdgeConfig {
@@ -105,6 +116,10 @@ pub struct EdgeConfig {
     pub shutdown_timeout: Duration,
     /// Where access log lines go; `None` logs nothing.
     pub access_log: Option<AccessLog>,
+    /// HTTPS: where to listen and the certificate to present.
+    pub tls: Option<TlsConfig>,
+    /// With `tls`, answer the plain listener with a redirect to HTTPS instead of serving.
+    pub redirect_http: bool,
     /// Collected static files served at `/static/` (before, and exempt from, the rate
     /// limit); `None` sends `/static/` to the backend like any path.
     pub static_files: Option<StaticHandle>,
@@ -128,6 +143,8 @@ impl EdgeConfig {
             shutdown_timeout: Duration::from_secs(30),
             access_log: None,
             static_files: None,
+            tls: None,
+            redirect_http: false,
         }
     }
 }
@@ -153,6 +170,8 @@ pub enum EdgeError {
 #[derive(Debug)]
 pub struct Edge {
     listener: TcpListener,
+    tls: Option<(TcpListener, Arc<rustls::ServerConfig>)>,
+    redirect_http: bool,
     state: Arc<handler::State>,
     limits: server::ConnLimits,
     shutdown_timeout: Duration,
@@ -170,8 +189,23 @@ impl Edge {
                 addr: cfg.listen,
                 source,
             })?;
+        let tls = match &cfg.tls {
+            Some(tls) => {
+                let listener =
+                    TcpListener::bind(tls.listen)
+                        .await
+                        .map_err(|source| EdgeError::Bind {
+                            addr: tls.listen,
+                            source,
+                        })?;
+                Some((listener, tls.certs.server_config()))
+            }
+            None => None,
+        };
         Ok(Edge {
             listener,
+            redirect_http: cfg.redirect_http && tls.is_some(),
+            tls,
             limits: server::ConnLimits {
                 header_read_timeout: cfg.header_read_timeout,
                 // hyper refuses a buffer below 8 KiB.
@@ -190,10 +224,30 @@ impl Edge {
             .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
     }
 
+    /// The HTTPS address actually bound, when TLS is on.
+    pub fn tls_local_addr(&self) -> Option<SocketAddr> {
+        self.tls
+            .as_ref()
+            .and_then(|(listener, _)| listener.local_addr().ok())
+    }
+
     /// Serves until `shutdown` resolves, then drains for up to the shutdown timeout.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) {
+        let mut listeners = Vec::new();
+        let https_port = self.tls_local_addr().map(|a| a.port());
+        let plain_mode = match (self.redirect_http, https_port) {
+            (true, Some(https_port)) => server::Mode::Redirect { https_port },
+            _ => server::Mode::Plain,
+        };
+        listeners.push((self.listener, plain_mode));
+        if let Some((listener, config)) = self.tls {
+            listeners.push((
+                listener,
+                server::Mode::Tls(tokio_rustls::TlsAcceptor::from(config)),
+            ));
+        }
         server::serve(
-            self.listener,
+            listeners,
             self.state,
             self.limits,
             shutdown,

@@ -1,17 +1,22 @@
-//! The accept loop: hyper's HTTP/1.1 + HTTP/2 server on each connection, a header read
-//! deadline against slowloris, and a graceful stop bounded in time.
+//! The accept loops: hyper's HTTP/1.1 + HTTP/2 server on each connection (plain, or TLS
+//! with ALPN), a header read deadline against slowloris that also closes idle keep-alive
+//! connections, a cap on open connections, and a graceful stop bounded in time.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::body::Body;
+use axum::http::{header, HeaderValue, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, Semaphore};
+use tokio_rustls::TlsAcceptor;
 
 use crate::handler::{self, State};
 
@@ -23,8 +28,38 @@ pub(crate) struct ConnLimits {
     pub(crate) max_connections: usize,
 }
 
+/// What a listener does with its connections.
+#[derive(Clone)]
+pub(crate) enum Mode {
+    /// Plain HTTP, served.
+    Plain,
+    /// Plain HTTP answered with a redirect to HTTPS on this port.
+    Redirect { https_port: u16 },
+    /// TLS, then served.
+    Tls(TlsAcceptor),
+}
+
+impl std::fmt::Debug for Mode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Mode::Plain => "Plain",
+            Mode::Redirect { .. } => "Redirect",
+            Mode::Tls(_) => "Tls",
+        })
+    }
+}
+
+/// Everything the accept loops share.
+struct Shared {
+    state: Arc<State>,
+    builder: Builder<TokioExecutor>,
+    graceful: GracefulShutdown,
+    slots: Arc<Semaphore>,
+    handshake_timeout: Duration,
+}
+
 pub(crate) async fn serve(
-    listener: TcpListener,
+    listeners: Vec<(TcpListener, Mode)>,
     state: Arc<State>,
     limits: ConnLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -37,18 +72,54 @@ pub(crate) async fn serve(
         .header_read_timeout(limits.header_read_timeout)
         .max_buf_size(limits.max_header_bytes);
     builder.http2().timer(TokioTimer::new());
-    let graceful = GracefulShutdown::new();
-    let slots = Arc::new(Semaphore::new(limits.max_connections));
-    tokio::pin!(shutdown);
+    let shared = Arc::new(Shared {
+        state,
+        builder,
+        graceful: GracefulShutdown::new(),
+        slots: Arc::new(Semaphore::new(limits.max_connections)),
+        handshake_timeout: limits.header_read_timeout,
+    });
 
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let loops: Vec<_> = listeners
+        .into_iter()
+        .map(|(listener, mode)| {
+            tokio::spawn(accept_loop(listener, mode, shared.clone(), stop_rx.clone()))
+        })
+        .collect();
+    shutdown.await;
+    let _ = stop_tx.send(true);
+    for accept in loops {
+        // Each loop drops its listener when it returns: no new connections from here on.
+        let _ = accept.await;
+    }
+
+    let Ok(shared) = Arc::try_unwrap(shared) else {
+        tracing::error!("accept loops still hold the server state; not draining");
+        return;
+    };
+    tokio::select! {
+        () = shared.graceful.shutdown() => {}
+        () = tokio::time::sleep(shutdown_timeout) => {
+            tracing::warn!(timeout = ?shutdown_timeout, "edge shutdown timeout expired with connections still open");
+        }
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    mode: Mode,
+    shared: Arc<Shared>,
+    mut stop: watch::Receiver<bool>,
+) {
     loop {
         // At the cap, stop accepting until a connection closes.
         let permit = tokio::select! {
-            permit = slots.clone().acquire_owned() => match permit {
+            permit = shared.slots.clone().acquire_owned() => match permit {
                 Ok(permit) => permit,
-                Err(_) => break,
+                Err(_) => return,
             },
-            () = &mut shutdown => break,
+            () = stopped(&mut stop) => return,
         };
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -60,34 +131,99 @@ pub(crate) async fn serve(
                     continue;
                 }
             },
-            () = &mut shutdown => break,
+            () = stopped(&mut stop) => return,
         };
         let _ = stream.set_nodelay(true);
-        let state = state.clone();
-        let service = service_fn(move |request: hyper::Request<Incoming>| {
-            let state = state.clone();
-            async move {
-                let request = request.map(axum::body::Body::new);
-                Ok::<_, std::convert::Infallible>(handler::handle(&state, peer, request).await)
-            }
-        });
-        let connection = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), service)
-            .into_owned();
-        let connection = graceful.watch(connection);
+        let shared_for_conn = shared.clone();
+        let mode = mode.clone();
         tokio::spawn(async move {
             let _permit = permit;
-            if let Err(error) = connection.await {
-                tracing::debug!(%peer, error = %error, "connection ended with an error");
-            }
+            connection(stream, peer, mode, &shared_for_conn).await;
         });
     }
+}
 
-    drop(listener);
-    tokio::select! {
-        () = graceful.shutdown() => {}
-        () = tokio::time::sleep(shutdown_timeout) => {
-            tracing::warn!(timeout = ?shutdown_timeout, "edge shutdown timeout expired with connections still open");
+/// Resolves once the stop flag is set (or its sender is gone).
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    while !*stop.borrow_and_update() {
+        if stop.changed().await.is_err() {
+            return;
         }
     }
+}
+
+async fn connection(stream: TcpStream, peer: SocketAddr, mode: Mode, shared: &Shared) {
+    match mode {
+        Mode::Plain => serve_io(TokioIo::new(stream), peer, "http", shared).await,
+        Mode::Redirect { https_port } => {
+            let service = service_fn(move |request: Request<Incoming>| async move {
+                Ok::<_, std::convert::Infallible>(redirect(&request, https_port))
+            });
+            let connection = shared
+                .builder
+                .serve_connection(TokioIo::new(stream), service)
+                .into_owned();
+            if let Err(error) = shared.graceful.watch(connection).await {
+                tracing::debug!(%peer, %error, "redirect connection ended with an error");
+            }
+        }
+        Mode::Tls(acceptor) => {
+            let handshake =
+                tokio::time::timeout(shared.handshake_timeout, acceptor.accept(stream)).await;
+            match handshake {
+                Ok(Ok(tls)) => serve_io(TokioIo::new(tls), peer, "https", shared).await,
+                Ok(Err(error)) => tracing::debug!(%peer, %error, "TLS handshake failed"),
+                Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+            }
+        }
+    }
+}
+
+async fn serve_io<I>(io: TokioIo<I>, peer: SocketAddr, proto: &'static str, shared: &Shared)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let state = shared.state.clone();
+    let service = service_fn(move |request: Request<Incoming>| {
+        let state = state.clone();
+        async move {
+            let request = request.map(Body::new);
+            Ok::<_, std::convert::Infallible>(handler::handle(&state, peer, proto, request).await)
+        }
+    });
+    let connection = shared
+        .builder
+        .serve_connection_with_upgrades(io, service)
+        .into_owned();
+    if let Err(error) = shared.graceful.watch(connection).await {
+        tracing::debug!(%peer, %error, "connection ended with an error");
+    }
+}
+
+/// `return 301 https://$host$request_uri;`, keeping a non-default HTTPS port.
+fn redirect(request: &Request<Incoming>, https_port: u16) -> Response<Body> {
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| request.uri().host())
+        .unwrap_or("localhost");
+    // Strip a port, minding IPv6 literals like [::1]:8080.
+    let host = match host.rfind(':') {
+        Some(i) if !host[i..].contains(']') => &host[..i],
+        _ => host,
+    };
+    let port = if https_port == 443 {
+        String::new()
+    } else {
+        format!(":{https_port}")
+    };
+    let target = request.uri().path_and_query().map_or("/", |pq| pq.as_str());
+    let location = format!("https://{host}{port}{target}");
+    let mut response = Response::new(Body::from(format!("Moved to {location}\n")));
+    *response.status_mut() = StatusCode::MOVED_PERMANENTLY;
+    if let Ok(value) = HeaderValue::from_str(&location) {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+    response
 }

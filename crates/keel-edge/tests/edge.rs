@@ -658,3 +658,135 @@ async fn idle_keep_alive_connections_are_closed() {
     edge.stop().await;
     backend.stop().await;
 }
+
+/// A fresh self-signed certificate for `localhost`, written as PEM files.
+fn write_cert(dir: &std::path::Path) -> reqwest::Certificate {
+    let generated = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let cert_pem = generated.cert.pem();
+    std::fs::write(dir.join("cert.pem"), &cert_pem).unwrap();
+    std::fs::write(dir.join("key.pem"), generated.signing_key.serialize_pem()).unwrap();
+    reqwest::Certificate::from_pem(cert_pem.as_bytes()).unwrap()
+}
+
+fn https_client(root: reqwest::Certificate, http1_only: bool) -> reqwest::Client {
+    let builder = reqwest::Client::builder()
+        .add_root_certificate(root)
+        .tls_built_in_root_certs(false)
+        .resolve("localhost", SocketAddr::from(LOCAL));
+    let builder = if http1_only {
+        builder.http1_only()
+    } else {
+        builder
+    };
+    builder.build().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_offers_http2_and_http1_and_redirects_plain_http() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = write_cert(dir.path());
+    let certs =
+        keel_edge::CertStore::load(&dir.path().join("cert.pem"), &dir.path().join("key.pem"))
+            .unwrap();
+    let backend = spawn_backend("a").await;
+    let mut cfg = EdgeConfig::new(LOCAL.into(), upstreams(&[backend.addr]));
+    cfg.tls = Some(keel_edge::TlsConfig {
+        listen: LOCAL.into(),
+        certs,
+    });
+    cfg.redirect_http = true;
+    let edge = Edge::build(cfg).await.unwrap();
+    let plain = edge.local_addr();
+    let tls = edge.tls_local_addr().unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(edge.run_until_stopped(async {
+        let _ = stopped.await;
+    }));
+
+    let url = format!("https://localhost:{}/echo", tls.port());
+    let response = https_client(root.clone(), false)
+        .get(&url)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.version(), reqwest::Version::HTTP_2);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["x-forwarded-proto"], "https", "{body}");
+    let response = https_client(root, true).get(&url).send().await.unwrap();
+    assert_eq!(response.version(), reqwest::Version::HTTP_11);
+    assert_eq!(response.status(), StatusCode::OK);
+
+    let no_follow = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let response = no_follow
+        .get(format!("http://{plain}/echo?a=1"))
+        .header("host", format!("localhost:{}", plain.port()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::MOVED_PERMANENTLY);
+    assert_eq!(
+        response.headers()["location"],
+        format!("https://localhost:{}/echo?a=1", tls.port()).as_str()
+    );
+    let _ = stop.send(());
+    task.await.unwrap();
+    backend.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certificate_reload_applies_to_new_connections() {
+    let dir = tempfile::tempdir().unwrap();
+    let old_root = write_cert(dir.path());
+    let certs =
+        keel_edge::CertStore::load(&dir.path().join("cert.pem"), &dir.path().join("key.pem"))
+            .unwrap();
+    let backend = spawn_backend("a").await;
+    let mut cfg = EdgeConfig::new(LOCAL.into(), upstreams(&[backend.addr]));
+    cfg.tls = Some(keel_edge::TlsConfig {
+        listen: LOCAL.into(),
+        certs: certs.clone(),
+    });
+    let edge = Edge::build(cfg).await.unwrap();
+    let url = format!(
+        "https://localhost:{}/echo",
+        edge.tls_local_addr().unwrap().port()
+    );
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(edge.run_until_stopped(async {
+        let _ = stopped.await;
+    }));
+    let old_client = https_client(old_root.clone(), true);
+    assert_eq!(
+        old_client.get(&url).send().await.unwrap().status(),
+        StatusCode::OK
+    );
+
+    // A broken file on reload keeps the old certificate in service.
+    std::fs::write(dir.path().join("key.pem"), "not a key").unwrap();
+    assert!(certs.reload().is_err());
+    let fresh_old = https_client(old_root.clone(), true);
+    assert_eq!(
+        fresh_old.get(&url).send().await.unwrap().status(),
+        StatusCode::OK
+    );
+
+    let new_root = write_cert(dir.path());
+    certs.reload().unwrap();
+    // The established keep-alive connection goes on; new handshakes get the new cert.
+    assert_eq!(
+        old_client.get(&url).send().await.unwrap().status(),
+        StatusCode::OK
+    );
+    assert!(https_client(old_root, true).get(&url).send().await.is_err());
+    let new_client = https_client(new_root, true);
+    assert_eq!(
+        new_client.get(&url).send().await.unwrap().status(),
+        StatusCode::OK
+    );
+    let _ = stop.send(());
+    task.await.unwrap();
+    backend.stop().await;
+}

@@ -10,8 +10,8 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::{
-    Cidr, DelaySetting, Dir, Flags, HumanDuration, List, LogDir, LogFormat, LogLevel, RateSetting,
-    RejectStatus, Upstream, UpstreamUrl,
+    Cidr, DelaySetting, Flags, HumanDuration, List, LogFormat, LogLevel, OptPath, PathValue,
+    RateSetting, RejectStatus, Upstream, UpstreamUrl,
 };
 
 /// keel: one binary for the web stack of nginx + gunicorn + Django + Redis.
@@ -122,7 +122,7 @@ pub struct LimitArgs {
     pub trusted_proxies: Vec<Cidr>,
     /// Write the access log to DIR/access.log (reopened on SIGUSR1) instead of stdout [env: KEEL_LOG_DIR]
     #[arg(long, value_name = "DIR")]
-    pub log_dir: Option<LogDir>,
+    pub log_dir: Option<OptPath>,
     /// Write no access log [env: KEEL_ACCESS_LOG=false]
     #[arg(long)]
     pub no_access_log: bool,
@@ -133,10 +133,10 @@ pub struct LimitArgs {
 pub struct CollectArgs {
     /// Directory that receives the collected files [env: KEEL_STATIC_ROOT] [default: keel-data/static]
     #[arg(long, value_name = "DIR")]
-    pub static_root: Option<Dir>,
+    pub static_root: Option<PathValue>,
     /// A directory of static files; repeatable; earlier sources win over later ones and over the app's own assets [env: KEEL_STATIC_SOURCES]
     #[arg(long = "source", value_name = "DIR")]
-    pub sources: Vec<Dir>,
+    pub sources: Vec<PathValue>,
 }
 
 /// `keel edge`.
@@ -148,9 +148,21 @@ pub struct EdgeArgs {
     /// An app server to proxy to, HOST:PORT; repeat for round-robin [env: KEEL_EDGE_UPSTREAM, comma-separated]
     #[arg(long, value_name = "HOST:PORT")]
     pub upstream: Vec<Upstream>,
+    /// Also listen for HTTPS here, with --tls-cert and --tls-key [env: KEEL_TLS_LISTEN] [default: 0.0.0.0:443]
+    #[arg(long, value_name = "ADDR")]
+    pub tls_listen: Option<SocketAddr>,
+    /// PEM certificate chain for HTTPS (reloaded on SIGHUP) [env: KEEL_TLS_CERT]
+    #[arg(long, value_name = "PEM")]
+    pub tls_cert: Option<OptPath>,
+    /// PEM private key for HTTPS (reloaded on SIGHUP) [env: KEEL_TLS_KEY]
+    #[arg(long, value_name = "PEM")]
+    pub tls_key: Option<OptPath>,
+    /// With TLS, answer plain HTTP with a redirect to HTTPS [env: KEEL_REDIRECT_HTTP]
+    #[arg(long)]
+    pub redirect_http: bool,
     /// Serve the collected static root at /static/ (reloaded on SIGHUP) [env: KEEL_STATIC_ROOT] [default: keel-data/static when it exists]
     #[arg(long, value_name = "DIR")]
-    pub static_root: Option<Dir>,
+    pub static_root: Option<PathValue>,
     #[command(flatten)]
     pub limit: LimitArgs,
 }
@@ -208,6 +220,10 @@ impl Cli {
                 flags.edge_listen = args.listen;
                 flags.upstream = (!args.upstream.is_empty()).then(|| List(args.upstream.clone()));
                 flags.static_root = args.static_root.clone();
+                flags.tls_listen = args.tls_listen;
+                flags.tls_cert = args.tls_cert.clone();
+                flags.tls_key = args.tls_key.clone();
+                flags.redirect_http = args.redirect_http.then_some(true);
                 args.limit.apply(&mut flags);
                 None
             }

@@ -199,8 +199,8 @@ deserialize_from_str!(
     ZoneSetting,
     Cidr,
     Upstream,
-    LogDir,
-    Dir,
+    OptPath,
+    PathValue,
     ByteSize,
 );
 
@@ -245,39 +245,39 @@ impl fmt::Display for ByteSize {
     }
 }
 
-/// A directory path (static root, static source).
+/// A path that must be given (static root, static source).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Dir(pub PathBuf);
+pub struct PathValue(pub PathBuf);
 
-impl FromStr for Dir {
+impl FromStr for PathValue {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s.trim() {
             "" => Err("a directory path cannot be empty".to_owned()),
-            path => Ok(Dir(PathBuf::from(path))),
+            path => Ok(PathValue(PathBuf::from(path))),
         }
     }
 }
 
-impl fmt::Display for Dir {
+impl fmt::Display for PathValue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.0.display())
     }
 }
 
-/// A directory for `access.log`; empty means standard output.
+/// An optional path (the access log directory, TLS files); empty means none.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LogDir(pub Option<PathBuf>);
+pub struct OptPath(pub Option<PathBuf>);
 
-impl FromStr for LogDir {
+impl FromStr for OptPath {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let s = s.trim();
-        Ok(LogDir((!s.is_empty()).then(|| PathBuf::from(s))))
+        Ok(OptPath((!s.is_empty()).then(|| PathBuf::from(s))))
     }
 }
 
-impl fmt::Display for LogDir {
+impl fmt::Display for OptPath {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.0 {
             Some(dir) => write!(f, "{}", dir.display()),
@@ -514,8 +514,8 @@ struct UpFile {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct StaticFile {
-    root: Option<Spanned<Dir>>,
-    sources: Option<Spanned<List<Dir>>>,
+    root: Option<Spanned<PathValue>>,
+    sources: Option<Spanned<List<PathValue>>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -532,10 +532,14 @@ struct EdgeFile {
     trusted_proxies: Option<Spanned<List<Cidr>>>,
     response_timeout: Option<Spanned<HumanDuration>>,
     access_log: Option<Spanned<bool>>,
-    log_dir: Option<Spanned<LogDir>>,
+    log_dir: Option<Spanned<OptPath>>,
     client_max_body_size: Option<Spanned<ByteSize>>,
     max_connections: Option<Spanned<usize>>,
     header_timeout: Option<Spanned<HumanDuration>>,
+    tls_listen: Option<Spanned<SocketAddr>>,
+    tls_cert: Option<Spanned<OptPath>>,
+    tls_key: Option<Spanned<OptPath>>,
+    redirect_http: Option<Spanned<bool>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -639,9 +643,13 @@ pub struct Flags {
     pub limit_status: Option<RejectStatus>,
     pub trusted_proxies: Option<List<Cidr>>,
     pub access_log: Option<bool>,
-    pub log_dir: Option<LogDir>,
-    pub static_root: Option<Dir>,
-    pub static_sources: Option<List<Dir>>,
+    pub log_dir: Option<OptPath>,
+    pub static_root: Option<PathValue>,
+    pub tls_listen: Option<SocketAddr>,
+    pub tls_cert: Option<OptPath>,
+    pub tls_key: Option<OptPath>,
+    pub redirect_http: Option<bool>,
+    pub static_sources: Option<List<PathValue>>,
     pub mock_listen: Option<SocketAddr>,
     pub mock_latency: Option<HumanDuration>,
     pub log_format: Option<LogFormat>,
@@ -738,17 +746,21 @@ pub struct EdgeSettings {
     pub trusted_proxies: Setting<List<Cidr>>,
     pub response_timeout: Setting<HumanDuration>,
     pub access_log: Setting<bool>,
-    pub log_dir: Setting<LogDir>,
+    pub log_dir: Setting<OptPath>,
     pub client_max_body_size: Setting<ByteSize>,
     pub max_connections: Setting<usize>,
     pub header_timeout: Setting<HumanDuration>,
+    pub tls_listen: Setting<SocketAddr>,
+    pub tls_cert: Setting<OptPath>,
+    pub tls_key: Setting<OptPath>,
+    pub redirect_http: Setting<bool>,
 }
 
 /// Settings of the static pipeline (`keel collectstatic`, the edge's `/static/`).
 #[derive(Debug, Clone)]
 pub struct StaticSettings {
-    pub root: Setting<Dir>,
-    pub sources: Setting<List<Dir>>,
+    pub root: Setting<PathValue>,
+    pub sources: Setting<List<PathValue>>,
 }
 
 /// Settings of `keel mock-upstream` (and of the mock inside `keel up`).
@@ -967,7 +979,7 @@ impl Settings {
                         (flags.log_dir, "--log-dir"),
                         "KEEL_LOG_DIR",
                         from_file(src, file.edge.log_dir),
-                        LogDir(None),
+                        OptPath(None),
                     )?,
                     client_max_body_size: l.pick(
                         "edge.client_max_body_size",
@@ -990,6 +1002,34 @@ impl Settings {
                         from_file(src, file.edge.header_timeout),
                         HumanDuration(Duration::from_secs(10)),
                     )?,
+                    tls_listen: l.pick(
+                        "edge.tls_listen",
+                        (flags.tls_listen, "--tls-listen"),
+                        "KEEL_TLS_LISTEN",
+                        from_file(src, file.edge.tls_listen),
+                        SocketAddr::from(([0, 0, 0, 0], 443)),
+                    )?,
+                    tls_cert: l.pick(
+                        "edge.tls_cert",
+                        (flags.tls_cert, "--tls-cert"),
+                        "KEEL_TLS_CERT",
+                        from_file(src, file.edge.tls_cert),
+                        OptPath(None),
+                    )?,
+                    tls_key: l.pick(
+                        "edge.tls_key",
+                        (flags.tls_key, "--tls-key"),
+                        "KEEL_TLS_KEY",
+                        from_file(src, file.edge.tls_key),
+                        OptPath(None),
+                    )?,
+                    redirect_http: l.pick(
+                        "edge.redirect_http",
+                        (flags.redirect_http, "--redirect-http"),
+                        "KEEL_REDIRECT_HTTP",
+                        from_file(src, file.edge.redirect_http),
+                        false,
+                    )?,
                 },
                 statics: StaticSettings {
                     root: l.pick(
@@ -997,7 +1037,7 @@ impl Settings {
                         (flags.static_root, "--static-root"),
                         "KEEL_STATIC_ROOT",
                         from_file(src, file.statics.root),
-                        Dir(PathBuf::from("keel-data/static")),
+                        PathValue(PathBuf::from("keel-data/static")),
                     )?,
                     sources: l.pick(
                         "static.sources",
@@ -1051,6 +1091,24 @@ impl Settings {
         positive("serve.upstream_timeout", &s.upstream_timeout)?;
         positive("edge.response_timeout", &self.edge.response_timeout)?;
         positive("edge.header_timeout", &self.edge.header_timeout)?;
+        let e = &self.edge;
+        match (&e.tls_cert.value.0, &e.tls_key.value.0) {
+            (Some(_), None) => {
+                return Err(invalid(
+                    "edge.tls_key",
+                    &e.tls_cert.origin,
+                    "a TLS certificate needs its key: give --tls-key too".to_owned(),
+                ))
+            }
+            (None, Some(_)) => {
+                return Err(invalid(
+                    "edge.tls_cert",
+                    &e.tls_key.origin,
+                    "a TLS key needs its certificate: give --tls-cert too".to_owned(),
+                ))
+            }
+            _ => {}
+        }
         if self.edge.max_connections.value == 0 {
             return Err(invalid(
                 "edge.max_connections",
@@ -1143,6 +1201,15 @@ impl Settings {
         cfg.header_read_timeout = e.header_timeout.value.0;
         cfg.max_connections = e.max_connections.value;
         cfg.max_body_bytes = Some(e.client_max_body_size.value.0).filter(|&n| n != 0);
+        if let (Some(cert), Some(key)) = (&e.tls_cert.value.0, &e.tls_key.value.0) {
+            let certs = keel_edge::CertStore::load(cert, key)
+                .map_err(|err| invalid("edge.tls_cert", &e.tls_cert.origin, err.to_string()))?;
+            cfg.tls = Some(keel_edge::TlsConfig {
+                listen: e.tls_listen.value,
+                certs,
+            });
+            cfg.redirect_http = e.redirect_http.value;
+        }
         cfg.shutdown_timeout = self.serve.shutdown_timeout.value.0;
         if e.access_log.value {
             let target = match &e.log_dir.value.0 {
@@ -1300,6 +1367,30 @@ impl Settings {
             "header_timeout",
             quoted(&e.header_timeout.value),
             &e.header_timeout.origin,
+        );
+        line(
+            &mut out,
+            "tls_listen",
+            quoted(&e.tls_listen.value),
+            &e.tls_listen.origin,
+        );
+        line(
+            &mut out,
+            "tls_cert",
+            quoted(&e.tls_cert.value),
+            &e.tls_cert.origin,
+        );
+        line(
+            &mut out,
+            "tls_key",
+            quoted(&e.tls_key.value),
+            &e.tls_key.origin,
+        );
+        line(
+            &mut out,
+            "redirect_http",
+            e.redirect_http.value.to_string(),
+            &e.redirect_http.origin,
         );
         line(
             &mut out,

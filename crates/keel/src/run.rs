@@ -134,36 +134,57 @@ fn load_static(settings: &Settings) -> anyhow::Result<Option<keel_edge::StaticHa
     Ok(Some(keel_edge::StaticHandle::new(files)))
 }
 
-/// SIGHUP reloads the static index (off the async workers), like `nginx -s reload`
-/// picks up new files; connections are not touched.
-fn reload_on_sighup(statics: Option<keel_edge::StaticHandle>) {
+/// SIGHUP reloads the static index and the TLS certificate (off the async workers), as
+/// `nginx -s reload` picks up new files and certificates; connections are not touched.
+fn reload_on_sighup(
+    statics: Option<keel_edge::StaticHandle>,
+    certs: Option<std::sync::Arc<keel_edge::CertStore>>,
+) {
     #[cfg(unix)]
-    if let Some(statics) = statics {
+    if statics.is_some() || certs.is_some() {
         use tokio::signal::unix::{signal, SignalKind};
         match signal(SignalKind::hangup()) {
             Ok(mut hup) => {
                 tokio::spawn(async move {
                     while hup.recv().await.is_some() {
-                        let handle = statics.clone();
-                        match tokio::task::spawn_blocking(move || handle.reload()).await {
-                            Ok(Ok(())) => tracing::info!("SIGHUP: static files reloaded"),
-                            Ok(Err(error)) => {
-                                tracing::error!(error = %error, "SIGHUP: static reload failed; still serving the previous files")
+                        let (statics, certs) = (statics.clone(), certs.clone());
+                        let reloaded = tokio::task::spawn_blocking(move || {
+                            let statics = statics.map(|handle| handle.reload());
+                            let certs = certs.map(|store| store.reload());
+                            (statics, certs)
+                        })
+                        .await;
+                        match reloaded {
+                            Ok((statics, certs)) => {
+                                match statics {
+                                    Some(Ok(())) => tracing::info!("SIGHUP: static files reloaded"),
+                                    Some(Err(error)) => {
+                                        tracing::error!(%error, "SIGHUP: static reload failed; still serving the previous files")
+                                    }
+                                    None => {}
+                                }
+                                match certs {
+                                    Some(Ok(())) => {
+                                        tracing::info!("SIGHUP: TLS certificate reloaded")
+                                    }
+                                    Some(Err(error)) => {
+                                        tracing::error!(%error, "SIGHUP: certificate reload failed; still serving the previous one")
+                                    }
+                                    None => {}
+                                }
                             }
-                            Err(error) => {
-                                tracing::error!(%error, "SIGHUP: static reload task failed")
-                            }
+                            Err(error) => tracing::error!(%error, "SIGHUP: reload task failed"),
                         }
                     }
                 });
             }
             Err(error) => {
-                tracing::error!(%error, "cannot listen for SIGHUP; static files will not be reloaded")
+                tracing::error!(%error, "cannot listen for SIGHUP; nothing will be reloaded")
             }
         }
     }
     #[cfg(not(unix))]
-    let _ = statics;
+    let _ = (statics, certs);
 }
 
 async fn edge(settings: &Settings) -> anyhow::Result<()> {
@@ -183,7 +204,10 @@ async fn edge(settings: &Settings) -> anyhow::Result<()> {
     reopen_on_sigusr1(cfg.access_log.clone());
     let mut cfg = cfg;
     cfg.static_files = load_static(settings)?;
-    reload_on_sighup(cfg.static_files.clone());
+    reload_on_sighup(
+        cfg.static_files.clone(),
+        cfg.tls.as_ref().map(|tls| tls.certs.clone()),
+    );
     let edge = Edge::build(cfg)
         .await
         .context("could not start keel edge")?;
@@ -195,6 +219,9 @@ async fn edge(settings: &Settings) -> anyhow::Result<()> {
         settings.edge.burst.value,
         settings.edge.delay.value,
     );
+    if let Some(tls) = edge.tls_local_addr() {
+        println!("keel edge: listening on https://{tls} (HTTP/2 and HTTP/1.1)");
+    }
     tracing::info!(addr = %edge.local_addr(), "keel edge started");
     edge.run_until_stopped(stop_signal()).await;
     tracing::info!("keel edge stopped");
@@ -245,7 +272,7 @@ async fn up(settings: &Settings) -> anyhow::Result<()> {
     tracing::info!(root = %settings.statics.root.value, "{report}");
     let mut edge_cfg = edge_cfg;
     edge_cfg.static_files = load_static(settings)?;
-    reload_on_sighup(edge_cfg.static_files.clone());
+    reload_on_sighup(edge_cfg.static_files.clone(), None);
     let edge = Edge::build(edge_cfg)
         .await
         .context("could not start keel up")?;

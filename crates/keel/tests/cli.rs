@@ -470,3 +470,86 @@ fn edge_with_missing_explicit_static_root_is_refused() {
     assert!(stderr.contains("/nonexistent/static"), "{stderr}");
     assert!(stderr.contains("keel collectstatic"), "{stderr}");
 }
+
+fn write_cert(dir: &std::path::Path) -> reqwest::Certificate {
+    let generated = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    std::fs::write(dir.join("cert.pem"), generated.cert.pem()).unwrap();
+    std::fs::write(dir.join("key.pem"), generated.signing_key.serialize_pem()).unwrap();
+    reqwest::Certificate::from_pem(generated.cert.pem().as_bytes()).unwrap()
+}
+
+fn trusting(root: reqwest::Certificate) -> reqwest::Client {
+    reqwest::Client::builder()
+        .add_root_certificate(root)
+        .tls_built_in_root_certs(false)
+        .resolve("localhost", "127.0.0.1:0".parse().unwrap())
+        .build()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edge_terminates_tls_and_reloads_the_certificate_on_sighup() {
+    let (_mock, upstream) = start_mock("0ms");
+    let (_serve, app) = start_serve(&upstream, &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let first_root = write_cert(dir.path());
+    let mut cmd = keel();
+    cmd.args([
+        "edge",
+        "--listen",
+        "127.0.0.1:0",
+        "--tls-listen",
+        "127.0.0.1:0",
+    ])
+    .arg("--upstream")
+    .arg(app.trim_start_matches("http://"))
+    .arg("--tls-cert")
+    .arg(dir.path().join("cert.pem"))
+    .arg("--tls-key")
+    .arg(dir.path().join("key.pem"));
+    let mut edge = Process::start(cmd);
+    let _plain = edge.url_after("keel edge: listening on http://");
+    let tls = edge.url_after("keel edge: listening on https://");
+    let url = format!(
+        "https://localhost:{}/async/test",
+        tls.rsplit(':').next().unwrap()
+    );
+
+    let response = trusting(first_root.clone()).get(&url).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.version(), reqwest::Version::HTTP_2);
+
+    let second_root = write_cert(dir.path());
+    edge.signal(Signal::SIGHUP);
+    let mut reloaded = false;
+    for _ in 0..50 {
+        if trusting(second_root.clone()).get(&url).send().await.is_ok() {
+            reloaded = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(reloaded, "the new certificate was not served after SIGHUP");
+    assert!(trusting(first_root).get(&url).send().await.is_err());
+    edge.signal(Signal::SIGTERM);
+    assert_eq!(edge.wait(Duration::from_secs(5)), Some(0));
+}
+
+#[test]
+fn tls_cert_without_key_is_refused() {
+    let output = keel()
+        .args([
+            "edge",
+            "--listen",
+            "127.0.0.1:0",
+            "--upstream",
+            "127.0.0.1:9",
+        ])
+        .args(["--tls-cert", "/tmp/cert.pem"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("edge.tls_key"), "{stderr}");
+    assert!(stderr.contains("--tls-key"), "{stderr}");
+}
