@@ -64,6 +64,16 @@ impl State {
     }
 }
 
+impl State {
+    /// Starts the active health checks of the upstream peers, if configured.
+    pub(crate) fn spawn_health_checks(&self) -> Option<tokio::task::JoinHandle<()>> {
+        match &self.target {
+            Target::Peers(peers) => peers.spawn_health_checks(),
+            Target::InProcess(_) => None,
+        }
+    }
+}
+
 /// One request, every phase.
 pub(crate) async fn handle(
     state: &State,

@@ -60,17 +60,45 @@ pub struct LimitConfig {
 /// How upstream peers are balanced, ejected and retried.
 #[derive(Debug, Clone)]
 pub struct BalanceConfig {
+    /// How a peer is chosen.
+    pub strategy: Strategy,
     /// Failures in a row that eject a peer (nginx's `max_fails`).
     pub max_fails: u32,
     /// How long an ejected peer is skipped (nginx's `fail_timeout`).
     pub fail_timeout: Duration,
+    /// Active checks: every `interval`, `GET path` on each peer; a 2xx brings an ejected
+    /// peer back at once, a failure counts like a failed request. `None`: passive only.
+    pub health_check: Option<HealthCheck>,
+}
+
+/// How the edge picks an upstream peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Strategy {
+    /// Each peer in turn (nginx's default).
+    RoundRobin,
+    /// The peer with the fewest requests in flight, streams included (nginx's `least_conn`).
+    LeastConnections,
+}
+
+/// An active health check.
+#[derive(Debug, Clone)]
+pub struct HealthCheck {
+    /// Path requested on each peer, e.g. `/healthz`.
+    pub path: String,
+    /// Time between two rounds of checks.
+    pub interval: Duration,
+    /// Deadline of one check.
+    pub timeout: Duration,
 }
 
 impl Default for BalanceConfig {
     fn default() -> Self {
         BalanceConfig {
+            strategy: Strategy::RoundRobin,
             max_fails: 1,
             fail_timeout: Duration::from_secs(10),
+            // Opt-in: an upstream without the path would be ejected forever.
+            health_check: None,
         }
     }
 }
@@ -233,6 +261,7 @@ impl Edge {
 
     /// Serves until `shutdown` resolves, then drains for up to the shutdown timeout.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) {
+        let checks = self.state.spawn_health_checks();
         let mut listeners = Vec::new();
         let https_port = self.tls_local_addr().map(|a| a.port());
         let plain_mode = match (self.redirect_http, https_port) {
@@ -254,5 +283,8 @@ impl Edge {
             self.shutdown_timeout,
         )
         .await;
+        if let Some(checks) = checks {
+            checks.abort();
+        }
     }
 }

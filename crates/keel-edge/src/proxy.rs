@@ -11,6 +11,7 @@
 use std::fmt;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
@@ -19,7 +20,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
-use crate::BalanceConfig;
+use crate::{BalanceConfig, HealthCheck, Strategy};
 
 /// An upstream `host:port`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,6 +55,8 @@ struct Peer {
     fails: AtomicU32,
     /// Milliseconds since `Peers::epoch` until which the peer is skipped.
     ejected_until_ms: AtomicU64,
+    /// Requests forwarded and not yet finished (their body still streaming included).
+    active: Arc<AtomicUsize>,
 }
 
 /// Why forwarding failed, and whether the request could have reached the upstream.
@@ -73,7 +76,7 @@ pub(crate) enum ProxyError {
 /// The peers, the shared connection pool and the balancing state.
 #[derive(Debug)]
 pub(crate) struct Peers {
-    peers: Vec<Peer>,
+    peers: Arc<Vec<Peer>>,
     next: AtomicUsize,
     client: Client<HttpConnector, Body>,
     epoch: Instant,
@@ -97,14 +100,17 @@ impl Peers {
             .pool_idle_timeout(Duration::from_millis(1500))
             .build(connector);
         Peers {
-            peers: addrs
-                .iter()
-                .map(|addr| Peer {
-                    addr: addr.clone(),
-                    fails: AtomicU32::new(0),
-                    ejected_until_ms: AtomicU64::new(0),
-                })
-                .collect(),
+            peers: Arc::new(
+                addrs
+                    .iter()
+                    .map(|addr| Peer {
+                        addr: addr.clone(),
+                        fails: AtomicU32::new(0),
+                        ejected_until_ms: AtomicU64::new(0),
+                        active: Arc::new(AtomicUsize::new(0)),
+                    })
+                    .collect(),
+            ),
             next: AtomicUsize::new(0),
             client,
             epoch: Instant::now(),
@@ -117,18 +123,23 @@ impl Peers {
         u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
-    /// Round-robin over peers that are not ejected; all ejected → plain round-robin.
+    /// A peer that is not ejected — in turn, or the least busy (ties in turn) — or, when
+    /// every peer is ejected, any peer rather than none.
     fn choose(&self, skip: Option<usize>) -> usize {
         let n = self.peers.len();
         let start = self.next.fetch_add(1, Ordering::Relaxed);
         let now = self.now_ms();
-        (0..n)
-            .map(|k| (start + k) % n)
-            .find(|&i| {
-                Some(i) != skip && self.peers[i].ejected_until_ms.load(Ordering::Relaxed) <= now
-            })
-            .or_else(|| (0..n).map(|k| (start + k) % n).find(|&i| Some(i) != skip))
-            .unwrap_or(start % n)
+        let in_turn = || (0..n).map(|k| (start + k) % n).filter(|&i| Some(i) != skip);
+        let mut live =
+            in_turn().filter(|&i| self.peers[i].ejected_until_ms.load(Ordering::Relaxed) <= now);
+        let pick = match self.balance.strategy {
+            Strategy::RoundRobin => live.next(),
+            // min_by_key keeps the first of equals: ties go in turn.
+            Strategy::LeastConnections => {
+                live.min_by_key(|&i| self.peers[i].active.load(Ordering::Relaxed))
+            }
+        };
+        pick.or_else(|| in_turn().next()).unwrap_or(start % n)
     }
 
     fn succeeded(&self, i: usize) {
@@ -136,16 +147,35 @@ impl Peers {
     }
 
     fn failed(&self, i: usize) {
-        let peer = &self.peers[i];
-        let fails = peer.fails.fetch_add(1, Ordering::Relaxed) + 1;
-        if fails >= self.balance.max_fails {
-            let until = self.now_ms()
-                + u64::try_from(self.balance.fail_timeout.as_millis()).unwrap_or(u64::MAX);
-            peer.ejected_until_ms.store(until, Ordering::Relaxed);
-            peer.fails.store(0, Ordering::Relaxed);
-            tracing::warn!(upstream = %peer.addr, fail_timeout = ?self.balance.fail_timeout,
-                "upstream ejected after {fails} failure(s) in a row");
-        }
+        fail(&self.peers[i], &self.balance, self.now_ms());
+    }
+
+    /// Starts the periodic active checks; `None` when not configured.
+    pub(crate) fn spawn_health_checks(&self) -> Option<tokio::task::JoinHandle<()>> {
+        let check = self.balance.health_check.clone()?;
+        let peers = self.peers.clone();
+        let client = self.client.clone();
+        let balance = self.balance.clone();
+        let epoch = self.epoch;
+        Some(tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(check.interval);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticker.tick().await;
+                for peer in peers.iter() {
+                    let healthy = probe(&client, &peer.addr, &check).await;
+                    let now = u64::try_from(epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
+                    if healthy {
+                        peer.fails.store(0, Ordering::Relaxed);
+                        if peer.ejected_until_ms.swap(0, Ordering::Relaxed) > now {
+                            tracing::info!(upstream = %peer.addr, "upstream healthy again; back in rotation");
+                        }
+                    } else {
+                        fail(peer, &balance, now);
+                    }
+                }
+            }
+        }))
     }
 
     /// Forwards `request` to a peer; returns the response (body streaming) and the peer.
@@ -187,11 +217,18 @@ impl Peers {
         // HTTP/1.0 and HTTP/2 clients alike reach the upstream over pooled HTTP/1.1.
         *request.version_mut() = Version::HTTP_11;
 
+        let active = ActiveGuard::new(&self.peers[i].active);
         let sent = tokio::time::timeout(self.response_timeout, self.client.request(request)).await;
         match sent {
             Ok(Ok(response)) => {
                 self.succeeded(i);
-                Ok((response.map(Body::new), peer))
+                let response = response.map(|body| {
+                    Body::new(Tracked {
+                        inner: Body::new(body),
+                        _active: active,
+                    })
+                });
+                Ok((response, peer))
             }
             Ok(Err(error)) if body_over_limit(&error) => Err(ProxyError::BodyTooLarge),
             Ok(Err(error)) => {
@@ -211,6 +248,79 @@ impl Peers {
                 })
             }
         }
+    }
+}
+
+fn fail(peer: &Peer, balance: &BalanceConfig, now_ms: u64) {
+    let fails = peer.fails.fetch_add(1, Ordering::Relaxed) + 1;
+    if fails >= balance.max_fails {
+        let until = now_ms + u64::try_from(balance.fail_timeout.as_millis()).unwrap_or(u64::MAX);
+        peer.ejected_until_ms.store(until, Ordering::Relaxed);
+        peer.fails.store(0, Ordering::Relaxed);
+        tracing::warn!(upstream = %peer.addr, fail_timeout = ?balance.fail_timeout,
+            "upstream ejected after {fails} failure(s) in a row");
+    }
+}
+
+/// One active check: a 2xx within the timeout.
+async fn probe(
+    client: &Client<HttpConnector, Body>,
+    addr: &UpstreamAddr,
+    check: &HealthCheck,
+) -> bool {
+    let Ok(uri) = format!("http://{addr}{}", check.path).parse::<Uri>() else {
+        return false;
+    };
+    let mut request = Request::new(Body::empty());
+    *request.uri_mut() = uri;
+    request.headers_mut().insert(
+        axum::http::header::USER_AGENT,
+        axum::http::HeaderValue::from_static("keel-edge-health-check"),
+    );
+    matches!(
+        tokio::time::timeout(check.timeout, client.request(request)).await,
+        Ok(Ok(response)) if response.status().is_success()
+    )
+}
+
+/// Keeps a peer's in-flight count up until the response body ends or is dropped.
+struct Tracked {
+    inner: Body,
+    _active: ActiveGuard,
+}
+
+struct ActiveGuard(Arc<AtomicUsize>);
+
+impl ActiveGuard {
+    fn new(active: &Arc<AtomicUsize>) -> ActiveGuard {
+        active.fetch_add(1, Ordering::Relaxed);
+        ActiveGuard(active.clone())
+    }
+}
+
+impl Drop for ActiveGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl http_body::Body for Tracked {
+    type Data = bytes::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, axum::Error>>> {
+        std::pin::Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
     }
 }
 
@@ -290,8 +400,10 @@ mod tests {
         let peers = Peers::new(
             &addrs,
             BalanceConfig {
+                strategy: Strategy::RoundRobin,
                 max_fails: 2,
                 fail_timeout: Duration::from_secs(60),
+                health_check: None,
             },
             Duration::from_secs(1),
             Duration::from_secs(1),

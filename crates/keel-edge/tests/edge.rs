@@ -790,3 +790,102 @@ async fn certificate_reload_applies_to_new_connections() {
     task.await.unwrap();
     backend.stop().await;
 }
+
+async fn spawn_backend_on(name: &'static str, addr: SocketAddr) -> Server {
+    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, echo_router(name))
+            .with_graceful_shutdown(async {
+                let _ = stopped.await;
+            })
+            .await;
+    });
+    Server {
+        addr,
+        stop: Some(stop),
+        task,
+    }
+}
+
+async fn served_by(client: &reqwest::Client, url: &str) -> String {
+    let body: serde_json::Value = client.get(url).send().await.unwrap().json().await.unwrap();
+    body["served-by"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn least_connections_avoids_the_peer_holding_a_stream() {
+    let a = spawn_backend("a").await;
+    let b = spawn_backend("b").await;
+    let mut cfg = EdgeConfig::new(LOCAL.into(), upstreams(&[a.addr, b.addr]));
+    cfg.balance.strategy = keel_edge::Strategy::LeastConnections;
+    let edge = spawn_edge(cfg).await;
+    let client = reqwest::Client::new();
+    // A live stream pins one peer for 1.5 s.
+    let stream = client
+        .get(format!("http://{}/events", edge.addr))
+        .send()
+        .await
+        .unwrap();
+    let mut chunks = stream.bytes_stream();
+    chunks.next().await.unwrap().unwrap();
+    let url = format!("http://{}/echo", edge.addr);
+    // One at a time: the other peer always has fewer in flight (0 against 1).
+    let mut picks = Vec::new();
+    for _ in 0..4 {
+        picks.push(served_by(&client, &url).await);
+    }
+    let first = &picks[0];
+    assert!(picks.iter().all(|p| p == first), "{picks:?}");
+    // Once the stream ends, both peers are equal again and take turns.
+    while chunks.next().await.is_some() {}
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let mut seen = std::collections::HashSet::new();
+    for _ in 0..4 {
+        seen.insert(served_by(&client, &url).await);
+    }
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    edge.stop().await;
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn active_health_check_brings_an_ejected_peer_back_early() {
+    let a = spawn_backend("a").await;
+    let b = spawn_backend("b").await;
+    let b_addr = b.addr;
+    let mut cfg = EdgeConfig::new(LOCAL.into(), upstreams(&[a.addr, b_addr]));
+    cfg.balance.fail_timeout = Duration::from_secs(60);
+    cfg.balance.health_check = Some(keel_edge::HealthCheck {
+        path: "/echo".to_owned(),
+        interval: Duration::from_millis(200),
+        timeout: Duration::from_millis(500),
+    });
+    let edge = spawn_edge(cfg).await;
+    let client = reqwest::Client::new();
+    let url = format!("http://{}/echo", edge.addr);
+
+    b.stop().await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // b is ejected (by the check or a failed connect): everything goes to a.
+    for _ in 0..6 {
+        assert_eq!(served_by(&client, &url).await, "a");
+    }
+    // b comes back on the same port; the check reinstates it well before 60 s.
+    let b = spawn_backend_on("b", b_addr).await;
+    let started = Instant::now();
+    let mut back = false;
+    while started.elapsed() < Duration::from_secs(5) {
+        if served_by(&client, &url).await == "b" {
+            back = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(back, "b was not brought back by the health check");
+    edge.stop().await;
+    a.stop().await;
+    b.stop().await;
+}

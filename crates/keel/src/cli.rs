@@ -10,8 +10,8 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::{
-    Cidr, DelaySetting, Flags, HumanDuration, List, LogFormat, LogLevel, OptPath, PathValue,
-    RateSetting, RejectStatus, Upstream, UpstreamUrl,
+    BalanceSetting, Cidr, DelaySetting, Flags, HealthPath, HumanDuration, List, LogFormat,
+    LogLevel, OptPath, PathValue, RateSetting, RejectStatus, Upstream, UpstreamUrl,
 };
 
 /// keel: one binary for the web stack of nginx + gunicorn + Django + Redis.
@@ -160,6 +160,12 @@ pub struct EdgeArgs {
     /// With TLS, answer plain HTTP with a redirect to HTTPS [env: KEEL_REDIRECT_HTTP]
     #[arg(long)]
     pub redirect_http: bool,
+    /// How to pick an upstream: round-robin or least-conn [env: KEEL_BALANCE] [default: round-robin]
+    #[arg(long, value_name = "HOW")]
+    pub balance: Option<BalanceSetting>,
+    /// Path checked on each upstream every 2 s to bring an ejected one back, or `off` [env: KEEL_HEALTH_CHECK] [default: /healthz]
+    #[arg(long, value_name = "PATH")]
+    pub health_check: Option<HealthPath>,
     /// Serve the collected static root at /static/ (reloaded on SIGHUP) [env: KEEL_STATIC_ROOT] [default: keel-data/static when it exists]
     #[arg(long, value_name = "DIR")]
     pub static_root: Option<PathValue>,
@@ -224,6 +230,8 @@ impl Cli {
                 flags.tls_cert = args.tls_cert.clone();
                 flags.tls_key = args.tls_key.clone();
                 flags.redirect_http = args.redirect_http.then_some(true);
+                flags.balance = args.balance;
+                flags.health_check = args.health_check.clone();
                 args.limit.apply(&mut flags);
                 None
             }

@@ -202,7 +202,60 @@ deserialize_from_str!(
     OptPath,
     PathValue,
     ByteSize,
+    BalanceSetting,
+    HealthPath,
 );
+
+/// How the edge picks an upstream: `round-robin` or `least-conn`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BalanceSetting(pub keel_edge::Strategy);
+
+impl FromStr for BalanceSetting {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim() {
+            "round-robin" => Ok(BalanceSetting(keel_edge::Strategy::RoundRobin)),
+            "least-conn" => Ok(BalanceSetting(keel_edge::Strategy::LeastConnections)),
+            other => Err(format!(
+                "unknown balancing {other:?}; use \"round-robin\" or \"least-conn\""
+            )),
+        }
+    }
+}
+
+impl fmt::Display for BalanceSetting {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self.0 {
+            keel_edge::Strategy::RoundRobin => "round-robin",
+            keel_edge::Strategy::LeastConnections => "least-conn",
+        })
+    }
+}
+
+/// The path of the active upstream health check, or `off`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthPath(pub Option<String>);
+
+impl FromStr for HealthPath {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim() {
+            "off" => Ok(HealthPath(None)),
+            path if path.starts_with('/') && !path.contains(char::is_whitespace) => {
+                Ok(HealthPath(Some(path.to_owned())))
+            }
+            other => Err(format!(
+                "invalid health check path {other:?}; use a path like \"/healthz\" or \"off\""
+            )),
+        }
+    }
+}
+
+impl fmt::Display for HealthPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0.as_deref().unwrap_or("off"))
+    }
+}
 
 /// A size in bytes as nginx writes it: `512`, `64k`, `1m`, `1g`; `0` means no limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -540,6 +593,11 @@ struct EdgeFile {
     tls_cert: Option<Spanned<OptPath>>,
     tls_key: Option<Spanned<OptPath>>,
     redirect_http: Option<Spanned<bool>>,
+    balance: Option<Spanned<BalanceSetting>>,
+    max_fails: Option<Spanned<u32>>,
+    fail_timeout: Option<Spanned<HumanDuration>>,
+    health_check: Option<Spanned<HealthPath>>,
+    health_interval: Option<Spanned<HumanDuration>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -649,6 +707,8 @@ pub struct Flags {
     pub tls_cert: Option<OptPath>,
     pub tls_key: Option<OptPath>,
     pub redirect_http: Option<bool>,
+    pub balance: Option<BalanceSetting>,
+    pub health_check: Option<HealthPath>,
     pub static_sources: Option<List<PathValue>>,
     pub mock_listen: Option<SocketAddr>,
     pub mock_latency: Option<HumanDuration>,
@@ -754,6 +814,11 @@ pub struct EdgeSettings {
     pub tls_cert: Setting<OptPath>,
     pub tls_key: Setting<OptPath>,
     pub redirect_http: Setting<bool>,
+    pub balance: Setting<BalanceSetting>,
+    pub max_fails: Setting<u32>,
+    pub fail_timeout: Setting<HumanDuration>,
+    pub health_check: Setting<HealthPath>,
+    pub health_interval: Setting<HumanDuration>,
 }
 
 /// Settings of the static pipeline (`keel collectstatic`, the edge's `/static/`).
@@ -1030,6 +1095,41 @@ impl Settings {
                         from_file(src, file.edge.redirect_http),
                         false,
                     )?,
+                    balance: l.pick(
+                        "edge.balance",
+                        (flags.balance, "--balance"),
+                        "KEEL_BALANCE",
+                        from_file(src, file.edge.balance),
+                        BalanceSetting(keel_edge::Strategy::RoundRobin),
+                    )?,
+                    max_fails: l.pick(
+                        "edge.max_fails",
+                        (None, "--max-fails"),
+                        "KEEL_MAX_FAILS",
+                        from_file(src, file.edge.max_fails),
+                        1,
+                    )?,
+                    fail_timeout: l.pick(
+                        "edge.fail_timeout",
+                        (None, "--fail-timeout"),
+                        "KEEL_FAIL_TIMEOUT",
+                        from_file(src, file.edge.fail_timeout),
+                        HumanDuration(Duration::from_secs(10)),
+                    )?,
+                    health_check: l.pick(
+                        "edge.health_check",
+                        (flags.health_check, "--health-check"),
+                        "KEEL_HEALTH_CHECK",
+                        from_file(src, file.edge.health_check),
+                        HealthPath(Some("/healthz".to_owned())),
+                    )?,
+                    health_interval: l.pick(
+                        "edge.health_interval",
+                        (None, "--health-interval"),
+                        "KEEL_HEALTH_INTERVAL",
+                        from_file(src, file.edge.health_interval),
+                        HumanDuration(Duration::from_secs(2)),
+                    )?,
                 },
                 statics: StaticSettings {
                     root: l.pick(
@@ -1091,6 +1191,14 @@ impl Settings {
         positive("serve.upstream_timeout", &s.upstream_timeout)?;
         positive("edge.response_timeout", &self.edge.response_timeout)?;
         positive("edge.header_timeout", &self.edge.header_timeout)?;
+        positive("edge.health_interval", &self.edge.health_interval)?;
+        if self.edge.max_fails.value == 0 {
+            return Err(invalid(
+                "edge.max_fails",
+                &self.edge.max_fails.origin,
+                "must be at least 1".to_owned(),
+            ));
+        }
         let e = &self.edge;
         match (&e.tls_cert.value.0, &e.tls_key.value.0) {
             (Some(_), None) => {
@@ -1201,6 +1309,21 @@ impl Settings {
         cfg.header_read_timeout = e.header_timeout.value.0;
         cfg.max_connections = e.max_connections.value;
         cfg.max_body_bytes = Some(e.client_max_body_size.value.0).filter(|&n| n != 0);
+        cfg.balance = keel_edge::BalanceConfig {
+            strategy: e.balance.value.0,
+            max_fails: e.max_fails.value,
+            fail_timeout: e.fail_timeout.value.0,
+            health_check: e
+                .health_check
+                .value
+                .0
+                .clone()
+                .map(|path| keel_edge::HealthCheck {
+                    path,
+                    interval: e.health_interval.value.0,
+                    timeout: e.health_interval.value.0.min(Duration::from_secs(2)),
+                }),
+        };
         if let (Some(cert), Some(key)) = (&e.tls_cert.value.0, &e.tls_key.value.0) {
             let certs = keel_edge::CertStore::load(cert, key)
                 .map_err(|err| invalid("edge.tls_cert", &e.tls_cert.origin, err.to_string()))?;
@@ -1391,6 +1514,36 @@ impl Settings {
             "redirect_http",
             e.redirect_http.value.to_string(),
             &e.redirect_http.origin,
+        );
+        line(
+            &mut out,
+            "balance",
+            quoted(&e.balance.value),
+            &e.balance.origin,
+        );
+        line(
+            &mut out,
+            "max_fails",
+            e.max_fails.value.to_string(),
+            &e.max_fails.origin,
+        );
+        line(
+            &mut out,
+            "fail_timeout",
+            quoted(&e.fail_timeout.value),
+            &e.fail_timeout.origin,
+        );
+        line(
+            &mut out,
+            "health_check",
+            quoted(&e.health_check.value),
+            &e.health_check.origin,
+        );
+        line(
+            &mut out,
+            "health_interval",
+            quoted(&e.health_interval.value),
+            &e.health_interval.origin,
         );
         line(
             &mut out,
