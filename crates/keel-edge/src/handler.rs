@@ -107,8 +107,11 @@ pub(crate) async fn handle(
 
     // Phase: limit_req. Rejections cost the zone nothing (nginx), and end here.
     if let Some(limit) = &state.limit {
-        if let Some(response) = apply_limit(limit, client, state.clock.now_ms()).await {
-            return finish(state, entry, response);
+        if let Some(limiter) = limit.for_path(request.uri().path()) {
+            let decision = limiter.check(&client, state.clock.now_ms());
+            if let Some(response) = apply_limit(decision, limit.status, client).await {
+                return finish(state, entry, response);
+            }
         }
     }
 
@@ -180,8 +183,12 @@ fn canonical_peer(peer: SocketAddr) -> IpAddr {
 }
 
 /// Returns the rejection response, or sleeps the delay and returns `None` to go on.
-async fn apply_limit(limit: &LimitConfig, client: IpAddr, now_ms: u64) -> Option<Response<Body>> {
-    match limit.limiter.check(&client, now_ms) {
+async fn apply_limit(
+    decision: Decision,
+    status: StatusCode,
+    client: IpAddr,
+) -> Option<Response<Body>> {
+    match decision {
         Decision::Pass | Decision::DryRunDelay(_) => None,
         Decision::DryRunReject(rejected) => {
             tracing::info!(%client, limit = rejected.limit, "limit_req dry run: would reject");
@@ -195,7 +202,7 @@ async fn apply_limit(limit: &LimitConfig, client: IpAddr, now_ms: u64) -> Option
         Decision::Reject(rejected) => {
             tracing::debug!(%client, limit = rejected.limit, "limit_req: rejecting request");
             let mut response = text_page(
-                limit.status,
+                status,
                 "Too many requests from your address; slow down and retry.\n",
             );
             let secs = rejected.retry_after_secs().unwrap_or(1).max(1);

@@ -48,13 +48,45 @@ pub enum Backend {
     InProcess(axum::Router),
 }
 
-/// limit_req for every backend route.
+/// limit_req on backend routes: like nginx `location` blocks, the route with the longest
+/// matching path prefix decides which limits (zones) a request is checked against.
 #[derive(Debug, Clone)]
 pub struct LimitConfig {
-    /// The limits (zones) every request is checked against.
-    pub limiter: Arc<keel_limit::Limiter>,
+    /// Limits per path prefix; a request matching none is not limited.
+    pub routes: Vec<RouteLimit>,
     /// Status of a rejected request (nginx's `limit_req_status`, 503 by default).
     pub status: StatusCode,
+}
+
+/// The limits of one path prefix (several `limit_req` lines in one `location`).
+#[derive(Debug, Clone)]
+pub struct RouteLimit {
+    /// Requests whose path starts with this are limited here (`/` for all).
+    pub path_prefix: String,
+    /// The zones, bursts and delays checked together.
+    pub limiter: Arc<keel_limit::Limiter>,
+}
+
+impl LimitConfig {
+    /// One set of limits on every path.
+    pub fn everywhere(limiter: Arc<keel_limit::Limiter>, status: StatusCode) -> Self {
+        LimitConfig {
+            routes: vec![RouteLimit {
+                path_prefix: "/".to_owned(),
+                limiter,
+            }],
+            status,
+        }
+    }
+
+    /// The limits for `path`: the longest matching prefix.
+    pub fn for_path(&self, path: &str) -> Option<&keel_limit::Limiter> {
+        self.routes
+            .iter()
+            .filter(|route| path.starts_with(&route.path_prefix))
+            .max_by_key(|route| route.path_prefix.len())
+            .map(|route| route.limiter.as_ref())
+    }
 }
 
 /// How upstream peers are balanced, ejected and retried.

@@ -138,10 +138,10 @@ fn classic_limit() -> LimitConfig {
         "10m".parse().unwrap(),
     ));
     let limit = Limit::from_params(zone, "burst=20 nodelay".parse().unwrap());
-    LimitConfig {
-        limiter: Arc::new(Limiter::new(vec![limit]).unwrap()),
-        status: StatusCode::SERVICE_UNAVAILABLE,
-    }
+    LimitConfig::everywhere(
+        Arc::new(Limiter::new(vec![limit]).unwrap()),
+        StatusCode::SERVICE_UNAVAILABLE,
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -228,16 +228,16 @@ async fn trusted_proxy_forwarded_address_is_the_limit_key() {
         "1r/s".parse().unwrap(),
         "1m".parse().unwrap(),
     ));
-    cfg.limit = Some(LimitConfig {
-        limiter: Arc::new(
+    cfg.limit = Some(LimitConfig::everywhere(
+        Arc::new(
             Limiter::new(vec![Limit::from_params(
                 zone,
                 "burst=1 nodelay".parse().unwrap(),
             )])
             .unwrap(),
         ),
-        status: StatusCode::TOO_MANY_REQUESTS,
-    });
+        StatusCode::TOO_MANY_REQUESTS,
+    ));
     cfg.trusted_proxies = TrustedProxies::new(vec!["127.0.0.0/8".parse().unwrap()]);
     let edge = spawn_edge(cfg).await;
     let client = reqwest::Client::new();
@@ -888,4 +888,77 @@ async fn active_health_check_brings_an_ejected_peer_back_early() {
     edge.stop().await;
     a.stop().await;
     b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_longest_path_prefix_picks_the_limits_and_two_zones_apply_together() {
+    let backend = spawn_backend("a").await;
+    let mut cfg = EdgeConfig::new(LOCAL.into(), upstreams(&[backend.addr]));
+    let general = Arc::new(Zone::new(
+        "general",
+        "10r/s".parse().unwrap(),
+        "1m".parse().unwrap(),
+    ));
+    let strict = Arc::new(Zone::new(
+        "strict",
+        "1r/m".parse().unwrap(),
+        "1m".parse().unwrap(),
+    ));
+    let everywhere = Limiter::new(vec![Limit::from_params(
+        general.clone(),
+        "burst=20 nodelay".parse().unwrap(),
+    )])
+    .unwrap();
+    // /upload is checked against both zones at once, as two limit_req lines in nginx.
+    let upload = Limiter::new(vec![
+        Limit::from_params(general, "burst=20 nodelay".parse().unwrap()),
+        Limit::from_params(strict, "burst=1 nodelay".parse().unwrap()),
+    ])
+    .unwrap();
+    cfg.limit = Some(LimitConfig {
+        routes: vec![
+            keel_edge::RouteLimit {
+                path_prefix: "/".to_owned(),
+                limiter: Arc::new(everywhere),
+            },
+            keel_edge::RouteLimit {
+                path_prefix: "/upload".to_owned(),
+                limiter: Arc::new(upload),
+            },
+        ],
+        status: StatusCode::TOO_MANY_REQUESTS,
+    });
+    let edge = spawn_edge(cfg).await;
+    let client = reqwest::Client::new();
+    let post = || {
+        client
+            .post(format!("http://{}/upload", edge.addr))
+            .body("x")
+            .send()
+    };
+    // strict: the first is free, one more fits the burst, the third is refused.
+    assert_eq!(post().await.unwrap().status(), StatusCode::OK);
+    assert_eq!(post().await.unwrap().status(), StatusCode::OK);
+    assert_eq!(
+        post().await.unwrap().status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    // Other paths only see the general zone (charged twice by the uploads that passed;
+    // the refused one charged nothing).
+    let mut passed = 0;
+    for _ in 0..30 {
+        let status = client
+            .get(format!("http://{}/echo", edge.addr))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        if status == StatusCode::OK {
+            passed += 1;
+        }
+    }
+    // 21 fit the general zone's first-free + burst 20; two were used by the uploads.
+    assert!((19..=20).contains(&passed), "{passed}");
+    edge.stop().await;
+    backend.stop().await;
 }

@@ -186,7 +186,7 @@ pub struct MockArgs {
 
 impl LimitArgs {
     fn apply(&self, flags: &mut Flags) {
-        flags.rate = self.rate;
+        flags.rate = self.rate.clone();
         flags.burst = self.burst;
         flags.delay = match (self.nodelay, self.delay) {
             (true, _) => Some(DelaySetting(None)),

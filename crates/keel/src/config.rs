@@ -339,19 +339,20 @@ impl fmt::Display for OptPath {
     }
 }
 
-/// A limit_req rate (`10r/s`, `600r/m`), or `off`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RateSetting(pub Option<keel_limit::Rate>);
+/// A limit_req rate (`10r/s`, `600r/m`), or `off`. The text is kept as written: nginx
+/// truncates `7r/m` to 0.116 r/s, which would not print back as `7r/m`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RateSetting(pub Option<keel_limit::Rate>, String);
 
 impl FromStr for RateSetting {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        if s.trim() == "off" {
-            return Ok(RateSetting(None));
+        let text = s.trim();
+        if text == "off" {
+            return Ok(RateSetting(None, text.to_owned()));
         }
-        s.trim()
-            .parse()
-            .map(|rate| RateSetting(Some(rate)))
+        text.parse()
+            .map(|rate| RateSetting(Some(rate), text.to_owned()))
             .map_err(|e: keel_limit::Error| {
                 format!("{e}; write it like \"10r/s\", \"600r/m\" or \"off\"")
             })
@@ -360,10 +361,7 @@ impl FromStr for RateSetting {
 
 impl fmt::Display for RateSetting {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0 {
-            Some(rate) => write!(f, "{rate}"),
-            None => f.write_str("off"),
-        }
+        f.write_str(&self.1)
     }
 }
 
@@ -598,6 +596,30 @@ struct EdgeFile {
     fail_timeout: Option<Spanned<HumanDuration>>,
     health_check: Option<Spanned<HealthPath>>,
     health_interval: Option<Spanned<HumanDuration>>,
+    #[serde(default)]
+    zones: std::collections::BTreeMap<String, ZoneFile>,
+    #[serde(default)]
+    limits: Vec<Spanned<LimitFile>>,
+}
+
+/// `[edge.zones.NAME]`: nginx's `limit_req_zone ... zone=NAME:SIZE rate=RATE`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ZoneFile {
+    rate: Spanned<RateSetting>,
+    size: Option<ZoneSetting>,
+}
+
+/// `[[edge.limits]]`: nginx's `limit_req zone=NAME burst=N [nodelay|delay=N]` inside a
+/// `location PATH`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LimitFile {
+    path: String,
+    zone: String,
+    #[serde(default)]
+    burst: u32,
+    delay: Option<DelaySetting>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -819,6 +841,30 @@ pub struct EdgeSettings {
     pub fail_timeout: Setting<HumanDuration>,
     pub health_check: Setting<HealthPath>,
     pub health_interval: Setting<HumanDuration>,
+    /// Named zones from `[edge.zones.NAME]` (file only).
+    pub zones: Vec<ZoneDef>,
+    /// Per-path limits from `[[edge.limits]]` (file only).
+    pub limits: Vec<LimitDef>,
+}
+
+/// A named limit_req zone.
+#[derive(Debug, Clone)]
+pub struct ZoneDef {
+    pub name: String,
+    pub rate: keel_limit::Rate,
+    pub rate_text: String,
+    pub size: keel_limit::ZoneSize,
+    pub origin: Origin,
+}
+
+/// One `limit_req` on a path prefix.
+#[derive(Debug, Clone)]
+pub struct LimitDef {
+    pub path: String,
+    pub zone: String,
+    pub burst: u32,
+    pub delay: DelaySetting,
+    pub origin: Origin,
 }
 
 /// Settings of the static pipeline (`keel collectstatic`, the edge's `/static/`).
@@ -878,7 +924,7 @@ impl Settings {
             }
             None => None,
         };
-        let (source, file) = match source {
+        let (source, mut file) = match source {
             Some(mut s) => {
                 let file = std::mem::take(&mut s.file);
                 (Some(s), file)
@@ -979,7 +1025,7 @@ impl Settings {
                         (flags.rate, "--rate"),
                         "KEEL_RATE",
                         from_file(src, file.edge.rate),
-                        RateSetting(keel_limit::Rate::per_second(10).ok()),
+                        RateSetting(keel_limit::Rate::per_second(10).ok(), "10r/s".to_owned()),
                     )?,
                     burst: l.pick(
                         "edge.burst",
@@ -1130,6 +1176,8 @@ impl Settings {
                         from_file(src, file.edge.health_interval),
                         HumanDuration(Duration::from_secs(2)),
                     )?,
+                    zones: zone_defs(src, std::mem::take(&mut file.edge.zones))?,
+                    limits: limit_defs(src, std::mem::take(&mut file.edge.limits)),
                 },
                 statics: StaticSettings {
                     root: l.pick(
@@ -1192,6 +1240,26 @@ impl Settings {
         positive("edge.response_timeout", &self.edge.response_timeout)?;
         positive("edge.header_timeout", &self.edge.header_timeout)?;
         positive("edge.health_interval", &self.edge.health_interval)?;
+        for (i, limit) in self.edge.limits.iter().enumerate() {
+            let key = format!("edge.limits[{i}]");
+            if !self.edge.zones.iter().any(|zone| zone.name == limit.zone) {
+                return Err(invalid(
+                    &format!("{key}.zone"),
+                    &limit.origin,
+                    format!(
+                        "no zone named {:?}; define it with [edge.zones.{}]",
+                        limit.zone, limit.zone
+                    ),
+                ));
+            }
+            if !limit.path.starts_with('/') {
+                return Err(invalid(
+                    &format!("{key}.path"),
+                    &limit.origin,
+                    format!("{:?} is not a path; it must start with /", limit.path),
+                ));
+            }
+        }
         if self.edge.max_fails.value == 0 {
             return Err(invalid(
                 "edge.max_fails",
@@ -1263,19 +1331,49 @@ impl Settings {
 
     /// The limit_req configuration, or `None` when the rate is `off`.
     pub fn limit_config(&self) -> Result<Option<keel_edge::LimitConfig>, ConfigError> {
+        use std::sync::Arc;
         let e = &self.edge;
-        let Some(rate) = e.rate.value.0 else {
-            return Ok(None);
-        };
-        let zone = std::sync::Arc::new(keel_limit::Zone::new("keel", rate, e.zone_size.value.0));
-        let delay = match e.delay.value.0 {
+        let policy = |delay: DelaySetting| match delay.0 {
             None => keel_limit::DelayPolicy::NoDelay,
             Some(n) => keel_limit::DelayPolicy::Delay(n),
         };
-        let limiter =
-            keel_limit::Limiter::new(vec![keel_limit::Limit::new(zone, e.burst.value, delay)])
-                .map_err(|err| invalid("edge.rate", &e.rate.origin, err.to_string()))?
-                .with_dry_run(e.dry_run.value);
+        // (path, limits in file order); several limits on one path are checked together.
+        let mut routes: Vec<(String, Vec<keel_limit::Limit>)> = Vec::new();
+        let mut add =
+            |path: &str, limit: keel_limit::Limit| match routes.iter_mut().find(|(p, _)| p == path)
+            {
+                Some((_, limits)) => limits.push(limit),
+                None => routes.push((path.to_owned(), vec![limit])),
+            };
+        if let Some(rate) = e.rate.value.0 {
+            let zone = Arc::new(keel_limit::Zone::new("keel", rate, e.zone_size.value.0));
+            add(
+                "/",
+                keel_limit::Limit::new(zone, e.burst.value, policy(e.delay.value)),
+            );
+        }
+        let zones: Vec<(String, Arc<keel_limit::Zone>)> = e
+            .zones
+            .iter()
+            .map(|z| {
+                (
+                    z.name.clone(),
+                    Arc::new(keel_limit::Zone::new(z.name.clone(), z.rate, z.size)),
+                )
+            })
+            .collect();
+        for limit in &e.limits {
+            // validate() checked that the zone exists.
+            if let Some((_, zone)) = zones.iter().find(|(name, _)| *name == limit.zone) {
+                add(
+                    &limit.path,
+                    keel_limit::Limit::new(zone.clone(), limit.burst, policy(limit.delay)),
+                );
+            }
+        }
+        if routes.is_empty() {
+            return Ok(None);
+        }
         let status = axum_status(e.limit_status.value.0).ok_or_else(|| {
             invalid(
                 "edge.limit_status",
@@ -1283,10 +1381,24 @@ impl Settings {
                 "not an HTTP status".into(),
             )
         })?;
-        Ok(Some(keel_edge::LimitConfig {
-            limiter: std::sync::Arc::new(limiter),
-            status,
-        }))
+        let routes = routes
+            .into_iter()
+            .map(|(path, limits)| {
+                keel_limit::Limiter::new(limits)
+                    .map(|limiter| keel_edge::RouteLimit {
+                        path_prefix: path.clone(),
+                        limiter: Arc::new(limiter.with_dry_run(e.dry_run.value)),
+                    })
+                    .map_err(|err| {
+                        invalid(
+                            "edge.limits",
+                            &Origin::Default,
+                            format!("path {path}: {err}"),
+                        )
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Some(keel_edge::LimitConfig { routes, status }))
     }
 
     /// The edge's configuration for `listen` in front of `backend`.
@@ -1551,6 +1663,18 @@ impl Settings {
             quoted(&e.log_dir.value),
             &e.log_dir.origin,
         );
+        for zone in &e.zones {
+            section(&mut out, &format!("edge.zones.{}", zone.name));
+            line(&mut out, "rate", quoted(&zone.rate_text), &zone.origin);
+            line(&mut out, "size", quoted(&zone.size), &zone.origin);
+        }
+        for limit in &e.limits {
+            section(&mut out, "[edge.limits]");
+            line(&mut out, "path", quoted(&limit.path), &limit.origin);
+            line(&mut out, "zone", quoted(&limit.zone), &limit.origin);
+            line(&mut out, "burst", limit.burst.to_string(), &limit.origin);
+            line(&mut out, "delay", quoted(&limit.delay), &limit.origin);
+        }
         section(&mut out, "static");
         line(
             &mut out,
@@ -1592,6 +1716,60 @@ impl Settings {
         );
         out
     }
+}
+
+/// Where in the file a byte offset is.
+fn file_origin(src: Option<&Source>, offset: usize) -> Origin {
+    src.map_or(Origin::Default, |source| Origin::File {
+        path: source.path.clone(),
+        line: source.line_of(offset),
+    })
+}
+
+fn zone_defs(
+    src: Option<&Source>,
+    zones: std::collections::BTreeMap<String, ZoneFile>,
+) -> Result<Vec<ZoneDef>, ConfigError> {
+    let default_size = keel_limit::ZoneSize::from_bytes(10 * 1024 * 1024)
+        .map_err(|e| invalid("edge.zones", &Origin::Default, e.to_string()))?;
+    zones
+        .into_iter()
+        .map(|(name, zone)| {
+            let origin = file_origin(src, zone.rate.span().start);
+            let setting = zone.rate.into_inner();
+            match setting.0 {
+                Some(rate) => Ok(ZoneDef {
+                    name,
+                    rate,
+                    rate_text: setting.to_string(),
+                    size: zone.size.map_or(default_size, |s| s.0),
+                    origin,
+                }),
+                None => Err(invalid(
+                    &format!("edge.zones.{name}.rate"),
+                    &origin,
+                    "a zone needs a rate; remove the zone instead of setting it off".to_owned(),
+                )),
+            }
+        })
+        .collect()
+}
+
+fn limit_defs(src: Option<&Source>, limits: Vec<Spanned<LimitFile>>) -> Vec<LimitDef> {
+    limits
+        .into_iter()
+        .map(|spanned| {
+            let origin = file_origin(src, spanned.span().start);
+            let limit = spanned.into_inner();
+            LimitDef {
+                path: limit.path,
+                zone: limit.zone,
+                burst: limit.burst,
+                delay: limit.delay.unwrap_or(DelaySetting(None)),
+                origin,
+            }
+        })
+        .collect()
 }
 
 fn axum_status(code: u16) -> Option<keel_edge::StatusCode> {
@@ -1810,6 +1988,39 @@ mod tests {
         assert!(
             err.to_string()
                 .contains("keel.toml:2: edge.client_max_body_size: invalid size"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn zones_and_per_path_limits_are_read_and_checked() {
+        let text = "[edge]\nrate = \"off\"\n[edge.zones.login]\nrate = \"6r/m\"\nsize = \"1m\"\n\n[[edge.limits]]\npath = \"/accounts/login/\"\nzone = \"login\"\nburst = 3\n";
+        let s = load(text, &[], Flags::default()).unwrap();
+        assert_eq!(s.edge.zones.len(), 1);
+        assert_eq!(s.edge.limits[0].burst, 3);
+        assert!(
+            matches!(s.edge.limits[0].origin, Origin::File { line: 7, .. }),
+            "{:?}",
+            s.edge.limits[0].origin
+        );
+        let limits = s.limit_config().unwrap().unwrap();
+        assert!(limits.for_path("/accounts/login/").is_some());
+        assert!(
+            limits.for_path("/").is_none(),
+            "rate = off leaves other paths alone"
+        );
+        let again = load(&s.render(), &[], Flags::default()).unwrap();
+        assert_eq!(again.edge.limits[0].zone, "login");
+
+        let err = load(
+            "[[edge.limits]]\npath = \"/x\"\nzone = \"nope\"\n",
+            &[],
+            Flags::default(),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains(":1: edge.limits[0].zone: no zone named \"nope\""),
             "{err}"
         );
     }
