@@ -5,6 +5,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
+use arc_swap::ArcSwap;
 use axum::body::Body;
 use axum::http::{header, HeaderValue, Request, Response, StatusCode};
 use keel_limit::{Clock, Decision, MonotonicClock};
@@ -26,20 +27,17 @@ enum Target {
     InProcess(axum::Router),
 }
 
-/// Shared by every connection of one edge.
+/// What a configuration reload replaces: the backend, the limits, the trusted proxies.
+/// Requests in flight keep the version they started with.
 #[derive(Debug)]
-pub(crate) struct State {
+struct Dynamic {
     target: Target,
     limit: Option<LimitConfig>,
-    clock: MonotonicClock,
     trusted: TrustedProxies,
-    access_log: Option<AccessLog>,
-    statics: Option<StaticService>,
-    max_body_bytes: Option<u64>,
 }
 
-impl State {
-    pub(crate) fn new(cfg: &EdgeConfig) -> State {
+impl Dynamic {
+    fn new(cfg: &EdgeConfig) -> Dynamic {
         let target = match &cfg.backend {
             Backend::Upstreams(addrs) => Target::Peers(Box::new(Peers::new(
                 addrs,
@@ -49,11 +47,29 @@ impl State {
             ))),
             Backend::InProcess(router) => Target::InProcess(router.clone()),
         };
-        State {
+        Dynamic {
             target,
             limit: cfg.limit.clone(),
-            clock: MonotonicClock::new(),
             trusted: cfg.trusted_proxies.clone(),
+        }
+    }
+}
+
+/// Shared by every connection of one edge.
+#[derive(Debug)]
+pub(crate) struct State {
+    dynamic: ArcSwap<Dynamic>,
+    clock: MonotonicClock,
+    access_log: Option<AccessLog>,
+    statics: Option<StaticService>,
+    max_body_bytes: Option<u64>,
+}
+
+impl State {
+    pub(crate) fn new(cfg: &EdgeConfig) -> State {
+        State {
+            dynamic: ArcSwap::from_pointee(Dynamic::new(cfg)),
+            clock: MonotonicClock::new(),
             access_log: cfg.access_log.clone(),
             max_body_bytes: cfg.max_body_bytes,
             statics: cfg
@@ -62,14 +78,29 @@ impl State {
                 .map(|handle| StaticService::new(handle).mount(STATIC_PREFIX)),
         }
     }
-}
 
-impl State {
-    /// Starts the active health checks of the upstream peers, if configured.
-    pub(crate) fn spawn_health_checks(&self) -> Option<tokio::task::JoinHandle<()>> {
-        match &self.target {
-            Target::Peers(peers) => peers.spawn_health_checks(),
-            Target::InProcess(_) => None,
+    /// Swaps in the backend, limits and trusted proxies of `cfg`. Listeners, TLS,
+    /// static files and the access log are not touched (they reload on their own).
+    pub(crate) fn reload(&self, cfg: &EdgeConfig) {
+        self.dynamic.store(std::sync::Arc::new(Dynamic::new(cfg)));
+    }
+
+    /// Runs the active health checks of whatever upstream peers are current, forever.
+    pub(crate) async fn health_checks(&self) {
+        loop {
+            let dynamic = self.dynamic.load_full();
+            let pause = match &dynamic.target {
+                Target::Peers(peers) => match peers.health_check() {
+                    Some(check) => {
+                        peers.check_once(check).await;
+                        check.interval
+                    }
+                    None => std::time::Duration::from_secs(1),
+                },
+                Target::InProcess(_) => return,
+            };
+            drop(dynamic);
+            tokio::time::sleep(pause).await;
         }
     }
 }
@@ -84,7 +115,9 @@ pub(crate) async fn handle(
     let started = Instant::now();
 
     // Phase: who is the client.
-    let client = state.trusted.client_ip(peer.ip(), request.headers());
+    // One configuration for the whole request, even if a reload lands meanwhile.
+    let dynamic = state.dynamic.load_full();
+    let client = dynamic.trusted.client_ip(peer.ip(), request.headers());
     let mut entry = state.access_log.as_ref().map(|_| {
         Entry::new(
             client,
@@ -106,7 +139,7 @@ pub(crate) async fn handle(
     }
 
     // Phase: limit_req. Rejections cost the zone nothing (nginx), and end here.
-    if let Some(limit) = &state.limit {
+    if let Some(limit) = &dynamic.limit {
         if let Some(limiter) = limit.for_path(request.uri().path()) {
             let decision = limiter.check(&client, state.clock.now_ms());
             if let Some(response) = apply_limit(decision, limit.status, client).await {
@@ -137,7 +170,7 @@ pub(crate) async fn handle(
 
     // Phase: the backend.
     let upstream_started = Instant::now();
-    let (mut response, upstream) = match &state.target {
+    let (mut response, upstream) = match &dynamic.target {
         Target::InProcess(router) => match router.clone().oneshot(request).await {
             Ok(response) => (response, "app".to_owned()),
             Err(never) => match never {},

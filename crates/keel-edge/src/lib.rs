@@ -226,6 +226,29 @@ pub enum EdgeError {
     NoUpstream,
 }
 
+/// Applies a new configuration to a running edge (SIGHUP): its backend (upstream list,
+/// balancing, timeouts), limits and trusted proxies replace the old ones for new requests;
+/// connections and requests in flight are not touched. Listen addresses, TLS, static
+/// files and the access log are not part of it: they keep their own reload paths.
+///
+/// Zones are rebuilt, so per-address counts start afresh (nginx keeps a zone's state
+/// across reloads when its name and size are unchanged).
+#[derive(Debug, Clone)]
+pub struct Reloader {
+    state: Arc<handler::State>,
+}
+
+impl Reloader {
+    /// Swaps in `cfg`'s backend, limits and trusted proxies.
+    pub fn reload(&self, cfg: &EdgeConfig) -> Result<(), EdgeError> {
+        if matches!(&cfg.backend, Backend::Upstreams(list) if list.is_empty()) {
+            return Err(EdgeError::NoUpstream);
+        }
+        self.state.reload(cfg);
+        Ok(())
+    }
+}
+
 /// A bound, ready-to-run edge.
 #[derive(Debug)]
 pub struct Edge {
@@ -284,6 +307,13 @@ impl Edge {
             .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
     }
 
+    /// A handle that applies a new configuration to the running edge.
+    pub fn reloader(&self) -> Reloader {
+        Reloader {
+            state: self.state.clone(),
+        }
+    }
+
     /// The HTTPS address actually bound, when TLS is on.
     pub fn tls_local_addr(&self) -> Option<SocketAddr> {
         self.tls
@@ -293,7 +323,8 @@ impl Edge {
 
     /// Serves until `shutdown` resolves, then drains for up to the shutdown timeout.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) {
-        let checks = self.state.spawn_health_checks();
+        let state = self.state.clone();
+        let checks = tokio::spawn(async move { state.health_checks().await });
         let mut listeners = Vec::new();
         let https_port = self.tls_local_addr().map(|a| a.port());
         let plain_mode = match (self.redirect_http, https_port) {
@@ -315,8 +346,6 @@ impl Edge {
             self.shutdown_timeout,
         )
         .await;
-        if let Some(checks) = checks {
-            checks.abort();
-        }
+        checks.abort();
     }
 }

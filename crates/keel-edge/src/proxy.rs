@@ -76,7 +76,7 @@ pub(crate) enum ProxyError {
 /// The peers, the shared connection pool and the balancing state.
 #[derive(Debug)]
 pub(crate) struct Peers {
-    peers: Arc<Vec<Peer>>,
+    peers: Vec<Peer>,
     next: AtomicUsize,
     client: Client<HttpConnector, Body>,
     epoch: Instant,
@@ -100,17 +100,15 @@ impl Peers {
             .pool_idle_timeout(Duration::from_millis(1500))
             .build(connector);
         Peers {
-            peers: Arc::new(
-                addrs
-                    .iter()
-                    .map(|addr| Peer {
-                        addr: addr.clone(),
-                        fails: AtomicU32::new(0),
-                        ejected_until_ms: AtomicU64::new(0),
-                        active: Arc::new(AtomicUsize::new(0)),
-                    })
-                    .collect(),
-            ),
+            peers: addrs
+                .iter()
+                .map(|addr| Peer {
+                    addr: addr.clone(),
+                    fails: AtomicU32::new(0),
+                    ejected_until_ms: AtomicU64::new(0),
+                    active: Arc::new(AtomicUsize::new(0)),
+                })
+                .collect(),
             next: AtomicUsize::new(0),
             client,
             epoch: Instant::now(),
@@ -150,32 +148,25 @@ impl Peers {
         fail(&self.peers[i], &self.balance, self.now_ms());
     }
 
-    /// Starts the periodic active checks; `None` when not configured.
-    pub(crate) fn spawn_health_checks(&self) -> Option<tokio::task::JoinHandle<()>> {
-        let check = self.balance.health_check.clone()?;
-        let peers = self.peers.clone();
-        let client = self.client.clone();
-        let balance = self.balance.clone();
-        let epoch = self.epoch;
-        Some(tokio::spawn(async move {
-            let mut ticker = tokio::time::interval(check.interval);
-            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                ticker.tick().await;
-                for peer in peers.iter() {
-                    let healthy = probe(&client, &peer.addr, &check).await;
-                    let now = u64::try_from(epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
-                    if healthy {
-                        peer.fails.store(0, Ordering::Relaxed);
-                        if peer.ejected_until_ms.swap(0, Ordering::Relaxed) > now {
-                            tracing::info!(upstream = %peer.addr, "upstream healthy again; back in rotation");
-                        }
-                    } else {
-                        fail(peer, &balance, now);
-                    }
+    /// The active check, when configured.
+    pub(crate) fn health_check(&self) -> Option<&HealthCheck> {
+        self.balance.health_check.as_ref()
+    }
+
+    /// One round of active checks over every peer.
+    pub(crate) async fn check_once(&self, check: &HealthCheck) {
+        for peer in self.peers.iter() {
+            let healthy = probe(&self.client, &peer.addr, check).await;
+            let now = self.now_ms();
+            if healthy {
+                peer.fails.store(0, Ordering::Relaxed);
+                if peer.ejected_until_ms.swap(0, Ordering::Relaxed) > now {
+                    tracing::info!(upstream = %peer.addr, "upstream healthy again; back in rotation");
                 }
+            } else {
+                fail(peer, &self.balance, now);
             }
-        }))
+        }
     }
 
     /// Forwards `request` to a peer; returns the response (body streaming) and the peer.

@@ -962,3 +962,49 @@ async fn the_longest_path_prefix_picks_the_limits_and_two_zones_apply_together()
     edge.stop().await;
     backend.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_swaps_upstreams_and_limits_without_dropping_connections() {
+    let a = spawn_backend("a").await;
+    let b = spawn_backend("b").await;
+    let edge = Edge::build(EdgeConfig::new(LOCAL.into(), upstreams(&[a.addr])))
+        .await
+        .unwrap();
+    let addr = edge.local_addr();
+    let reloader = edge.reloader();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(edge.run_until_stopped(async {
+        let _ = stopped.await;
+    }));
+    let client = reqwest::Client::new();
+    let url = format!("http://{addr}/echo");
+    assert_eq!(served_by(&client, &url).await, "a");
+
+    // A stream that started before the reload finishes on the old backend.
+    let stream = client
+        .get(format!("http://{addr}/events"))
+        .send()
+        .await
+        .unwrap();
+    let mut new_cfg = EdgeConfig::new(LOCAL.into(), upstreams(&[b.addr]));
+    new_cfg.limit = Some(classic_limit());
+    reloader.reload(&new_cfg).unwrap();
+    // The same keep-alive client, new requests: the new backend and the new limit.
+    assert_eq!(served_by(&client, &url).await, "b");
+    let mut passed = 1;
+    for _ in 0..30 {
+        if client.get(&url).send().await.unwrap().status() == StatusCode::OK {
+            passed += 1;
+        }
+    }
+    assert_eq!(passed, 21);
+    let body = stream.text().await.unwrap();
+    assert!(body.contains("data: second"), "{body}");
+    assert!(reloader
+        .reload(&EdgeConfig::new(LOCAL.into(), upstreams(&[])))
+        .is_err());
+    let _ = stop.send(());
+    task.await.unwrap();
+    a.stop().await;
+    b.stop().await;
+}

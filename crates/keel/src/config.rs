@@ -1401,7 +1401,10 @@ impl Settings {
         Ok(Some(keel_edge::LimitConfig { routes, status }))
     }
 
-    /// The edge's configuration for `listen` in front of `backend`.
+    /// The edge's configuration for `listen` in front of `backend`, without side effects:
+    /// SIGHUP builds it again to swap limits and upstreams. TLS and the access log, which
+    /// open files and start a writer, are added by [`Settings::attach_tls`] and
+    /// [`Settings::attach_access_log`] once at start.
     pub fn edge_config(
         &self,
         listen: SocketAddr,
@@ -1436,6 +1439,13 @@ impl Settings {
                     timeout: e.health_interval.value.0.min(Duration::from_secs(2)),
                 }),
         };
+        cfg.shutdown_timeout = self.serve.shutdown_timeout.value.0;
+        Ok(cfg)
+    }
+
+    /// Loads the TLS certificate into `cfg` when one is configured.
+    pub fn attach_tls(&self, cfg: &mut keel_edge::EdgeConfig) -> Result<(), ConfigError> {
+        let e = &self.edge;
         if let (Some(cert), Some(key)) = (&e.tls_cert.value.0, &e.tls_key.value.0) {
             let certs = keel_edge::CertStore::load(cert, key)
                 .map_err(|err| invalid("edge.tls_cert", &e.tls_cert.origin, err.to_string()))?;
@@ -1445,26 +1455,32 @@ impl Settings {
             });
             cfg.redirect_http = e.redirect_http.value;
         }
-        cfg.shutdown_timeout = self.serve.shutdown_timeout.value.0;
-        if e.access_log.value {
-            let target = match &e.log_dir.value.0 {
-                Some(dir) => keel_edge::AccessLogTarget::File(dir.join("access.log")),
-                None => keel_edge::AccessLogTarget::Stdout,
-            };
-            let format = match self.log.format.value {
-                LogFormat::Text => keel_edge::AccessLogFormat::Combined,
-                LogFormat::Json => keel_edge::AccessLogFormat::Json,
-            };
-            let log = keel_edge::AccessLog::start(target.clone(), format).map_err(|err| {
-                invalid(
-                    "edge.log_dir",
-                    &e.log_dir.origin,
-                    format!("cannot open the access log {target:?}: {err}"),
-                )
-            })?;
-            cfg.access_log = Some(log);
+        Ok(())
+    }
+
+    /// Opens the access log into `cfg` unless it is turned off.
+    pub fn attach_access_log(&self, cfg: &mut keel_edge::EdgeConfig) -> Result<(), ConfigError> {
+        let e = &self.edge;
+        if !e.access_log.value {
+            return Ok(());
         }
-        Ok(cfg)
+        let target = match &e.log_dir.value.0 {
+            Some(dir) => keel_edge::AccessLogTarget::File(dir.join("access.log")),
+            None => keel_edge::AccessLogTarget::Stdout,
+        };
+        let format = match self.log.format.value {
+            LogFormat::Text => keel_edge::AccessLogFormat::Combined,
+            LogFormat::Json => keel_edge::AccessLogFormat::Json,
+        };
+        let log = keel_edge::AccessLog::start(target.clone(), format).map_err(|err| {
+            invalid(
+                "edge.log_dir",
+                &e.log_dir.origin,
+                format!("cannot open the access log {target:?}: {err}"),
+            )
+        })?;
+        cfg.access_log = Some(log);
+        Ok(())
     }
 
     /// The effective configuration as TOML, each line commented with its origin.

@@ -34,13 +34,14 @@ fn main() -> ExitCode {
 }
 
 fn try_main(cli: Cli) -> anyhow::Result<()> {
-    let settings = Settings::load(cli.flags(), &ProcessEnv)?;
+    let flags = cli.flags();
+    let settings = Settings::load(flags.clone(), &ProcessEnv)?;
     if matches!(cli.command, cli::Command::Config) {
         print!("{}", settings.render());
         return Ok(());
     }
     init_logging(&settings);
-    run::command(cli.command, &settings)
+    run::command(cli.command, &settings, flags)
 }
 
 fn init_logging(settings: &Settings) {

@@ -14,21 +14,21 @@ use keel_edge::{Backend, Edge};
 use tokio::sync::watch;
 
 use crate::cli::Command;
-use crate::config::{Origin, Settings};
+use crate::config::{Flags, Origin, ProcessEnv, Settings};
 
 /// Blocking threads kept beyond the synchronous handlers' slots.
 const BLOCKING_HEADROOM: usize = 64;
 
-pub fn command(command: Command, settings: &Settings) -> anyhow::Result<()> {
+pub fn command(command: Command, settings: &Settings, flags: Flags) -> anyhow::Result<()> {
     match command {
         Command::Serve(_) => app_runtime(settings)?.block_on(serve(settings)),
-        Command::Up(_) => app_runtime(settings)?.block_on(up(settings)),
+        Command::Up(_) => app_runtime(settings)?.block_on(up(settings, flags)),
         Command::Edge(_) => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .thread_name("keel-edge")
             .build()
             .context("could not start the async runtime")?
-            .block_on(edge(settings)),
+            .block_on(edge(settings, flags)),
         Command::MockUpstream(_) => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
@@ -134,46 +134,61 @@ fn load_static(settings: &Settings) -> anyhow::Result<Option<keel_edge::StaticHa
     Ok(Some(keel_edge::StaticHandle::new(files)))
 }
 
-/// SIGHUP reloads the static index and the TLS certificate (off the async workers), as
-/// `nginx -s reload` picks up new files and certificates; connections are not touched.
-fn reload_on_sighup(
+/// What SIGHUP reloads, like `nginx -s reload`: the configuration (limits, upstreams,
+/// trusted proxies), the static index and the TLS certificate. Connections are not
+/// touched, and whatever fails to reload keeps its previous version.
+struct Reload {
     statics: Option<keel_edge::StaticHandle>,
     certs: Option<std::sync::Arc<keel_edge::CertStore>>,
-) {
+    config: Option<ConfigReload>,
+}
+
+/// Enough to rebuild the edge's configuration from the same flags and environment.
+struct ConfigReload {
+    flags: Flags,
+    reloader: keel_edge::Reloader,
+    /// `keel up`'s in-process app, which a reload keeps; `None` for upstreams from config.
+    in_process: Option<Backend>,
+    rate_limit: bool,
+}
+
+impl ConfigReload {
+    fn apply(&self) -> anyhow::Result<()> {
+        let settings = Settings::load(self.flags.clone(), &ProcessEnv)?;
+        let backend = match &self.in_process {
+            Some(backend) => backend.clone(),
+            None => Backend::Upstreams(
+                settings
+                    .edge
+                    .upstream
+                    .value
+                    .0
+                    .iter()
+                    .map(|u| u.0.clone())
+                    .collect(),
+            ),
+        };
+        let listen = settings.edge.listen.value;
+        let cfg = settings.edge_config(listen, backend, self.rate_limit)?;
+        self.reloader.reload(&cfg)?;
+        Ok(())
+    }
+}
+
+fn reload_on_sighup(reload: Reload) {
     #[cfg(unix)]
-    if statics.is_some() || certs.is_some() {
+    {
         use tokio::signal::unix::{signal, SignalKind};
+        let reload = std::sync::Arc::new(reload);
         match signal(SignalKind::hangup()) {
             Ok(mut hup) => {
                 tokio::spawn(async move {
                     while hup.recv().await.is_some() {
-                        let (statics, certs) = (statics.clone(), certs.clone());
-                        let reloaded = tokio::task::spawn_blocking(move || {
-                            let statics = statics.map(|handle| handle.reload());
-                            let certs = certs.map(|store| store.reload());
-                            (statics, certs)
-                        })
-                        .await;
-                        match reloaded {
-                            Ok((statics, certs)) => {
-                                match statics {
-                                    Some(Ok(())) => tracing::info!("SIGHUP: static files reloaded"),
-                                    Some(Err(error)) => {
-                                        tracing::error!(%error, "SIGHUP: static reload failed; still serving the previous files")
-                                    }
-                                    None => {}
-                                }
-                                match certs {
-                                    Some(Ok(())) => {
-                                        tracing::info!("SIGHUP: TLS certificate reloaded")
-                                    }
-                                    Some(Err(error)) => {
-                                        tracing::error!(%error, "SIGHUP: certificate reload failed; still serving the previous one")
-                                    }
-                                    None => {}
-                                }
-                            }
-                            Err(error) => tracing::error!(%error, "SIGHUP: reload task failed"),
+                        let reload = reload.clone();
+                        // File reads and hashing: off the async workers.
+                        let done = tokio::task::spawn_blocking(move || reload_all(&reload)).await;
+                        if let Err(error) = done {
+                            tracing::error!(%error, "SIGHUP: reload task failed");
                         }
                     }
                 });
@@ -184,10 +199,37 @@ fn reload_on_sighup(
         }
     }
     #[cfg(not(unix))]
-    let _ = (statics, certs);
+    let _ = reload;
 }
 
-async fn edge(settings: &Settings) -> anyhow::Result<()> {
+fn reload_all(reload: &Reload) {
+    if let Some(config) = &reload.config {
+        match config.apply() {
+            Ok(()) => tracing::info!("SIGHUP: configuration reloaded"),
+            Err(error) => tracing::error!(
+                "SIGHUP: configuration not reloaded, the previous one stays: {error:#}"
+            ),
+        }
+    }
+    if let Some(statics) = &reload.statics {
+        match statics.reload() {
+            Ok(()) => tracing::info!("SIGHUP: static files reloaded"),
+            Err(error) => {
+                tracing::error!(%error, "SIGHUP: static reload failed; still serving the previous files")
+            }
+        }
+    }
+    if let Some(certs) = &reload.certs {
+        match certs.reload() {
+            Ok(()) => tracing::info!("SIGHUP: TLS certificate reloaded"),
+            Err(error) => {
+                tracing::error!(%error, "SIGHUP: certificate reload failed; still serving the previous one")
+            }
+        }
+    }
+}
+
+async fn edge(settings: &Settings, flags: Flags) -> anyhow::Result<()> {
     let upstreams: Vec<_> = settings
         .edge
         .upstream
@@ -196,21 +238,32 @@ async fn edge(settings: &Settings) -> anyhow::Result<()> {
         .iter()
         .map(|u| u.0.clone())
         .collect();
-    let cfg = settings.edge_config(
+    let mut cfg = settings.edge_config(
         settings.edge.listen.value,
         Backend::Upstreams(upstreams),
         true,
     )?;
+    settings.attach_tls(&mut cfg)?;
+    settings.attach_access_log(&mut cfg)?;
     reopen_on_sigusr1(cfg.access_log.clone());
-    let mut cfg = cfg;
     cfg.static_files = load_static(settings)?;
-    reload_on_sighup(
+    let (statics, certs) = (
         cfg.static_files.clone(),
         cfg.tls.as_ref().map(|tls| tls.certs.clone()),
     );
     let edge = Edge::build(cfg)
         .await
         .context("could not start keel edge")?;
+    reload_on_sighup(Reload {
+        statics,
+        certs,
+        config: Some(ConfigReload {
+            flags,
+            reloader: edge.reloader(),
+            in_process: None,
+            rate_limit: true,
+        }),
+    });
     println!(
         "keel edge: listening on http://{} (upstreams {}, rate {} burst {} {})",
         edge.local_addr(),
@@ -230,7 +283,7 @@ async fn edge(settings: &Settings) -> anyhow::Result<()> {
 
 /// `keel up`: the app on the public address, with a mock upstream in the same process
 /// unless an upstream URL was configured.
-async fn up(settings: &Settings) -> anyhow::Result<()> {
+async fn up(settings: &Settings, flags: Flags) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopped = move || {
         let mut rx = stop_rx.clone();
@@ -264,18 +317,29 @@ async fn up(settings: &Settings) -> anyhow::Result<()> {
     // forwarded headers and access log as behind `keel edge`.
     let router = App::in_process(&app_config).context("could not build the app")?;
     let rate_limit = settings.up.rate_limit.value;
-    let edge_cfg = settings.edge_config(app_config.bind, Backend::InProcess(router), rate_limit)?;
+    let backend = Backend::InProcess(router);
+    let mut edge_cfg = settings.edge_config(app_config.bind, backend.clone(), rate_limit)?;
+    settings.attach_access_log(&mut edge_cfg)?;
     reopen_on_sigusr1(edge_cfg.access_log.clone());
     // Collecting is idempotent and quick when nothing changed: `keel up` always serves
     // the assets of the binary that runs.
     let report = collect_static(settings)?;
     tracing::info!(root = %settings.statics.root.value, "{report}");
-    let mut edge_cfg = edge_cfg;
     edge_cfg.static_files = load_static(settings)?;
-    reload_on_sighup(edge_cfg.static_files.clone(), None);
+    let statics = edge_cfg.static_files.clone();
     let edge = Edge::build(edge_cfg)
         .await
         .context("could not start keel up")?;
+    reload_on_sighup(Reload {
+        statics,
+        certs: None,
+        config: Some(ConfigReload {
+            flags,
+            reloader: edge.reloader(),
+            in_process: Some(backend),
+            rate_limit,
+        }),
+    });
     let base = format!("http://{}", edge.local_addr());
     println!("keel up: serving on {base}");
     for (what, path) in [

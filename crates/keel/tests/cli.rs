@@ -553,3 +553,56 @@ fn tls_cert_without_key_is_refused() {
     assert!(stderr.contains("edge.tls_key"), "{stderr}");
     assert!(stderr.contains("--tls-key"), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_the_edge_configuration_and_keeps_it_when_broken() {
+    let (_mock, upstream) = start_mock("0ms");
+    let (_serve, app) = start_serve(&upstream, &[]);
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("keel.toml");
+    let write = |upstream: &str| {
+        let text = format!(
+            "[edge]\nupstream = [\"{upstream}\"]\nrate = \"off\"\nhealth_check = \"off\"\n"
+        );
+        std::fs::write(&config, text).unwrap();
+    };
+    write(&dead.to_string());
+    let mut cmd = keel();
+    cmd.args(["edge", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&config);
+    let mut edge = Process::start(cmd);
+    let base = edge.url_after("keel edge: listening on");
+    let client = reqwest::Client::new();
+    let status = |client: &reqwest::Client| {
+        let request = client.get(format!("{base}/healthz")).send();
+        async move { request.await.unwrap().status().as_u16() }
+    };
+    assert_eq!(status(&client).await, 502);
+
+    write(app.trim_start_matches("http://"));
+    edge.signal(Signal::SIGHUP);
+    let mut now = 0;
+    for _ in 0..50 {
+        now = status(&client).await;
+        if now == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(now, 200, "the new upstream was not picked up");
+
+    std::fs::write(&config, "[edge]\nupstream = [\"no port here\"]\n").unwrap();
+    edge.signal(Signal::SIGHUP);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        status(&client).await,
+        200,
+        "a broken file replaced a working config"
+    );
+    edge.signal(Signal::SIGTERM);
+    assert_eq!(edge.wait(Duration::from_secs(5)), Some(0));
+}
