@@ -172,11 +172,11 @@ pub(crate) async fn handle(
     let upstream_started = Instant::now();
     let (mut response, upstream) = match &dynamic.target {
         Target::InProcess(router) => match router.clone().oneshot(request).await {
-            Ok(response) => (response, "app".to_owned()),
+            Ok(response) => (response, None),
             Err(never) => match never {},
         },
         Target::Peers(peers) => match peers.forward(request).await {
-            Ok(answer) => answer,
+            Ok((response, peer)) => (response, Some(peer)),
             Err(ProxyError::BodyTooLarge) => {
                 let max = state.max_body_bytes.unwrap_or(0);
                 return finish(state, entry, too_large(max));
@@ -188,7 +188,8 @@ pub(crate) async fn handle(
         },
     };
     if let Some(entry) = entry.as_mut() {
-        entry.upstream(upstream, upstream_started.elapsed());
+        let name = upstream.map_or_else(|| "app".to_owned(), ToString::to_string);
+        entry.upstream(name, upstream_started.elapsed());
     }
 
     // Phase: rewrite the response.

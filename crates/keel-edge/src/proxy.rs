@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
+use axum::http::uri::{Authority, PathAndQuery, Scheme};
 use axum::http::{Method, Request, Response, Uri, Version};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
@@ -22,15 +23,15 @@ use hyper_util::rt::TokioExecutor;
 
 use crate::{BalanceConfig, HealthCheck, Strategy};
 
-/// An upstream `host:port`.
+/// An upstream `host:port`, kept parsed so a request's URI is built without parsing.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UpstreamAddr(String);
+pub struct UpstreamAddr(Authority);
 
 impl FromStr for UpstreamAddr {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let s = s.trim().trim_start_matches("http://");
-        let authority: axum::http::uri::Authority = s
+        let authority: Authority = s
             .parse()
             .map_err(|e| format!("invalid upstream {s:?} ({e}); write it as HOST:PORT"))?;
         if authority.port_u16().is_none() {
@@ -39,13 +40,13 @@ impl FromStr for UpstreamAddr {
         if s.contains('@') {
             return Err(format!("upstream {s:?} must not carry credentials"));
         }
-        Ok(UpstreamAddr(authority.to_string()))
+        Ok(UpstreamAddr(authority))
     }
 }
 
 impl fmt::Display for UpstreamAddr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.0.as_str())
     }
 }
 
@@ -173,18 +174,27 @@ impl Peers {
     pub(crate) async fn forward(
         &self,
         request: Request<Body>,
-    ) -> Result<(Response<Body>, String), ProxyError> {
-        let retryable = is_idempotent(request.method())
-            && axum::body::HttpBody::size_hint(request.body()).exact() == Some(0);
-        let (parts, body) = request.into_parts();
+    ) -> Result<(Response<Body>, &UpstreamAddr), ProxyError> {
         let first = self.choose(None);
-        let attempt = self.try_peer(first, rebuild(&parts, body)).await;
-        match attempt {
-            Err(ProxyError::Connect { .. }) if retryable && self.peers.len() > 1 => {
+        // A copy for a second attempt only when one can happen: cloning every request's
+        // headers "just in case" showed up in profiles.
+        let retry = (self.peers.len() > 1
+            && is_idempotent(request.method())
+            && axum::body::HttpBody::size_hint(request.body()).exact() == Some(0))
+        .then(|| {
+            let mut copy = Request::new(Body::empty());
+            *copy.method_mut() = request.method().clone();
+            *copy.uri_mut() = request.uri().clone();
+            *copy.version_mut() = request.version();
+            *copy.headers_mut() = request.headers().clone();
+            copy
+        });
+        match (self.try_peer(first, request).await, retry) {
+            (Err(ProxyError::Connect { .. }), Some(copy)) => {
                 let second = self.choose(Some(first));
-                self.try_peer(second, rebuild(&parts, Body::empty())).await
+                self.try_peer(second, copy).await
             }
-            other => other,
+            (result, _) => result,
         }
     }
 
@@ -192,39 +202,53 @@ impl Peers {
         &self,
         i: usize,
         mut request: Request<Body>,
-    ) -> Result<(Response<Body>, String), ProxyError> {
-        let peer = self.peers[i].addr.to_string();
-        let path = request.uri().path_and_query().map_or("/", |pq| pq.as_str());
-        let uri: Uri = match format!("http://{peer}{path}").parse() {
+    ) -> Result<(Response<Body>, &UpstreamAddr), ProxyError> {
+        let peer = &self.peers[i];
+        let mut parts = axum::http::uri::Parts::default();
+        parts.scheme = Some(Scheme::HTTP);
+        parts.authority = Some(peer.addr.0.clone());
+        parts.path_and_query = Some(
+            request
+                .uri()
+                .path_and_query()
+                .cloned()
+                .unwrap_or_else(|| PathAndQuery::from_static("/")),
+        );
+        *request.uri_mut() = match Uri::from_parts(parts) {
             Ok(uri) => uri,
             Err(e) => {
                 return Err(ProxyError::Upstream {
-                    peer,
+                    peer: peer.addr.to_string(),
                     detail: format!("bad upstream URI: {e}"),
                 })
             }
         };
-        *request.uri_mut() = uri;
         // HTTP/1.0 and HTTP/2 clients alike reach the upstream over pooled HTTP/1.1.
         *request.version_mut() = Version::HTTP_11;
 
-        let active = ActiveGuard::new(&self.peers[i].active);
+        // Only least-connections needs the in-flight count, and counting costs a body wrapper.
+        let active = (self.balance.strategy == Strategy::LeastConnections)
+            .then(|| ActiveGuard::new(&peer.active));
         let sent = tokio::time::timeout(self.response_timeout, self.client.request(request)).await;
         match sent {
             Ok(Ok(response)) => {
                 self.succeeded(i);
-                let response = response.map(|body| {
-                    Body::new(Tracked {
-                        inner: Body::new(body),
-                        _active: active,
-                    })
-                });
-                Ok((response, peer))
+                let response = match active {
+                    Some(active) => response.map(|body| {
+                        Body::new(Tracked {
+                            inner: Body::new(body),
+                            _active: active,
+                        })
+                    }),
+                    None => response.map(Body::new),
+                };
+                Ok((response, &peer.addr))
             }
             Ok(Err(error)) if body_over_limit(&error) => Err(ProxyError::BodyTooLarge),
             Ok(Err(error)) => {
                 self.failed(i);
                 let detail = error_chain(&error);
+                let peer = peer.addr.to_string();
                 if error.is_connect() {
                     Err(ProxyError::Connect { peer, detail })
                 } else {
@@ -234,7 +258,7 @@ impl Peers {
             Err(_) => {
                 self.failed(i);
                 Err(ProxyError::Timeout {
-                    peer,
+                    peer: peer.addr.to_string(),
                     timeout: self.response_timeout,
                 })
             }
@@ -313,15 +337,6 @@ impl http_body::Body for Tracked {
     fn size_hint(&self) -> http_body::SizeHint {
         self.inner.size_hint()
     }
-}
-
-fn rebuild(parts: &axum::http::request::Parts, body: Body) -> Request<Body> {
-    let mut request = Request::new(body);
-    *request.method_mut() = parts.method.clone();
-    *request.uri_mut() = parts.uri.clone();
-    *request.version_mut() = parts.version;
-    *request.headers_mut() = parts.headers.clone();
-    request
 }
 
 fn is_idempotent(method: &Method) -> bool {

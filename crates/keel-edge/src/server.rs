@@ -25,7 +25,6 @@ use crate::handler::{self, State};
 pub(crate) struct ConnLimits {
     pub(crate) header_read_timeout: Duration,
     pub(crate) max_header_bytes: usize,
-    pub(crate) max_connections: usize,
 }
 
 /// What a listener does with its connections.
@@ -52,7 +51,11 @@ impl std::fmt::Debug for Mode {
 /// Everything the accept loops share.
 struct Shared {
     state: Arc<State>,
-    builder: Builder<TokioExecutor>,
+    /// HTTP/1.1: plain listeners, and TLS connections that did not choose h2 by ALPN.
+    http1: Builder<TokioExecutor>,
+    /// HTTP/2: TLS connections that chose h2. Pinning the version per connection skips
+    /// hyper's sniffing of the first bytes.
+    http2: Builder<TokioExecutor>,
     graceful: GracefulShutdown,
     slots: Arc<Semaphore>,
     handshake_timeout: Duration,
@@ -62,6 +65,7 @@ pub(crate) async fn serve(
     listeners: Vec<(TcpListener, Mode)>,
     state: Arc<State>,
     limits: ConnLimits,
+    slots: Arc<Semaphore>,
     shutdown: impl Future<Output = ()> + Send + 'static,
     shutdown_timeout: Duration,
 ) {
@@ -74,9 +78,10 @@ pub(crate) async fn serve(
     builder.http2().timer(TokioTimer::new());
     let shared = Arc::new(Shared {
         state,
-        builder,
+        http1: builder.clone().http1_only(),
+        http2: builder.http2_only(),
         graceful: GracefulShutdown::new(),
-        slots: Arc::new(Semaphore::new(limits.max_connections)),
+        slots,
         handshake_timeout: limits.header_read_timeout,
     });
 
@@ -154,13 +159,13 @@ async fn stopped(stop: &mut watch::Receiver<bool>) {
 
 async fn connection(stream: TcpStream, peer: SocketAddr, mode: Mode, shared: &Shared) {
     match mode {
-        Mode::Plain => serve_io(TokioIo::new(stream), peer, "http", shared).await,
+        Mode::Plain => serve_io(TokioIo::new(stream), peer, "http", &shared.http1, shared).await,
         Mode::Redirect { https_port } => {
             let service = service_fn(move |request: Request<Incoming>| async move {
                 Ok::<_, std::convert::Infallible>(redirect(&request, https_port))
             });
             let connection = shared
-                .builder
+                .http1
                 .serve_connection(TokioIo::new(stream), service)
                 .into_owned();
             if let Err(error) = shared.graceful.watch(connection).await {
@@ -171,7 +176,11 @@ async fn connection(stream: TcpStream, peer: SocketAddr, mode: Mode, shared: &Sh
             let handshake =
                 tokio::time::timeout(shared.handshake_timeout, acceptor.accept(stream)).await;
             match handshake {
-                Ok(Ok(tls)) => serve_io(TokioIo::new(tls), peer, "https", shared).await,
+                Ok(Ok(tls)) => {
+                    let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2".as_slice());
+                    let builder = if h2 { &shared.http2 } else { &shared.http1 };
+                    serve_io(TokioIo::new(tls), peer, "https", builder, shared).await;
+                }
                 Ok(Err(error)) => tracing::debug!(%peer, %error, "TLS handshake failed"),
                 Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
             }
@@ -179,8 +188,13 @@ async fn connection(stream: TcpStream, peer: SocketAddr, mode: Mode, shared: &Sh
     }
 }
 
-async fn serve_io<I>(io: TokioIo<I>, peer: SocketAddr, proto: &'static str, shared: &Shared)
-where
+async fn serve_io<I>(
+    io: TokioIo<I>,
+    peer: SocketAddr,
+    proto: &'static str,
+    builder: &Builder<TokioExecutor>,
+    shared: &Shared,
+) where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let state = shared.state.clone();
@@ -191,10 +205,7 @@ where
             Ok::<_, std::convert::Infallible>(handler::handle(&state, peer, proto, request).await)
         }
     });
-    let connection = shared
-        .builder
-        .serve_connection_with_upgrades(io, service)
-        .into_owned();
+    let connection = builder.serve_connection(io, service);
     if let Err(error) = shared.graceful.watch(connection).await {
         tracing::debug!(%peer, %error, "connection ended with an error");
     }

@@ -160,6 +160,9 @@ pub struct EdgeArgs {
     /// With TLS, answer plain HTTP with a redirect to HTTPS [env: KEEL_REDIRECT_HTTP]
     #[arg(long)]
     pub redirect_http: bool,
+    /// Worker threads, each with its own event loop and listening socket, like nginx's worker_processes [env: KEEL_EDGE_WORKERS] [default: number of CPUs]
+    #[arg(long, value_name = "N")]
+    pub workers: Option<NonZeroUsize>,
     /// How to pick an upstream: round-robin or least-conn [env: KEEL_BALANCE] [default: round-robin]
     #[arg(long, value_name = "HOW")]
     pub balance: Option<BalanceSetting>,
@@ -231,6 +234,7 @@ impl Cli {
                 flags.tls_key = args.tls_key.clone();
                 flags.redirect_http = args.redirect_http.then_some(true);
                 flags.balance = args.balance;
+                flags.edge_workers = args.workers;
                 flags.health_check = args.health_check.clone();
                 args.limit.apply(&mut flags);
                 None

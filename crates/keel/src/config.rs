@@ -591,6 +591,7 @@ struct EdgeFile {
     tls_cert: Option<Spanned<OptPath>>,
     tls_key: Option<Spanned<OptPath>>,
     redirect_http: Option<Spanned<bool>>,
+    workers: Option<Spanned<NonZeroUsize>>,
     balance: Option<Spanned<BalanceSetting>>,
     max_fails: Option<Spanned<u32>>,
     fail_timeout: Option<Spanned<HumanDuration>>,
@@ -730,6 +731,7 @@ pub struct Flags {
     pub tls_key: Option<OptPath>,
     pub redirect_http: Option<bool>,
     pub balance: Option<BalanceSetting>,
+    pub edge_workers: Option<NonZeroUsize>,
     pub health_check: Option<HealthPath>,
     pub static_sources: Option<List<PathValue>>,
     pub mock_listen: Option<SocketAddr>,
@@ -836,6 +838,7 @@ pub struct EdgeSettings {
     pub tls_cert: Setting<OptPath>,
     pub tls_key: Setting<OptPath>,
     pub redirect_http: Setting<bool>,
+    pub workers: Setting<NonZeroUsize>,
     pub balance: Setting<BalanceSetting>,
     pub max_fails: Setting<u32>,
     pub fail_timeout: Setting<HumanDuration>,
@@ -1141,6 +1144,13 @@ impl Settings {
                         from_file(src, file.edge.redirect_http),
                         false,
                     )?,
+                    workers: l.pick(
+                        "edge.workers",
+                        (flags.edge_workers, "--workers"),
+                        "KEEL_EDGE_WORKERS",
+                        from_file(src, file.edge.workers),
+                        cpus,
+                    )?,
                     balance: l.pick(
                         "edge.balance",
                         (flags.balance, "--balance"),
@@ -1424,6 +1434,7 @@ impl Settings {
         cfg.header_read_timeout = e.header_timeout.value.0;
         cfg.max_connections = e.max_connections.value;
         cfg.max_body_bytes = Some(e.client_max_body_size.value.0).filter(|&n| n != 0);
+        cfg.workers = e.workers.value.get();
         cfg.balance = keel_edge::BalanceConfig {
             strategy: e.balance.value.0,
             max_fails: e.max_fails.value,
@@ -1642,6 +1653,12 @@ impl Settings {
             "redirect_http",
             e.redirect_http.value.to_string(),
             &e.redirect_http.origin,
+        );
+        line(
+            &mut out,
+            "workers",
+            e.workers.value.to_string(),
+            &e.workers.origin,
         );
         line(
             &mut out,

@@ -23,7 +23,9 @@ pub fn command(command: Command, settings: &Settings, flags: Flags) -> anyhow::R
     match command {
         Command::Serve(_) => app_runtime(settings)?.block_on(serve(settings)),
         Command::Up(_) => app_runtime(settings)?.block_on(up(settings, flags)),
+        // The edge's workers run their own runtimes; this one only waits for signals.
         Command::Edge(_) => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
             .enable_all()
             .thread_name("keel-edge")
             .build()
@@ -319,6 +321,8 @@ async fn up(settings: &Settings, flags: Flags) -> anyhow::Result<()> {
     let rate_limit = settings.up.rate_limit.value;
     let backend = Backend::InProcess(router);
     let mut edge_cfg = settings.edge_config(app_config.bind, backend.clone(), rate_limit)?;
+    // In-process, the app's own runtime (--workers) does the work: one edge worker on it.
+    edge_cfg.workers = 1;
     settings.attach_access_log(&mut edge_cfg)?;
     reopen_on_sigusr1(edge_cfg.access_log.clone());
     // Collecting is idempotent and quick when nothing changed: `keel up` always serves

@@ -1,0 +1,194 @@
+#!/usr/bin/env bash
+# keel edge against nginx, side by side in one run on this machine.
+#
+#   bench/edge-vs-nginx.sh [--duration 10s] [--rounds 3] [--out FILE]
+#
+# 1. Static: the same 9 KB CSS file from the same collected root, `wrk -t2 -c100`.
+# 2. Proxy: both in front of the same backend (`keel mock-upstream --latency 0`),
+#    `wrk -t2 -c100` for requests/s, and `wrk -t1 -c1 --latency` for the median latency
+#    each adds over calling the backend directly.
+# Rounds alternate keel and nginx so drift on the shared machine hits both; the table
+# gives the median of the rounds and the keel/nginx ratio.
+#
+# nginx is configured as a careful operator would for this job (not a strawman):
+# worker_processes auto, sendfile, open_file_cache, upstream keepalive with HTTP/1.1.
+# Both run without access logs and without rate limits, since every request comes from
+# one address. Everything listens on 127.0.0.1 and is stopped by pid at the end.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/.." && pwd)
+duration=10s
+rounds=3
+out=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --duration) duration="$2"; shift ;;
+    --rounds) rounds="$2"; shift ;;
+    --out) out="$2"; shift ;;
+    *) echo "usage: $0 [--duration 10s] [--rounds 3] [--out FILE]" >&2; exit 2 ;;
+  esac
+  shift
+done
+
+need() {
+  if ! command -v "$1" >/dev/null 2>&1; then
+    echo "installing $2 from Debian" >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null 2>&1 \
+      || { apt-get update -qq >/dev/null 2>&1 \
+           && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null; }
+  fi
+}
+need wrk wrk
+need nginx nginx-light
+
+cargo build --release -q -p keel --manifest-path "$root/Cargo.toml"
+target_dir=$(cargo metadata --format-version 1 --no-deps --manifest-path "$root/Cargo.toml" \
+  | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+keel="$target_dir/release/keel"
+
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+wait_port() {
+  for _ in $(seq 100); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
+    sleep 0.05
+  done
+  echo "nothing listens on 127.0.0.1:$1" >&2
+  exit 1
+}
+
+# The static file: 9 KB of ordinary CSS, collected as a real deploy would.
+mkdir -p "$work/src/css"
+python3 - "$work/src/css/site.css" <<'PY'
+import sys
+rules = []
+i = 0
+while sum(len(r) for r in rules) < 9 * 1024:
+    rules.append(f".block-{i} {{ margin: {i % 7}px {i % 5}px; padding: 0 {i % 3}rem; color: #{(i * 2654435761) % 0xffffff:06x}; }}\n")
+    i += 1
+open(sys.argv[1], "w").write("".join(rules))
+PY
+"$keel" collectstatic --static-root "$work/static" --source "$work/src" >/dev/null
+css_bytes=$(stat -c %s "$work/static/css/site.css")
+
+backend_port=$(free_port)
+"$keel" mock-upstream --listen "127.0.0.1:$backend_port" --latency 0 --log-level warn >/dev/null 2>&1 &
+pids+=($!)
+wait_port "$backend_port"
+
+keel_port=$(free_port)
+"$keel" edge --listen "127.0.0.1:$keel_port" --upstream "127.0.0.1:$backend_port" \
+  --static-root "$work/static" --rate off --no-access-log --health-check off \
+  --log-level warn >/dev/null 2>&1 &
+pids+=($!)
+wait_port "$keel_port"
+
+nginx_port=$(free_port)
+mkdir -p "$work/nginx/logs"
+cat >"$work/nginx/nginx.conf" <<EOF
+user root;
+worker_processes auto;
+pid $work/nginx/nginx.pid;
+error_log $work/nginx/logs/error.log warn;
+daemon off;
+events { worker_connections 4096; }
+http {
+  include /etc/nginx/mime.types;
+  access_log off;
+  sendfile on;
+  tcp_nopush on;
+  tcp_nodelay on;
+  keepalive_requests 100000;
+  open_file_cache max=1000 inactive=60s;
+  client_body_temp_path $work/nginx/body;
+  proxy_temp_path $work/nginx/proxy;
+  upstream app {
+    server 127.0.0.1:$backend_port;
+    keepalive 128;
+  }
+  server {
+    listen 127.0.0.1:$nginx_port;
+    location /static/ { alias $work/static/; }
+    location / {
+      proxy_pass http://app;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host \$host;
+      proxy_set_header X-Real-IP \$remote_addr;
+      proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+    }
+  }
+}
+EOF
+nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" &
+pids+=($!)
+wait_port "$nginx_port"
+
+# Same bytes from both before measuring anything.
+for port in "$keel_port" "$nginx_port"; do
+  got=$(curl -s "http://127.0.0.1:$port/static/css/site.css" | wc -c)
+  [ "$got" = "$css_bytes" ] || { echo "static file on :$port is $got bytes, expected $css_bytes" >&2; exit 1; }
+  curl -sf "http://127.0.0.1:$port/todos/1" >/dev/null || { echo "proxy on :$port failed" >&2; exit 1; }
+done
+
+rps() { wrk -t2 -c100 -d"$duration" "$1" | awk '/Requests\/sec/ {print $2}'; }
+# Median latency at one connection, in microseconds.
+p50_us() {
+  wrk -t1 -c1 -d"$duration" --latency "$1" | awk '/^ +50%/ {
+    v=$2; if (v ~ /us$/) { sub(/us$/,"",v); print v }
+    else if (v ~ /ms$/) { sub(/ms$/,"",v); print v*1000 }
+    else if (v ~ /s$/) { sub(/s$/,"",v); print v*1000000 } }'
+}
+
+declare -A results
+for round in $(seq "$rounds"); do
+  for server in keel nginx; do
+    port=$keel_port; [ $server = nginx ] && port=$nginx_port
+    results[$server,static,$round]=$(rps "http://127.0.0.1:$port/static/css/site.css")
+    results[$server,proxy,$round]=$(rps "http://127.0.0.1:$port/todos/1")
+    results[$server,p50,$round]=$(p50_us "http://127.0.0.1:$port/todos/1")
+    echo "round $round $server: static ${results[$server,static,$round]} req/s, proxy ${results[$server,proxy,$round]} req/s, proxy p50 ${results[$server,p50,$round]} us" >&2
+  done
+  results[direct,p50,$round]=$(p50_us "http://127.0.0.1:$backend_port/todos/1")
+  echo "round $round backend direct p50 ${results[direct,p50,$round]} us" >&2
+done
+
+median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+col() { local key=$1 server=$2; local v=(); for r in $(seq "$rounds"); do v+=("${results[$server,$key,$r]}"); done; median "${v[@]}"; }
+
+ks=$(col static keel); ns=$(col static nginx)
+kp=$(col proxy keel); np=$(col proxy nginx)
+kl=$(col p50 keel); nl=$(col p50 nginx); dl=$(col p50 direct)
+
+report="$work/report.md"
+python3 - "$ks" "$ns" "$kp" "$np" "$kl" "$nl" "$dl" "$duration" "$rounds" "$css_bytes" >"$report" <<'PY'
+import sys, platform, datetime, os
+ks, ns, kp, np_, kl, nl, dl = map(float, sys.argv[1:8])
+duration, rounds, css = sys.argv[8], sys.argv[9], sys.argv[10]
+cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+print(f"# keel edge vs nginx — {datetime.datetime.utcnow():%Y-%m-%dT%H:%MZ}")
+print()
+print(f"Machine: {os.cpu_count()} cores ({cpu}), Linux {platform.release()}; wrk and nginx from Debian.")
+print(f"Command: bench/edge-vs-nginx.sh --duration {duration} --rounds {rounds} (median of {rounds} alternating rounds)")
+print()
+print("| measurement | keel edge | nginx | keel / nginx | target |")
+print("|---|---:|---:|---:|---|")
+print(f"| static {css} B CSS, wrk -t2 -c100 (req/s) | {ks:,.0f} | {ns:,.0f} | {ks/ns:.2f} | ≥ 1.20 |")
+print(f"| proxy to the same backend, wrk -t2 -c100 (req/s) | {kp:,.0f} | {np_:,.0f} | {kp/np_:.2f} | ≥ 1.00 |")
+print(f"| proxy median latency, wrk -t1 -c1 (µs) | {kl:.0f} | {nl:.0f} | {kl/nl:.2f} | |")
+print(f"| added median latency over the backend alone ({dl:.0f} µs) | {kl-dl:.0f} µs | {nl-dl:.0f} µs | | ≤ 200 µs |")
+PY
+cat "$report"
+if [ -n "$out" ]; then cp "$report" "$out"; echo "written to $out" >&2; fi
