@@ -9,6 +9,10 @@
 # L = 0. Each cell gets one warm-up run first. It prints, per cell, requests/s, average
 # and p95 latency, and (at L = 100 ms) the physical limit — c / L for async,
 # min(c, 40) / L for sync with 40 blocking slots — and the efficiency against it.
+# With a fixed latency and n requests that all start together, no server can finish in
+# fewer than ceil(n / slots) rounds of L, so the table also gives that round bound,
+# n / (ceil(n / slots) * L): it differs from c / L only for sync at 300/50 (300 requests
+# on 40 slots need 8 rounds, so 375 req/s is the most any 40-thread server can do).
 # It also checks that the mock upstream is never the bottleneck (≥ 20,000 req/s at
 # latency 0 with 100 connections, measured with wrk).
 #
@@ -116,8 +120,8 @@ for latency in "${latencies[@]}"; do
     echo "## Upstream latency L = $latency"
     echo
     if [ "$latency_ms" != 0 ]; then
-      echo "| Test | Mode | RPS | Avg latency | P95 latency | Limit | Efficiency |"
-      echo "|---|---|---:|---:|---:|---:|---:|"
+      echo "| Test | Mode | RPS | Avg latency | P95 latency | Limit min(c,slots)/L | Efficiency | Round bound | Efficiency vs bound |"
+      echo "|---|---|---:|---:|---:|---:|---:|---:|---:|"
     else
       echo "| Test | Mode | RPS | Avg latency | P95 latency |"
       echo "|---|---|---:|---:|---:|"
@@ -132,7 +136,9 @@ for latency in "${latencies[@]}"; do
         [ "$mode" = sync ] && [ "$c" -gt 40 ] && slots=40
         limit=$(python3 -c "print(f'{$slots / ($latency_ms / 1000):.0f}')")
         eff=$(python3 -c "print(f'{100 * $rps / $limit:.1f} %')")
-        echo "| $n/$c | $mode | $rps | $avg ms | $p95 ms | $limit | $eff |" >>"$report"
+        bound=$(python3 -c "import math; print(f'{$n / (math.ceil($n / $slots) * $latency_ms / 1000):.0f}')")
+        beff=$(python3 -c "print(f'{100 * $rps / $bound:.1f} %')")
+        echo "| $n/$c | $mode | $rps | $avg ms | $p95 ms | $limit | $eff | $bound | $beff |" >>"$report"
       else
         echo "| $n/$c | $mode | $rps | $avg ms | $p95 ms |" >>"$report"
       fi
