@@ -42,6 +42,10 @@ pub enum Command {
     Edge(EdgeArgs),
     /// Serve a fixed todo JSON after a fixed latency, as the upstream of /sync/test and /async/test.
     MockUpstream(MockArgs),
+    /// Load-test a URL with hey's flags and hey's report (plus --rate, -o json).
+    Bench(crate::load::BenchArgs),
+    /// Run a matrix of load tests against several targets; print the classic table, write report, JSON and charts.
+    Compare(crate::load::CompareArgs),
     /// Gather the app's assets and every --source into the static root, hashed and precompressed.
     Collectstatic(CollectArgs),
     /// Print the effective configuration (file, environment, defaults) with secrets masked.
@@ -250,7 +254,7 @@ impl Cli {
                     (!args.sources.is_empty()).then(|| List(args.sources.clone()));
                 None
             }
-            Command::Config => None,
+            Command::Bench(_) | Command::Compare(_) | Command::Config => None,
         };
         if let Some(app) = app {
             flags.workers = app.workers;

@@ -7,6 +7,7 @@
 
 mod cli;
 mod config;
+mod load;
 mod run;
 
 use std::io::IsTerminal;
@@ -34,6 +35,12 @@ fn main() -> ExitCode {
 }
 
 fn try_main(cli: Cli) -> anyhow::Result<()> {
+    // The load tester takes its flags as hey does and needs no configuration file.
+    match cli.command {
+        cli::Command::Bench(args) => return load::bench(args),
+        cli::Command::Compare(args) => return load::compare(args),
+        _ => {}
+    }
     let flags = cli.flags();
     let settings = Settings::load(flags.clone(), &ProcessEnv)?;
     if matches!(cli.command, cli::Command::Config) {

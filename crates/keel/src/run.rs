@@ -41,7 +41,7 @@ pub fn command(command: Command, settings: &Settings, flags: Flags) -> anyhow::R
             println!("{report}");
             Ok(())
         }
-        Command::Config => Ok(()),
+        Command::Bench(_) | Command::Compare(_) | Command::Config => Ok(()),
     }
 }
 

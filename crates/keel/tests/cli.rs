@@ -606,3 +606,74 @@ async fn sighup_reloads_the_edge_configuration_and_keeps_it_when_broken() {
     edge.signal(Signal::SIGTERM);
     assert_eq!(edge.wait(Duration::from_secs(5)), Some(0));
 }
+
+#[test]
+fn keel_bench_reports_like_hey_and_compare_writes_its_files() {
+    let (_mock, upstream) = start_mock("10ms");
+    let output = keel()
+        .args(["bench", "-n", "60", "-c", "6"])
+        .arg(&upstream)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = String::from_utf8_lossy(&output.stdout);
+    for part in [
+        "Summary:",
+        "Requests/sec:",
+        "Latency distribution:",
+        "99% in",
+    ] {
+        assert!(text.contains(part), "{part} missing from:\n{text}");
+    }
+    assert!(text.contains("[200]\t60 responses"), "{text}");
+
+    let out = tempfile::tempdir().unwrap();
+    let output = keel()
+        .args([
+            "compare",
+            "--matrix",
+            "20x5",
+            "--upstream-latency",
+            "10ms",
+            "--settle",
+            "0s",
+        ])
+        .arg("--target")
+        .arg(format!("mock={upstream}"))
+        .arg("--out")
+        .arg(out.path())
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let table = String::from_utf8_lossy(&output.stdout);
+    assert!(table.contains("20/5") && table.contains("mock"), "{table}");
+    for file in [
+        "report.md",
+        "results.json",
+        "rps.svg",
+        "p95.svg",
+        "rps.png",
+        "p95.png",
+    ] {
+        assert!(out.path().join(file).is_file(), "{file} not written");
+    }
+}
+
+#[test]
+fn keel_bench_refuses_bad_flags_clearly() {
+    let output = keel()
+        .args(["bench", "-n", "5", "-c", "50", "http://127.0.0.1:9/"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("-n") && stderr.contains("-c"), "{stderr}");
+}
