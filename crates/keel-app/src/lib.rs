@@ -18,6 +18,7 @@
 //! [`App::run_until_stopped`] serves until the given future resolves, then drains.
 
 mod error;
+mod events;
 mod metrics;
 pub mod mock;
 mod routes;
@@ -57,6 +58,10 @@ pub struct AppConfig {
     pub upstream_timeout: Duration,
     /// How long a stop waits for in-flight requests before giving up on them.
     pub shutdown_timeout: Duration,
+    /// Live events (`/stream/`, `/events/`, `/api/publish`); `None` leaves them out.
+    pub stream: Option<keel_stream::Hub>,
+    /// Bearer token that `POST /api/publish` requires; `None` turns that route off.
+    pub publish_token: Option<String>,
 }
 
 impl AppConfig {
@@ -69,6 +74,8 @@ impl AppConfig {
             upstream_url,
             upstream_timeout: Duration::from_secs(10),
             shutdown_timeout: Duration::from_secs(30),
+            stream: None,
+            publish_token: None,
         }
     }
 }
@@ -79,6 +86,7 @@ pub struct App {
     listener: TcpListener,
     router: Router,
     shutdown_timeout: Duration,
+    stream: Option<keel_stream::Hub>,
 }
 
 impl App {
@@ -95,6 +103,7 @@ impl App {
             listener,
             router,
             shutdown_timeout: cfg.shutdown_timeout,
+            stream: cfg.stream.clone(),
         })
     }
 
@@ -118,6 +127,14 @@ impl App {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), AppError> {
+        let stream = self.stream;
+        let shutdown = async move {
+            shutdown.await;
+            // Open streams end with a retry hint instead of holding the drain up.
+            if let Some(hub) = stream {
+                hub.shutdown();
+            }
+        };
         server::serve(self.listener, self.router, shutdown, self.shutdown_timeout).await
     }
 }

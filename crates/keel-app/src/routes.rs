@@ -45,30 +45,56 @@ pub(crate) fn router(cfg: &AppConfig, metrics: Arc<Metrics>) -> Result<Router, A
         .with_state(Arc::new(upstreams));
     let ops_routes = Router::new()
         .route("/", get(index))
-        .route("/healthz", get(healthz))
         .route("/metrics", get(metrics::handler))
         .with_state(metrics.clone());
-
-    Ok(Router::new()
+    let health_routes = Router::new()
+        .route("/healthz", get(healthz))
+        .with_state(cfg.stream.clone());
+    let mut app = Router::new()
         .merge(upstream_routes)
         .merge(ops_routes)
+        .merge(health_routes);
+    if let Some(hub) = &cfg.stream {
+        app = app.merge(crate::events::routes(
+            hub.clone(),
+            cfg.publish_token.clone(),
+        ));
+    }
+
+    let app = app
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(
             cfg.request_timeout,
             request_timeout,
         ))
-        .layer(middleware::from_fn_with_state(metrics, metrics::track))
-        .layer(CatchPanicLayer::custom(|_| {
-            error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal_error",
-                "internal server error",
-            )
-        })))
+        .layer(middleware::from_fn_with_state(
+            metrics.clone(),
+            metrics::track,
+        ))
+        .layer(CatchPanicLayer::custom(panic_response));
+
+    // /stream/ is merged after the timeout layer on purpose: a live stream must never be
+    // cut by the request timeout (and gets no compression either).
+    Ok(match &cfg.stream {
+        Some(hub) => app.merge(
+            keel_stream::http::router(hub.clone())
+                .layer(middleware::from_fn_with_state(metrics, metrics::track))
+                .layer(CatchPanicLayer::custom(panic_response)),
+        ),
+        None => app,
+    })
+}
+
+fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal_error",
+        "internal server error",
+    )
 }
 
 /// A JSON error body: `{"error": kind, "detail": message}`.
-fn error(status: StatusCode, kind: &str, detail: &str) -> Response {
+pub(crate) fn error(status: StatusCode, kind: &str, detail: &str) -> Response {
     (
         status,
         Json(serde_json::json!({ "error": kind, "detail": detail })),
@@ -81,8 +107,19 @@ async fn index() -> axum::response::Html<&'static str> {
     axum::response::Html(include_str!("index.html"))
 }
 
-async fn healthz() -> Json<serde_json::Value> {
-    Json(serde_json::json!({ "status": "ok" }))
+/// Liveness: 200 while the process serves. With live events on, a broker that is down
+/// shows as `degraded` (pages and streams still answer; publishing does not).
+async fn healthz(State(hub): State<Option<keel_stream::Hub>>) -> Json<serde_json::Value> {
+    match hub.as_ref().map(keel_stream::Hub::health) {
+        Some(keel_stream::Health::Degraded(reason)) => Json(serde_json::json!({
+            "status": "degraded",
+            "broker": reason,
+        })),
+        Some(keel_stream::Health::Ok) => {
+            Json(serde_json::json!({ "status": "ok", "broker": "ok" }))
+        }
+        None => Json(serde_json::json!({ "status": "ok" })),
+    }
 }
 
 async fn sync_test(State(upstreams): State<Arc<Upstreams>>) -> Response {

@@ -99,7 +99,7 @@ async fn serve(cfg: Config) -> Result<(), Box<dyn std::error::Error>> {
                     }
                     let mut resp = Response::new(Full::new(cfg.body.clone()));
                     if let Some((every, code)) = cfg.status_every {
-                        if every > 0 && n % every == 0 {
+                        if every > 0 && n.is_multiple_of(every) {
                             *resp.status_mut() =
                                 StatusCode::from_u16(code).unwrap_or(StatusCode::OK);
                         }

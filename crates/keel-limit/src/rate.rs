@@ -192,9 +192,9 @@ impl FromStr for ZoneSize {
 impl fmt::Display for ZoneSize {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         const MIB: u64 = 1024 * 1024;
-        if self.bytes % MIB == 0 {
+        if self.bytes.is_multiple_of(MIB) {
             write!(f, "{}m", self.bytes / MIB)
-        } else if self.bytes % 1024 == 0 {
+        } else if self.bytes.is_multiple_of(1024) {
             write!(f, "{}k", self.bytes / 1024)
         } else {
             write!(f, "{}", self.bytes)

@@ -10,8 +10,9 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::{
-    BalanceSetting, Cidr, DelaySetting, Flags, HealthPath, HumanDuration, List, LogFormat,
-    LogLevel, OptPath, PathValue, RateSetting, RejectStatus, Upstream, UpstreamUrl,
+    BalanceSetting, ChannelName, Cidr, DelaySetting, Flags, HealthPath, HumanDuration, List,
+    LogFormat, LogLevel, OptPath, PathValue, RateSetting, RedisUrl, RejectStatus, Upstream,
+    UpstreamUrl,
 };
 
 /// keel: one binary for the web stack of nginx + gunicorn + Django + Redis.
@@ -46,6 +47,8 @@ pub enum Command {
     Bench(crate::load::BenchArgs),
     /// Run a matrix of load tests against several targets; print the classic table, write report, JSON and charts.
     Compare(crate::load::CompareArgs),
+    /// Publish a message to a live-event channel, through Redis or a keel server's /api/publish.
+    Publish(PublishArgs),
     /// Gather the app's assets and every --source into the static root, hashed and precompressed.
     Collectstatic(CollectArgs),
     /// Print the effective configuration (file, environment, defaults) with secrets masked.
@@ -81,6 +84,9 @@ pub struct ServeArgs {
     /// Address to listen on [env: KEEL_BIND] [default: 127.0.0.1:8000]
     #[arg(long, short = 'b', value_name = "ADDR")]
     pub bind: Option<SocketAddr>,
+    /// Redis for live events, shared by every instance [env: KEEL_REDIS_URL] [default: in-memory broker]
+    #[arg(long, value_name = "URL")]
+    pub redis_url: Option<RedisUrl>,
     #[command(flatten)]
     pub app: AppArgs,
 }
@@ -94,6 +100,9 @@ pub struct UpArgs {
     /// Latency of the built-in mock upstream [env: KEEL_MOCK_LATENCY] [default: 100ms]
     #[arg(long, value_name = "DURATION")]
     pub latency: Option<HumanDuration>,
+    /// Redis for live events [env: KEEL_REDIS_URL] [default: in-memory broker]
+    #[arg(long, value_name = "URL")]
+    pub redis_url: Option<RedisUrl>,
     /// Turn off the edge's rate limit (for benchmarks) [env: KEEL_UP_RATE_LIMIT=false]
     #[arg(long)]
     pub no_rate_limit: bool,
@@ -130,6 +139,29 @@ pub struct LimitArgs {
     /// Write no access log [env: KEEL_ACCESS_LOG=false]
     #[arg(long)]
     pub no_access_log: bool,
+}
+
+/// `keel publish`.
+#[derive(Debug, Args)]
+pub struct PublishArgs {
+    /// Publish through this Redis [env: KEEL_REDIS_URL] [default: stream.redis_url]
+    #[arg(long, value_name = "URL", conflicts_with = "api")]
+    pub redis_url: Option<RedisUrl>,
+    /// Publish through this keel server's POST /api/publish instead, e.g. http://127.0.0.1:8080
+    #[arg(long, value_name = "URL", requires = "token")]
+    pub api: Option<String>,
+    /// The server's stream.publish_token, for --api [env: KEEL_PUBLISH_TOKEN]
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "KEEL_PUBLISH_TOKEN",
+        hide_env_values = true
+    )]
+    pub token: Option<String>,
+    /// Channel, e.g. demo_stream
+    pub channel: ChannelName,
+    /// The message; several lines become several `data:` lines
+    pub message: String,
 }
 
 /// `keel collectstatic`.
@@ -220,10 +252,12 @@ impl Cli {
         let app = match &self.command {
             Command::Serve(args) => {
                 flags.bind = args.bind;
+                flags.redis_url = args.redis_url.clone();
                 Some(&args.app)
             }
             Command::Up(args) => {
                 flags.up_listen = args.listen;
+                flags.redis_url = args.redis_url.clone();
                 flags.mock_latency = args.latency;
                 flags.up_rate_limit = args.no_rate_limit.then_some(false);
                 args.limit.apply(&mut flags);
@@ -252,6 +286,10 @@ impl Cli {
                 flags.static_root = args.static_root.clone();
                 flags.static_sources =
                     (!args.sources.is_empty()).then(|| List(args.sources.clone()));
+                None
+            }
+            Command::Publish(args) => {
+                flags.redis_url = args.redis_url.clone();
                 None
             }
             Command::Bench(_) | Command::Compare(_) | Command::Config => None,

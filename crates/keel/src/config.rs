@@ -204,7 +204,107 @@ deserialize_from_str!(
     ByteSize,
     BalanceSetting,
     HealthPath,
+    RedisUrl,
+    Secret,
+    ChannelName,
 );
+
+/// A Redis URL (`redis://[user:password@]host[:port][/db]`, `rediss://` for TLS); empty
+/// means none (the in-memory broker). The password never prints.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedisUrl(pub Option<url::Url>);
+
+impl FromStr for RedisUrl {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        if s.is_empty() {
+            return Ok(RedisUrl(None));
+        }
+        let url = url::Url::parse(s).map_err(|e| format!("invalid Redis URL: {e}"))?;
+        match url.scheme() {
+            "redis" | "rediss" if url.host().is_some() => Ok(RedisUrl(Some(url))),
+            _ => {
+                Err("a Redis URL looks like redis://host:6379/0 (or rediss:// for TLS)".to_owned())
+            }
+        }
+    }
+}
+
+impl fmt::Display for RedisUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.0 {
+            Some(url) => {
+                let mut shown = url.clone();
+                if shown.password().is_some() {
+                    let _ = shown.set_password(Some("****"));
+                }
+                write!(f, "{shown}")
+            }
+            None => Ok(()),
+        }
+    }
+}
+
+/// A secret value (a token); prints as `****`, never itself.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub Option<String>);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "Secret(****)"
+        } else {
+            "Secret(None)"
+        })
+    }
+}
+
+impl FromStr for Secret {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        match s.len() {
+            0 => Ok(Secret(None)),
+            1..=15 => Err("a token must be at least 16 characters long".to_owned()),
+            _ => Ok(Secret(Some(s.to_owned()))),
+        }
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_some() { "****" } else { "" })
+    }
+}
+
+/// A live-event channel name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelName(pub String);
+
+impl FromStr for ChannelName {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        let ok = !s.is_empty()
+            && s.len() <= 128
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_-.:".contains(c));
+        if ok {
+            Ok(ChannelName(s.to_owned()))
+        } else {
+            Err(format!(
+                "invalid channel name {s:?}: use letters, digits, _ - . : (at most 128)"
+            ))
+        }
+    }
+}
+
+impl fmt::Display for ChannelName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
 
 /// How the edge picks an upstream: `round-robin` or `least-conn`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -538,6 +638,8 @@ struct FileConfig {
     #[serde(default, rename = "static")]
     statics: StaticFile,
     #[serde(default)]
+    stream: StreamFile,
+    #[serde(default)]
     mock_upstream: MockFile,
     #[serde(default)]
     log: LogFile,
@@ -560,6 +662,19 @@ struct ServeFile {
 struct UpFile {
     listen: Option<Spanned<SocketAddr>>,
     rate_limit: Option<Spanned<bool>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StreamFile {
+    redis_url: Option<Spanned<RedisUrl>>,
+    channels: Option<Spanned<List<ChannelName>>>,
+    default_channel: Option<Spanned<ChannelName>>,
+    heartbeat: Option<Spanned<HumanDuration>>,
+    retention: Option<Spanned<usize>>,
+    publish_token: Option<Spanned<Secret>>,
+    max_clients: Option<Spanned<usize>>,
+    max_clients_per_ip: Option<Spanned<usize>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -726,6 +841,7 @@ pub struct Flags {
     pub access_log: Option<bool>,
     pub log_dir: Option<OptPath>,
     pub static_root: Option<PathValue>,
+    pub redis_url: Option<RedisUrl>,
     pub tls_listen: Option<SocketAddr>,
     pub tls_cert: Option<OptPath>,
     pub tls_key: Option<OptPath>,
@@ -870,6 +986,19 @@ pub struct LimitDef {
     pub origin: Origin,
 }
 
+/// Live events: the broker and the `/stream/` service.
+#[derive(Debug, Clone)]
+pub struct StreamSettings {
+    pub redis_url: Setting<RedisUrl>,
+    pub channels: Setting<List<ChannelName>>,
+    pub default_channel: Setting<ChannelName>,
+    pub heartbeat: Setting<HumanDuration>,
+    pub retention: Setting<usize>,
+    pub publish_token: Setting<Secret>,
+    pub max_clients: Setting<usize>,
+    pub max_clients_per_ip: Setting<usize>,
+}
+
 /// Settings of the static pipeline (`keel collectstatic`, the edge's `/static/`).
 #[derive(Debug, Clone)]
 pub struct StaticSettings {
@@ -900,6 +1029,7 @@ pub struct Settings {
     pub up: UpSettings,
     pub edge: EdgeSettings,
     pub statics: StaticSettings,
+    pub stream: StreamSettings,
     pub mock: MockSettings,
     pub log: LogSettings,
 }
@@ -1205,6 +1335,67 @@ impl Settings {
                         List(Vec::new()),
                     )?,
                 },
+                stream: StreamSettings {
+                    redis_url: l.pick(
+                        "stream.redis_url",
+                        (flags.redis_url, "--redis-url"),
+                        "KEEL_REDIS_URL",
+                        from_file(src, file.stream.redis_url),
+                        RedisUrl(None),
+                    )?,
+                    channels: l.pick(
+                        "stream.channels",
+                        (None, "--channels"),
+                        "KEEL_STREAM_CHANNELS",
+                        from_file(src, file.stream.channels),
+                        List(vec![
+                            ChannelName("demo_stream".to_owned()),
+                            ChannelName("site".to_owned()),
+                        ]),
+                    )?,
+                    default_channel: l.pick(
+                        "stream.default_channel",
+                        (None, "--default-channel"),
+                        "KEEL_STREAM_DEFAULT_CHANNEL",
+                        from_file(src, file.stream.default_channel),
+                        ChannelName("demo_stream".to_owned()),
+                    )?,
+                    heartbeat: l.pick(
+                        "stream.heartbeat",
+                        (None, "--heartbeat"),
+                        "KEEL_STREAM_HEARTBEAT",
+                        from_file(src, file.stream.heartbeat),
+                        HumanDuration(Duration::from_secs(15)),
+                    )?,
+                    retention: l.pick(
+                        "stream.retention",
+                        (None, "--retention"),
+                        "KEEL_STREAM_RETENTION",
+                        from_file(src, file.stream.retention),
+                        1000,
+                    )?,
+                    publish_token: l.pick(
+                        "stream.publish_token",
+                        (None, "--publish-token"),
+                        "KEEL_PUBLISH_TOKEN",
+                        from_file(src, file.stream.publish_token),
+                        Secret(None),
+                    )?,
+                    max_clients: l.pick(
+                        "stream.max_clients",
+                        (None, "--max-clients"),
+                        "KEEL_STREAM_MAX_CLIENTS",
+                        from_file(src, file.stream.max_clients),
+                        20_000,
+                    )?,
+                    max_clients_per_ip: l.pick(
+                        "stream.max_clients_per_ip",
+                        (None, "--max-clients-per-ip"),
+                        "KEEL_STREAM_MAX_CLIENTS_PER_IP",
+                        from_file(src, file.stream.max_clients_per_ip),
+                        64,
+                    )?,
+                },
                 mock: MockSettings {
                     listen: l.pick(
                         "mock_upstream.listen",
@@ -1250,6 +1441,18 @@ impl Settings {
         positive("edge.response_timeout", &self.edge.response_timeout)?;
         positive("edge.header_timeout", &self.edge.header_timeout)?;
         positive("edge.health_interval", &self.edge.health_interval)?;
+        positive("stream.heartbeat", &self.stream.heartbeat)?;
+        let st = &self.stream;
+        if !st.channels.value.0.contains(&st.default_channel.value) {
+            return Err(invalid(
+                "stream.default_channel",
+                &st.default_channel.origin,
+                format!(
+                    "{} is not in stream.channels ({})",
+                    st.default_channel.value, st.channels.value
+                ),
+            ));
+        }
         for (i, limit) in self.edge.limits.iter().enumerate() {
             let key = format!("edge.limits[{i}]");
             if !self.edge.zones.iter().any(|zone| zone.name == limit.zone) {
@@ -1326,8 +1529,12 @@ impl Settings {
         Ok(())
     }
 
-    /// The application server's configuration, for `bind`.
-    pub fn app_config(&self, bind: SocketAddr) -> keel_app::AppConfig {
+    /// The application server's configuration, for `bind`, serving live events from `hub`.
+    pub fn app_config(
+        &self,
+        bind: SocketAddr,
+        hub: Option<keel_stream::Hub>,
+    ) -> keel_app::AppConfig {
         let s = &self.serve;
         keel_app::AppConfig {
             bind,
@@ -1336,6 +1543,8 @@ impl Settings {
             upstream_url: s.upstream_url.value.0.clone(),
             upstream_timeout: s.upstream_timeout.value.0,
             shutdown_timeout: s.shutdown_timeout.value.0,
+            stream: hub,
+            publish_token: self.stream.publish_token.value.0.clone(),
         }
     }
 
@@ -1492,6 +1701,19 @@ impl Settings {
         })?;
         cfg.access_log = Some(log);
         Ok(())
+    }
+
+    /// The live-event service's settings, for `keel_stream::Hub::new`.
+    pub fn stream_config(&self) -> keel_stream::StreamConfig {
+        let st = &self.stream;
+        keel_stream::StreamConfig {
+            default_channel: st.default_channel.value.0.clone(),
+            allowed_channels: st.channels.value.0.iter().map(|c| c.0.clone()).collect(),
+            heartbeat_interval: st.heartbeat.value.0,
+            max_clients: st.max_clients.value,
+            max_clients_per_ip: st.max_clients_per_ip.value,
+            ..keel_stream::StreamConfig::default()
+        }
     }
 
     /// The effective configuration as TOML, each line commented with its origin.
@@ -1720,6 +1942,56 @@ impl Settings {
             "sources",
             array(&self.statics.sources.value.0),
             &self.statics.sources.origin,
+        );
+        let st = &self.stream;
+        section(&mut out, "stream");
+        line(
+            &mut out,
+            "redis_url",
+            quoted(&st.redis_url.value),
+            &st.redis_url.origin,
+        );
+        line(
+            &mut out,
+            "channels",
+            array(&st.channels.value.0),
+            &st.channels.origin,
+        );
+        line(
+            &mut out,
+            "default_channel",
+            quoted(&st.default_channel.value),
+            &st.default_channel.origin,
+        );
+        line(
+            &mut out,
+            "heartbeat",
+            quoted(&st.heartbeat.value),
+            &st.heartbeat.origin,
+        );
+        line(
+            &mut out,
+            "retention",
+            st.retention.value.to_string(),
+            &st.retention.origin,
+        );
+        line(
+            &mut out,
+            "publish_token",
+            quoted(&st.publish_token.value),
+            &st.publish_token.origin,
+        );
+        line(
+            &mut out,
+            "max_clients",
+            st.max_clients.value.to_string(),
+            &st.max_clients.origin,
+        );
+        line(
+            &mut out,
+            "max_clients_per_ip",
+            st.max_clients_per_ip.value.to_string(),
+            &st.max_clients_per_ip.origin,
         );
         section(&mut out, "mock_upstream");
         line(

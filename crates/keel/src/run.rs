@@ -8,6 +8,8 @@
 
 use std::net::SocketAddr;
 
+use std::time::Duration;
+
 use anyhow::Context;
 use keel_app::{App, MockConfig, MockUpstream};
 use keel_edge::{Backend, Edge};
@@ -41,6 +43,11 @@ pub fn command(command: Command, settings: &Settings, flags: Flags) -> anyhow::R
             println!("{report}");
             Ok(())
         }
+        Command::Publish(args) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("could not start the async runtime")?
+            .block_on(publish(settings, args)),
         Command::Bench(_) | Command::Compare(_) | Command::Config => Ok(()),
     }
 }
@@ -58,7 +65,8 @@ fn app_runtime(settings: &Settings) -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 async fn serve(settings: &Settings) -> anyhow::Result<()> {
-    let app = App::build(settings.app_config(settings.serve.bind.value))
+    let hub = stream_hub(settings).await?;
+    let app = App::build(settings.app_config(settings.serve.bind.value, Some(hub)))
         .await
         .context("could not start keel serve")?;
     let addr = app.local_addr();
@@ -92,6 +100,94 @@ async fn mock_upstream(settings: &Settings) -> anyhow::Result<()> {
     mock.run_until_stopped(stop_signal())
         .await
         .context("keel mock-upstream failed")
+}
+
+/// The live-event hub: Redis when `stream.redis_url` is set (every instance sees what any
+/// publishes), the in-memory broker otherwise (one process, `keel up`'s default).
+async fn stream_hub(settings: &Settings) -> anyhow::Result<keel_stream::Hub> {
+    let broker = broker(settings).await?;
+    keel_stream::Hub::new(broker, settings.stream_config())
+        .map_err(|e| anyhow::anyhow!("invalid [stream] settings: {e}"))
+}
+
+async fn broker(settings: &Settings) -> anyhow::Result<std::sync::Arc<dyn keel_stream::Broker>> {
+    let st = &settings.stream;
+    Ok(match &st.redis_url.value.0 {
+        Some(url) => {
+            let mut cfg = keel_stream::RedisBrokerConfig::new(url.as_str());
+            cfg.retention_events = st.retention.value;
+            // Connecting does not wait for Redis: a server starts (degraded) and catches up.
+            let broker = keel_stream::RedisBroker::connect(cfg)
+                .await
+                .with_context(|| format!("Redis at {}", st.redis_url.value))?;
+            tracing::info!(redis = %st.redis_url.value, "live events through Redis");
+            std::sync::Arc::new(broker)
+        }
+        None => std::sync::Arc::new(keel_stream::MemoryBroker::new(
+            keel_stream::MemoryBrokerConfig {
+                retention_events: st.retention.value,
+                ..keel_stream::MemoryBrokerConfig::default()
+            },
+        )),
+    })
+}
+
+/// `keel publish`: through a server's `/api/publish` with `--api`, else through Redis.
+async fn publish(settings: &Settings, args: crate::cli::PublishArgs) -> anyhow::Result<()> {
+    let channel = args.channel.0;
+    if let Some(api) = args.api {
+        let token = args.token.unwrap_or_default();
+        let url = format!("{}/api/publish", api.trim_end_matches('/'));
+        let response = reqwest::Client::new()
+            .post(&url)
+            .bearer_auth(token)
+            .json(&serde_json::json!({ "channel": channel, "message": args.message }))
+            .send()
+            .await
+            .with_context(|| format!("could not reach {url}"))?;
+        let status = response.status();
+        let body: serde_json::Value = response.json().await.unwrap_or_default();
+        if !status.is_success() {
+            anyhow::bail!(
+                "{url} answered {status}: {}",
+                body["detail"].as_str().unwrap_or("no detail")
+            );
+        }
+        println!(
+            "published to {channel} (id {})",
+            body["id"].as_str().unwrap_or("-")
+        );
+        return Ok(());
+    }
+    if settings.stream.redis_url.value.0.is_none() {
+        anyhow::bail!(
+            "keel publish needs --redis-url URL (or stream.redis_url), or --api URL --token TOKEN"
+        );
+    }
+    let broker = broker(settings).await?;
+    // The broker connects in the background; give Redis a moment before calling it down.
+    let mut attempt = 0;
+    let id = loop {
+        match broker.publish(&channel, &args.message).await {
+            Ok(id) => break id,
+            Err(keel_stream::BrokerError::Unavailable { reason }) if attempt < 20 => {
+                attempt += 1;
+                tracing::debug!(%reason, "Redis not ready yet");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(error) => {
+                return Err(anyhow::Error::new(error).context(format!(
+                    "could not publish to {} through {}",
+                    channel, settings.stream.redis_url.value
+                )))
+            }
+        }
+    };
+    println!(
+        "published to {channel} (id {})",
+        id.map_or_else(|| "-".to_owned(), |id| id.to_string())
+    );
+    Ok(())
 }
 
 /// `keel collectstatic`: `--source` directories first, then the app's embedded assets,
@@ -294,7 +390,8 @@ async fn up(settings: &Settings, flags: Flags) -> anyhow::Result<()> {
         }
     };
 
-    let mut app_config = settings.app_config(settings.up.listen.value);
+    let hub = stream_hub(settings).await?;
+    let mut app_config = settings.app_config(settings.up.listen.value, Some(hub.clone()));
     let mut mock_task = None;
     let upstream_note;
     if settings.serve.upstream_url.origin == Origin::Default {
@@ -372,6 +469,8 @@ async fn up(settings: &Settings, flags: Flags) -> anyhow::Result<()> {
 
     let edge_task = tokio::spawn(edge.run_until_stopped(stopped()));
     stop_signal().await;
+    // Open streams end with a retry hint instead of holding the drain up.
+    hub.shutdown();
     let _ = stop_tx.send(true);
     edge_task.await.context("the edge task failed")?;
     if let Some(task) = mock_task {

@@ -677,3 +677,216 @@ fn keel_bench_refuses_bad_flags_clearly() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("-n") && stderr.contains("-c"), "{stderr}");
 }
+
+/// A redis-server of this test only, on a free port; killed by pid on drop. `None` when
+/// redis-server is not installed — a failure instead under `CI=true`.
+struct Redis {
+    child: Child,
+    port: u16,
+}
+
+impl Redis {
+    fn start() -> Option<Redis> {
+        let installed = Command::new("redis-server")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !installed {
+            assert!(
+                std::env::var("CI").map_or(true, |v| v != "true"),
+                "redis-server is not installed and CI=true (apt-get install redis-server)"
+            );
+            eprintln!("SKIPPED: redis-server is not installed");
+            return None;
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+            ])
+            .args(["--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let redis = Redis { child, port };
+        for _ in 0..200 {
+            if redis
+                .command(&["PING"])
+                .is_ok_and(|r| r.starts_with("+PONG"))
+            {
+                return Some(redis);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("redis-server did not answer PING");
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    /// One command in RESP, as redis-cli sends it.
+    fn command(&self, args: &[&str]) -> std::io::Result<String> {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.port))?;
+        stream.set_read_timeout(Some(Duration::from_secs(2)))?;
+        let mut request = format!("*{}\r\n", args.len());
+        for arg in args {
+            request.push_str(&format!("${}\r\n{arg}\r\n", arg.len()));
+        }
+        stream.write_all(request.as_bytes())?;
+        let mut reply = [0u8; 256];
+        let n = stream.read(&mut reply)?;
+        Ok(String::from_utf8_lossy(&reply[..n]).into_owned())
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Reads an SSE body until `needle` shows up (or 5 s pass); returns what was read.
+async fn read_until(
+    stream: &mut (impl futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Unpin),
+    needle: &str,
+) -> String {
+    use futures_util::StreamExt;
+    let mut seen = String::new();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !seen.contains(needle) && Instant::now() < deadline {
+        match tokio::time::timeout(Duration::from_millis(200), stream.next()).await {
+            Ok(Some(chunk)) => seen.push_str(&String::from_utf8_lossy(&chunk.unwrap())),
+            Ok(None) => break,
+            Err(_) => {}
+        }
+    }
+    seen
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keel_up_streams_what_keel_publish_sends_through_the_api() {
+    let statics = tempfile::tempdir().unwrap();
+    let token = "0123456789abcdef-token";
+    let mut cmd = keel();
+    cmd.args(["up", "--listen", "127.0.0.1:0", "--no-access-log"])
+        .env("KEEL_STATIC_ROOT", statics.path())
+        .env("KEEL_PUBLISH_TOKEN", token);
+    let mut up = Process::start(cmd);
+    let base = up.url_after("keel up: serving on");
+
+    let response = reqwest::get(format!("{base}/stream/")).await.unwrap();
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    assert_eq!(response.headers()["x-accel-buffering"], "no");
+    let mut body = response.bytes_stream();
+
+    let published = keel()
+        .args([
+            "publish",
+            "--api",
+            &base,
+            "--token",
+            token,
+            "demo_stream",
+            "Test Event",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        published.status.success(),
+        "{}",
+        String::from_utf8_lossy(&published.stderr)
+    );
+    let seen = read_until(&mut body, "data: Test Event").await;
+    assert!(seen.contains("data: Test Event"), "{seen}");
+    assert!(
+        seen.contains("\nid: "),
+        "keel-published events carry an id: {seen}"
+    );
+
+    let refused = keel()
+        .args([
+            "publish",
+            "--api",
+            &base,
+            "--token",
+            "wrong-token-wrong-token",
+            "demo_stream",
+            "x",
+        ])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("401"));
+    let page = reqwest::get(format!("{base}/events/"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("new EventSource(\"/stream/\")"));
+
+    up.signal(Signal::SIGTERM);
+    assert_eq!(up.wait(Duration::from_secs(5)), Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_serves_on_one_redis_see_raw_and_keel_publishes() {
+    let Some(redis) = Redis::start() else { return };
+    let (_mock, upstream) = start_mock("0ms");
+    let redis_url = redis.url();
+    let (_a, _base_a) = start_serve(&upstream, &["--redis-url", &redis_url]);
+    let (_b, base_b) = start_serve(&upstream, &["--redis-url", &redis_url]);
+
+    let health: serde_json::Value = reqwest::get(format!("{base_b}/healthz"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health["broker"], "ok", "{health}");
+    let mut body = reqwest::get(format!("{base_b}/stream/"))
+        .await
+        .unwrap()
+        .bytes_stream();
+    // Let instance B subscribe before publishing (pub/sub keeps nothing for late joiners).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // As `redis-cli publish demo_stream "Test Event"` would.
+    let reply = redis
+        .command(&["PUBLISH", "demo_stream", "Test Event"])
+        .unwrap();
+    assert!(reply.starts_with(':'), "{reply}");
+    let seen = read_until(&mut body, "data: Test Event").await;
+    assert!(seen.contains("data: Test Event"), "{seen}");
+
+    let published = keel()
+        .args([
+            "publish",
+            "--redis-url",
+            &redis_url,
+            "demo_stream",
+            "line one\nline two",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        published.status.success(),
+        "{}",
+        String::from_utf8_lossy(&published.stderr)
+    );
+    let seen = read_until(&mut body, "data: line two").await;
+    assert!(seen.contains("data: line one\ndata: line two"), "{seen}");
+}

@@ -133,7 +133,7 @@ pub async fn spawn(behaviour: Behaviour) -> TestServer {
                         };
                         let mut resp = Response::new(Full::new(out));
                         if let Some((every, code)) = b.status_every {
-                            if n % every == 0 {
+                            if n.is_multiple_of(every) {
                                 *resp.status_mut() = StatusCode::from_u16(code).unwrap();
                             }
                         }
