@@ -450,6 +450,8 @@ async fn up(settings: &Settings, flags: Flags) -> anyhow::Result<()> {
         ("health", "/healthz"),
         ("metrics", "/metrics"),
         ("static", "/static/css/keel.css"),
+        ("events", "/events/"),
+        ("stream", "/stream/"),
     ] {
         println!("  {what:<11} {base}{path}");
     }
