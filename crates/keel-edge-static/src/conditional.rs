@@ -75,7 +75,7 @@ pub(crate) fn if_range_allows(
     let Some(value) = headers.get(IF_RANGE) else {
         return true;
     };
-    let bytes = trim(value.as_bytes());
+    let bytes = value.as_bytes().trim_ascii();
     if bytes.starts_with(b"\"") || bytes.starts_with(b"W/") {
         // A weak tag never matches strongly, and a list is not allowed here.
         return bytes == etag;
@@ -130,18 +130,6 @@ fn trim_start_list(bytes: &[u8]) -> &[u8] {
         .position(|&b| !(b == b',' || b.is_ascii_whitespace()))
         .unwrap_or(bytes.len());
     bytes.get(start..).unwrap_or_default()
-}
-
-fn trim(bytes: &[u8]) -> &[u8] {
-    let start = bytes
-        .iter()
-        .position(|b| !b.is_ascii_whitespace())
-        .unwrap_or(bytes.len());
-    let end = bytes
-        .iter()
-        .rposition(|b| !b.is_ascii_whitespace())
-        .map_or(start, |p| p + 1);
-    bytes.get(start..end).unwrap_or_default()
 }
 
 /// An HTTP date as seconds since the epoch; invalid dates are ignored by the caller, as

@@ -68,18 +68,18 @@ pub(crate) fn choose(headers: &HeaderMap, has_br: bool, has_gzip: bool) -> Optio
 fn parse_into(value: &[u8], weights: &mut Weights) {
     for element in value.split(|&b| b == b',') {
         let mut parts = element.split(|&b| b == b';');
-        let coding = trim(parts.next().unwrap_or_default());
+        let coding = parts.next().unwrap_or_default().trim_ascii();
         if coding.is_empty() {
             continue;
         }
         let mut weight = Some(1000);
         for param in parts {
-            let param = trim(param);
+            let param = param.trim_ascii();
             if let Some(q) = param
                 .strip_prefix(b"q=")
                 .or_else(|| param.strip_prefix(b"Q="))
             {
-                weight = parse_weight(trim(q));
+                weight = parse_weight(q.trim_ascii());
             }
         }
         // A malformed weight makes the element unacceptable rather than acceptable.
@@ -118,18 +118,6 @@ fn parse_weight(q: &[u8]) -> Option<Weight> {
         b"1" if thousandths == 0 => Some(1000),
         _ => None,
     }
-}
-
-fn trim(bytes: &[u8]) -> &[u8] {
-    let start = bytes
-        .iter()
-        .position(|b| !b.is_ascii_whitespace())
-        .unwrap_or(bytes.len());
-    let end = bytes
-        .iter()
-        .rposition(|b| !b.is_ascii_whitespace())
-        .map_or(start, |p| p + 1);
-    bytes.get(start..end).unwrap_or_default()
 }
 
 #[cfg(test)]

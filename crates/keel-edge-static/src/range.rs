@@ -28,22 +28,22 @@ pub(crate) enum RangeRequest {
 
 /// Interpret the `Range` header value `value` for a representation of `len` bytes.
 pub(crate) fn parse(value: &[u8], len: u64) -> RangeRequest {
-    let value = trim(value);
+    let value = value.trim_ascii();
     let Some(unit) = value.get(..6) else {
         return RangeRequest::Full;
     };
     if !unit.eq_ignore_ascii_case(b"bytes=") {
         return RangeRequest::Full;
     }
-    let spec = trim(value.get(6..).unwrap_or_default());
+    let spec = value.get(6..).unwrap_or_default().trim_ascii();
     if spec.contains(&b',') || len == 0 {
         return RangeRequest::Full;
     }
     let Some(dash) = spec.iter().position(|&b| b == b'-') else {
         return RangeRequest::Full;
     };
-    let first = trim(spec.get(..dash).unwrap_or_default());
-    let last = trim(spec.get(dash + 1..).unwrap_or_default());
+    let first = spec.get(..dash).unwrap_or_default().trim_ascii();
+    let last = spec.get(dash + 1..).unwrap_or_default().trim_ascii();
     match (number(first), number(last)) {
         // `-n`: the last n bytes.
         (None, Some(suffix)) if first.is_empty() => {
@@ -81,18 +81,6 @@ fn number(digits: &[u8]) -> Option<u64> {
     Some(digits.iter().fold(0u64, |acc, &d| {
         acc.saturating_mul(10).saturating_add(u64::from(d - b'0'))
     }))
-}
-
-fn trim(bytes: &[u8]) -> &[u8] {
-    let start = bytes
-        .iter()
-        .position(|b| !b.is_ascii_whitespace())
-        .unwrap_or(bytes.len());
-    let end = bytes
-        .iter()
-        .rposition(|b| !b.is_ascii_whitespace())
-        .map_or(start, |p| p + 1);
-    bytes.get(start..end).unwrap_or_default()
 }
 
 #[cfg(test)]

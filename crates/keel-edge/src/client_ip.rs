@@ -62,7 +62,7 @@ impl TrustedProxies {
 }
 
 /// `::ffff:1.2.3.4` and `1.2.3.4` are one client, as nginx's `$binary_remote_addr` sees it.
-fn canonical(ip: IpAddr) -> IpAddr {
+pub(crate) fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
         v4 => v4,

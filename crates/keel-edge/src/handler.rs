@@ -166,7 +166,12 @@ pub(crate) async fn handle(
 
     // Phase: rewrite the request for the backend.
     headers::remove_hop_by_hop(request.headers_mut());
-    headers::set_forwarded(request.headers_mut(), client, canonical_peer(peer), proto);
+    headers::set_forwarded(
+        request.headers_mut(),
+        client,
+        crate::client_ip::canonical(peer.ip()),
+        proto,
+    );
 
     // Phase: the backend.
     let upstream_started = Instant::now();
@@ -206,13 +211,6 @@ fn finish(state: &State, entry: Option<Entry>, response: Response<Body>) -> Resp
             response.map(|body| access_log::wrap(body, entry, log.clone()))
         }
         _ => response,
-    }
-}
-
-fn canonical_peer(peer: SocketAddr) -> IpAddr {
-    match peer.ip() {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
-        v4 => v4,
     }
 }
 
