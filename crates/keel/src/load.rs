@@ -104,6 +104,9 @@ pub struct CompareArgs {
     /// Print the table as Markdown instead of text
     #[arg(long)]
     pub markdown: bool,
+    /// The command line to record in report.md (a wrapper script passes its own)
+    #[arg(long, value_name = "TEXT")]
+    pub command: Option<String>,
 }
 
 fn timeout(text: &str) -> anyhow::Result<Option<Duration>> {
@@ -197,12 +200,12 @@ pub fn compare(args: CompareArgs) -> anyhow::Result<()> {
         warmup: !args.no_warmup,
         settle: args.settle.0,
         notes: args.notes,
-        command_line: Some(
+        command_line: Some(args.command.unwrap_or_else(|| {
             std::iter::once("keel".to_owned())
                 .chain(std::env::args().skip(1).map(|a| shell_quote(&a)))
                 .collect::<Vec<_>>()
-                .join(" "),
-        ),
+                .join(" ")
+        })),
         ..CompareOptions::default()
     };
     opts.bench.timeout = (!args.timeout.0.is_zero()).then_some(args.timeout.0);
