@@ -1,8 +1,9 @@
 //! The keel application server: gunicorn's role in the classic stack.
 //!
-//! This crate owns the HTTP routes that answer behind the edge — today `/healthz`,
-//! `/metrics`, `/sync/test` and `/async/test` — and the mock upstream those two call in
-//! benchmarks. It knows nothing about files, environment variables or logging setup: the
+//! This crate owns the HTTP routes that answer behind the edge — `/healthz`, `/metrics`,
+//! `/sync/test` and `/async/test`, and the live-event surface (`/stream/` from
+//! `keel-stream`, `/events/`, `/api/publish`) — and the mock upstream that `/sync/test`
+//! and `/async/test` call in benchmarks. It knows nothing about files, environment variables or logging setup: the
 //! binary hands it an [`AppConfig`] and a shutdown future.
 //!
 //! # How it differs from gunicorn
