@@ -37,22 +37,30 @@ cleanup() {
 }
 trap cleanup EXIT
 
-start() {   # start PREFIX ARGS... → prints the URL keel announces
+# start PREFIX ARGS...: starts keel in the background of this shell (so its pid is ours to
+# stop) and sets STARTED_URL to the URL it announces. Not for $( ): the pid would be lost.
+start() {
   local prefix=$1; shift
   local log; log=$(mktemp)
   "$keel" "$@" >"$log" 2>/dev/null &
   pids+=($!)
   for _ in $(seq 100); do
-    if grep -q "^$prefix" "$log"; then sed -n "s|^$prefix \([^ ]*\).*|\1|p" "$log" | head -1; return; fi
+    if grep -q "^$prefix" "$log"; then
+      STARTED_URL=$(sed -n "s|^$prefix \([^ ]*\).*|\1|p" "$log" | head -1)
+      rm -f "$log"
+      return
+    fi
     sleep 0.05
   done
   echo "keel $1 did not start" >&2; exit 1
 }
 
 for latency in $latencies; do
-  mock=$(start "keel mock-upstream: listening on" mock-upstream --listen 127.0.0.1:0 --latency "$latency")
-  app=$(start "keel serve: listening on" serve --bind 127.0.0.1:0 --workers 4 --threads 10 \
-    --log-level warn --upstream-url "$mock/todos/1")
+  start "keel mock-upstream: listening on" mock-upstream --listen 127.0.0.1:0 --latency "$latency"
+  mock=$STARTED_URL
+  start "keel serve: listening on" serve --bind 127.0.0.1:0 --workers 4 --threads 10 \
+    --log-level warn --upstream-url "$mock/todos/1"
+  app=$STARTED_URL
   "$here/peers/run.sh" --upstream-latency "$latency" --matrix "$matrix" \
     --mock-url "$mock/todos/1" \
     --out "$root/bench/runs/$(date -u +%Y-%m-%d)-compare-L$latency" \

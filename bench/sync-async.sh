@@ -57,8 +57,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# start NAME PREFIX ARGS...: starts keel, waits for the line starting with PREFIX,
-# prints the URL that follows it.
+# start NAME PREFIX ARGS...: starts keel in the background of this shell (so its pid is
+# ours to stop), waits for the stdout line starting with PREFIX, and sets STARTED_URL to
+# the URL that follows it. Not to be called in $( ): the pid would be lost with the subshell.
 start() {
   local name=$1 prefix=$2; shift 2
   local log="$workdir/$name.out"
@@ -66,7 +67,7 @@ start() {
   pids+=($!)
   for _ in $(seq 100); do
     if grep -q "^$prefix" "$log" 2>/dev/null; then
-      sed -n "s|^$prefix \([^ ]*\).*|\1|p" "$log" | head -1
+      STARTED_URL=$(sed -n "s|^$prefix \([^ ]*\).*|\1|p" "$log" | head -1)
       return
     fi
     sleep 0.05
@@ -109,11 +110,13 @@ report="$workdir/report.md"
 } >"$report"
 
 for latency in "${latencies[@]}"; do
-  mock_url=$(start "mock-$latency" "keel mock-upstream: listening on" \
-    mock-upstream --listen 127.0.0.1:0 --latency "$latency")
-  app_url=$(start "serve-$latency" "keel serve: listening on" \
+  start "mock-$latency" "keel mock-upstream: listening on" \
+    mock-upstream --listen 127.0.0.1:0 --latency "$latency"
+  mock_url=$STARTED_URL
+  start "serve-$latency" "keel serve: listening on" \
     serve --bind 127.0.0.1:0 --workers 4 --threads 10 --log-level warn \
-    --upstream-url "$mock_url/todos/1")
+    --upstream-url "$mock_url/todos/1"
+  app_url=$STARTED_URL
   latency_ms=${latency%ms}
   {
     echo

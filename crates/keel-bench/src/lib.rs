@@ -24,6 +24,11 @@
 //! ([`aggregate`]), errors grouped by kind ([`error`]), JSON output with a committed
 //! schema ([`report`]).
 //!
+//! [`sse`] measures what no request/response load tester can: `clients` Server-Sent
+//! Events streams held open while messages are published through a URL or a command,
+//! with time to first event, publish-to-receive latency, lost and duplicate messages and
+//! reconnects ([`run_sse`]).
+//!
 //! [`compare`] builds on [`run`]: the classic sync-vs-async results table over several
 //! targets and a matrix of `-n`/`-c` cells, with the physical limit `c / L`, the
 //! efficiency, ratio lines, `report.md`, `results.json` and SVG/PNG charts.
@@ -50,6 +55,7 @@ pub mod options;
 pub mod progress;
 pub mod render;
 pub mod report;
+pub mod sse;
 
 pub use compare::{run_compare, CompareOptions, CompareReport};
 pub use error::{BenchError, CompareError, ErrorKind, OptionsError};
@@ -58,6 +64,11 @@ pub use progress::{Progress, ProgressSink};
 pub use report::{
     Bucket, Details, ErrorCount, LatencyFrom, Percentile, PhaseSummary, Report, RequestRecord,
     RunInfo, Summary,
+};
+pub use sse::{
+    run_sse, run_sse_until, LatencySummary, Publisher, SseEnd, SseError, SseErrorCount,
+    SseErrorKind, SseEvent, SseItem, SseOptions, SseOptionsError, SseParseError, SseParser,
+    SsePhase, SsePlan, SseProgress, SseProgressSink, SseReport, SseRunInfo,
 };
 
 /// `User-Agent` sent with every request (appended to one given with `-H`, as hey does).

@@ -66,6 +66,49 @@ pub struct BenchArgs {
     /// Threads for the load generator; 1 runs workers and aggregator on one thread
     #[arg(long, value_name = "N")]
     pub cpus: Option<usize>,
+    #[command(flatten)]
+    pub sse: SseArgs,
+}
+
+/// `keel bench --sse`: Server-Sent Events instead of requests.
+#[derive(Debug, Args)]
+pub struct SseArgs {
+    /// Measure Server-Sent Events: open --clients streams on URL, publish --events messages, report time to first event, delivery latency, losses and reconnects
+    #[arg(long)]
+    pub sse: bool,
+    /// Streams to open (with --sse)
+    #[arg(long, default_value_t = 100, value_name = "N")]
+    pub clients: usize,
+    /// Messages to publish (with --sse); 0 only holds the streams open for --settle
+    #[arg(long, default_value_t = 10, value_name = "N")]
+    pub events: usize,
+    /// Publish by POSTing {"channel","message"} here, e.g. http://127.0.0.1:8080/api/publish (with --sse)
+    #[arg(long, value_name = "URL")]
+    pub publish_url: Option<String>,
+    /// Bearer token for --publish-url
+    #[arg(long, value_name = "TOKEN")]
+    pub token: Option<String>,
+    /// Channel for --publish-url
+    #[arg(long, default_value = "demo_stream")]
+    pub channel: String,
+    /// Publish by running this command with the message appended, e.g. "redis-cli -p 6379 publish demo_stream" (no shell)
+    #[arg(long, value_name = "COMMAND", conflicts_with = "publish_url")]
+    pub publish_cmd: Option<String>,
+    /// Time between two published messages
+    #[arg(long, default_value = "100ms", value_name = "DURATION")]
+    pub interval: HumanDuration,
+    /// Streams opened per second (all at once when absent)
+    #[arg(long, value_name = "PER_SEC")]
+    pub connect_rate: Option<f64>,
+    /// Deadline for one stream to connect and get its first frame
+    #[arg(long, default_value = "10s", value_name = "DURATION")]
+    pub connect_timeout: HumanDuration,
+    /// Deadline for the whole --sse run
+    #[arg(long = "timeout", default_value = "120s", value_name = "DURATION")]
+    pub run_timeout: HumanDuration,
+    /// How long to wait for stragglers after the last message
+    #[arg(long, default_value = "2s", value_name = "DURATION")]
+    pub settle: HumanDuration,
 }
 
 /// `keel compare`.
@@ -124,6 +167,9 @@ fn timeout(text: &str) -> anyhow::Result<Option<Duration>> {
 
 /// Runs `keel bench` and prints its report on stdout.
 pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
+    if args.sse.sse {
+        return sse(args);
+    }
     let opts = BenchOptions {
         url: args.url,
         requests: args.requests,
@@ -165,6 +211,56 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
         let _ = tokio::signal::ctrl_c().await;
     }))?;
     print!("{}", report.render(format)?);
+    Ok(())
+}
+
+fn runtime(cpus: Option<usize>) -> anyhow::Result<tokio::runtime::Runtime> {
+    match cpus {
+        Some(1) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+        Some(n) => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(n.max(1))
+            .enable_all()
+            .build(),
+        None => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build(),
+    }
+    .context("could not start the async runtime")
+}
+
+/// `keel bench --sse`.
+fn sse(args: BenchArgs) -> anyhow::Result<()> {
+    let s = args.sse;
+    let publish = match (s.publish_url, s.publish_cmd) {
+        (Some(url), None) => keel_bench::Publisher::Url {
+            url,
+            token: s.token,
+            channel: s.channel,
+        },
+        (None, Some(command)) => {
+            keel_bench::Publisher::Command(command.split_whitespace().map(str::to_owned).collect())
+        }
+        _ => anyhow::bail!("keel bench --sse needs --publish-url URL or --publish-cmd COMMAND"),
+    };
+    let mut opts = keel_bench::SseOptions::new(args.url, publish);
+    opts.clients = s.clients;
+    opts.events = s.events;
+    opts.interval = s.interval.0;
+    opts.connect_rate_per_sec = s.connect_rate;
+    opts.connect_timeout = s.connect_timeout.0;
+    opts.timeout = s.run_timeout.0;
+    opts.settle = s.settle.0;
+    let json = matches!(args.output, OutputFormat::Json);
+    let report = runtime(args.cpus)?.block_on(keel_bench::run_sse_until(opts, None, async {
+        let _ = tokio::signal::ctrl_c().await;
+    }))?;
+    if json {
+        println!("{}", report.to_json()?);
+    } else {
+        print!("{}", report.to_text());
+    }
     Ok(())
 }
 

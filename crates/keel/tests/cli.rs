@@ -890,3 +890,54 @@ async fn two_serves_on_one_redis_see_raw_and_keel_publishes() {
     let seen = read_until(&mut body, "data: line two").await;
     assert!(seen.contains("data: line one\ndata: line two"), "{seen}");
 }
+
+#[test]
+fn keel_bench_sse_measures_delivery_through_keel_up() {
+    let statics = tempfile::tempdir().unwrap();
+    let token = "bench-sse-test-token-0123";
+    let mut cmd = keel();
+    cmd.args([
+        "up",
+        "--listen",
+        "127.0.0.1:0",
+        "--no-access-log",
+        "--no-rate-limit",
+    ])
+    .env("KEEL_STATIC_ROOT", statics.path())
+    .env("KEEL_PUBLISH_TOKEN", token);
+    let mut up = Process::start(cmd);
+    let base = up.url_after("keel up: serving on");
+    let output = keel()
+        .args(["bench", "--sse", &format!("{base}/stream/")])
+        .args([
+            "--clients",
+            "20",
+            "--events",
+            "5",
+            "--interval",
+            "20ms",
+            "--settle",
+            "1s",
+        ])
+        .args([
+            "--publish-url",
+            &format!("{base}/api/publish"),
+            "--token",
+            token,
+        ])
+        .args(["-o", "json"])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["clients_connected"], 20, "{report}");
+    assert_eq!(report["events_published"], 5, "{report}");
+    assert_eq!(report["delivered"], 100, "{report}");
+    assert_eq!(report["lost"], 0, "{report}");
+    up.signal(Signal::SIGTERM);
+    assert_eq!(up.wait(Duration::from_secs(5)), Some(0));
+}
