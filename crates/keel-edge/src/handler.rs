@@ -44,6 +44,7 @@ impl Dynamic {
                 cfg.balance.clone(),
                 cfg.connect_timeout,
                 cfg.response_timeout,
+                cfg.body_idle_timeout,
             ))),
             Backend::InProcess(router) => Target::InProcess(router.clone()),
         };

@@ -159,6 +159,9 @@ pub struct EdgeConfig {
     pub connect_timeout: Duration,
     /// Deadline for an upstream's response headers (→ 504). Bodies have no deadline.
     pub response_timeout: Duration,
+    /// Ends an upstream response body that sends nothing for this long (nginx's
+    /// `proxy_read_timeout`, but off by default: a quiet SSE stream is not a dead one).
+    pub body_idle_timeout: Option<Duration>,
     /// Upstream balancing and ejection.
     pub balance: BalanceConfig,
     /// Deadline for a client to send its request headers (slowloris); it also closes a
@@ -198,6 +201,7 @@ impl EdgeConfig {
             trusted_proxies: TrustedProxies::default(),
             connect_timeout: Duration::from_secs(5),
             response_timeout: Duration::from_secs(60),
+            body_idle_timeout: None,
             balance: BalanceConfig::default(),
             header_read_timeout: Duration::from_secs(10),
             max_header_bytes: 32 * 1024,

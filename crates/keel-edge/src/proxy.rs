@@ -9,9 +9,12 @@
 //! also excludes non-idempotent methods) — the request never reached the first peer.
 
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
@@ -83,6 +86,7 @@ pub(crate) struct Peers {
     epoch: Instant,
     balance: BalanceConfig,
     response_timeout: Duration,
+    body_idle_timeout: Option<Duration>,
 }
 
 impl Peers {
@@ -91,6 +95,7 @@ impl Peers {
         balance: BalanceConfig,
         connect_timeout: Duration,
         response_timeout: Duration,
+        body_idle_timeout: Option<Duration>,
     ) -> Peers {
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(connect_timeout));
@@ -115,6 +120,7 @@ impl Peers {
             epoch: Instant::now(),
             balance,
             response_timeout,
+            body_idle_timeout,
         }
     }
 
@@ -233,14 +239,20 @@ impl Peers {
         match sent {
             Ok(Ok(response)) => {
                 self.succeeded(i);
-                let response = match active {
-                    Some(active) => response.map(|body| {
-                        Body::new(Tracked {
+                let idle = self
+                    .body_idle_timeout
+                    .map(|limit| (limit, Box::pin(tokio::time::sleep(limit))));
+                // Wrapping costs a box and a poll per frame: only when something needs it.
+                let response = if active.is_some() || idle.is_some() {
+                    response.map(|body| {
+                        Body::new(Streamed {
                             inner: Body::new(body),
                             _active: active,
+                            idle,
                         })
-                    }),
-                    None => response.map(Body::new),
+                    })
+                } else {
+                    response.map(Body::new)
                 };
                 Ok((response, &peer.addr))
             }
@@ -298,10 +310,14 @@ async fn probe(
     )
 }
 
-/// Keeps a peer's in-flight count up until the response body ends or is dropped.
-struct Tracked {
+/// An upstream response body on its way to the client: keeps the peer's in-flight count
+/// up until the body ends or is dropped (least-conn), and ends a body that has sent
+/// nothing for the idle timeout, if one is set (a live SSE stream sends heartbeats, so a
+/// timeout above their interval never cuts a healthy one).
+struct Streamed {
     inner: Body,
-    _active: ActiveGuard,
+    _active: Option<ActiveGuard>,
+    idle: Option<(Duration, Pin<Box<tokio::time::Sleep>>)>,
 }
 
 struct ActiveGuard(Arc<AtomicUsize>);
@@ -319,15 +335,34 @@ impl Drop for ActiveGuard {
     }
 }
 
-impl http_body::Body for Tracked {
+/// The upstream sent nothing for longer than the body idle timeout.
+#[derive(Debug, thiserror::Error)]
+#[error("the upstream sent nothing for {0:?}; the response was cut")]
+struct BodyIdle(Duration);
+
+impl http_body::Body for Streamed {
     type Data = bytes::Bytes;
     type Error = axum::Error;
 
     fn poll_frame(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, axum::Error>>> {
-        std::pin::Pin::new(&mut self.inner).poll_frame(cx)
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<bytes::Bytes>, axum::Error>>> {
+        let this = &mut *self;
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        if let Some((limit, sleep)) = &mut this.idle {
+            match &polled {
+                Poll::Ready(Some(Ok(_))) => {
+                    sleep.as_mut().reset(tokio::time::Instant::now() + *limit);
+                }
+                Poll::Pending if sleep.as_mut().poll(cx).is_ready() => {
+                    tracing::debug!(timeout = ?limit, "upstream body idle; closing");
+                    return Poll::Ready(Some(Err(axum::Error::new(BodyIdle(*limit)))));
+                }
+                _ => {}
+            }
+        }
+        polled
     }
 
     fn is_end_stream(&self) -> bool {
@@ -413,6 +448,7 @@ mod tests {
             },
             Duration::from_secs(1),
             Duration::from_secs(1),
+            None,
         );
         peers.failed(0);
         // One failure of two allowed: still chosen in turn.

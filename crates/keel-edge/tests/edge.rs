@@ -1022,3 +1022,49 @@ async fn reload_swaps_upstreams_and_limits_without_dropping_connections() {
     a.stop().await;
     b.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_idle_timeout_cuts_a_silent_stream_only_when_set() {
+    let backend = spawn_backend("a").await;
+    // Off (the default): the 1.5 s pause in /events is waited out.
+    let edge = spawn_edge(EdgeConfig::new(LOCAL.into(), upstreams(&[backend.addr]))).await;
+    let body = reqwest::get(format!("http://{}/events", edge.addr))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(body.contains("data: second"), "{body}");
+    edge.stop().await;
+
+    // 500 ms: the stream is cut after the first event instead of waiting 1.5 s.
+    let mut cfg = EdgeConfig::new(LOCAL.into(), upstreams(&[backend.addr]));
+    cfg.body_idle_timeout = Some(Duration::from_millis(500));
+    let edge = spawn_edge(cfg).await;
+    let started = Instant::now();
+    let response = reqwest::get(format!("http://{}/events", edge.addr))
+        .await
+        .unwrap();
+    let mut stream = response.bytes_stream();
+    let mut seen = String::new();
+    let mut ended_early = false;
+    while let Some(chunk) = stream.next().await {
+        match chunk {
+            Ok(bytes) => seen.push_str(&String::from_utf8_lossy(&bytes)),
+            Err(_) => {
+                ended_early = true;
+                break;
+            }
+        }
+    }
+    assert!(seen.contains("data: first"), "{seen}");
+    assert!(!seen.contains("data: second"), "{seen}");
+    assert!(ended_early, "the cut stream must not look complete");
+    assert!(
+        started.elapsed() < Duration::from_millis(1400),
+        "{:?}",
+        started.elapsed()
+    );
+    edge.stop().await;
+    backend.stop().await;
+}

@@ -697,6 +697,7 @@ struct EdgeFile {
     dry_run: Option<Spanned<bool>>,
     trusted_proxies: Option<Spanned<List<Cidr>>>,
     response_timeout: Option<Spanned<HumanDuration>>,
+    body_idle_timeout: Option<Spanned<HumanDuration>>,
     access_log: Option<Spanned<bool>>,
     log_dir: Option<Spanned<OptPath>>,
     client_max_body_size: Option<Spanned<ByteSize>>,
@@ -945,6 +946,7 @@ pub struct EdgeSettings {
     pub dry_run: Setting<bool>,
     pub trusted_proxies: Setting<List<Cidr>>,
     pub response_timeout: Setting<HumanDuration>,
+    pub body_idle_timeout: Setting<HumanDuration>,
     pub access_log: Setting<bool>,
     pub log_dir: Setting<OptPath>,
     pub client_max_body_size: Setting<ByteSize>,
@@ -1210,6 +1212,13 @@ impl Settings {
                         "KEEL_RESPONSE_TIMEOUT",
                         from_file(src, file.edge.response_timeout),
                         HumanDuration(Duration::from_secs(60)),
+                    )?,
+                    body_idle_timeout: l.pick(
+                        "edge.body_idle_timeout",
+                        (None, "--body-idle-timeout"),
+                        "KEEL_BODY_IDLE_TIMEOUT",
+                        from_file(src, file.edge.body_idle_timeout),
+                        HumanDuration(Duration::ZERO),
                     )?,
                     access_log: l.pick(
                         "edge.access_log",
@@ -1640,6 +1649,8 @@ impl Settings {
         cfg.trusted_proxies =
             keel_edge::TrustedProxies::new(e.trusted_proxies.value.0.iter().map(|c| c.0).collect());
         cfg.response_timeout = e.response_timeout.value.0;
+        // 0 (the default) leaves streamed bodies without a read timeout.
+        cfg.body_idle_timeout = Some(e.body_idle_timeout.value.0).filter(|d| !d.is_zero());
         cfg.header_read_timeout = e.header_timeout.value.0;
         cfg.max_connections = e.max_connections.value;
         cfg.max_body_bytes = Some(e.client_max_body_size.value.0).filter(|&n| n != 0);
@@ -1827,6 +1838,12 @@ impl Settings {
             "response_timeout",
             quoted(&e.response_timeout.value),
             &e.response_timeout.origin,
+        );
+        line(
+            &mut out,
+            "body_idle_timeout",
+            quoted(&e.body_idle_timeout.value),
+            &e.body_idle_timeout.origin,
         );
         line(
             &mut out,
