@@ -941,3 +941,128 @@ fn keel_bench_sse_measures_delivery_through_keel_up() {
     up.signal(Signal::SIGTERM);
     assert_eq!(up.wait(Duration::from_secs(5)), Some(0));
 }
+
+/// The production shape on loopback: `keel edge` in front of two `keel serve` sharing one
+/// redis-server (issue 7's split topology).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn split_topology_edge_two_serves_one_redis() {
+    let Some(redis) = Redis::start() else { return };
+    let (_mock, upstream) = start_mock("0ms");
+    let redis_url = redis.url();
+    let token = "split-topology-token-0123";
+    let start = |redis_url: &str| {
+        let mut cmd = keel();
+        cmd.args([
+            "serve",
+            "--bind",
+            "127.0.0.1:0",
+            "--upstream-url",
+            &upstream,
+        ])
+        .args(["--redis-url", redis_url])
+        .env("KEEL_PUBLISH_TOKEN", token);
+        let mut serve = Process::start(cmd);
+        let base = serve.url_after("keel serve: listening on");
+        (serve, base)
+    };
+    let (serve_a, base_a) = start(&redis_url);
+    let (_serve_b, base_b) = start(&redis_url);
+
+    let statics = tempfile::tempdir().unwrap();
+    let collected = keel()
+        .args(["collectstatic", "--static-root"])
+        .arg(statics.path())
+        .output()
+        .unwrap();
+    assert!(collected.status.success());
+    let mut cmd = keel();
+    cmd.args([
+        "edge",
+        "--listen",
+        "127.0.0.1:0",
+        "--health-check",
+        "off",
+        "--no-access-log",
+    ])
+    .args(["--upstream", base_a.trim_start_matches("http://")])
+    .args(["--upstream", base_b.trim_start_matches("http://")])
+    .args(["--rate", "20r/s", "--burst", "40"])
+    .arg("--static-root")
+    .arg(statics.path());
+    let mut edge = Process::start(cmd);
+    let edge_url = edge.url_after("keel edge: listening on");
+    let client = reqwest::Client::new();
+
+    // Static files come from the edge itself.
+    let css = client
+        .get(format!("{edge_url}/static/css/keel.css"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(css.status(), 200);
+    assert!(css.headers().contains_key("etag"));
+
+    // A client on instance B sees what is published on instance A.
+    let mut stream = client
+        .get(format!("{base_b}/stream/"))
+        .send()
+        .await
+        .unwrap()
+        .bytes_stream();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let published = keel()
+        .args([
+            "publish",
+            "--api",
+            &base_a,
+            "--token",
+            token,
+            "demo_stream",
+            "from A",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        published.status.success(),
+        "{}",
+        String::from_utf8_lossy(&published.stderr)
+    );
+    let seen = read_until(&mut stream, "data: from A").await;
+    assert!(seen.contains("data: from A"), "{seen}");
+
+    // Instance A dies mid-run: no GET through the edge fails.
+    let mut failures = 0;
+    let mut serve_a = Some(serve_a);
+    for i in 0..30 {
+        if i == 10 {
+            if let Some(mut a) = serve_a.take() {
+                a.signal(Signal::SIGKILL);
+                a.wait(Duration::from_secs(5));
+            }
+        }
+        let status = client
+            .get(format!("{edge_url}/async/test"))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        if status != 200 {
+            failures += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(failures, 0, "requests failed while an instance died");
+
+    // The rate limit is enforced at the edge: a burst well past 1 + 40 gets 503s.
+    let statuses = futures_util::future::join_all(
+        (0..80).map(|_| client.get(format!("{edge_url}/healthz")).send()),
+    )
+    .await;
+    let limited = statuses
+        .iter()
+        .filter(|r| r.as_ref().map(|r| r.status() == 503).unwrap_or(false))
+        .count();
+    assert!(limited > 0, "no request was limited");
+    edge.signal(Signal::SIGTERM);
+    assert_eq!(edge.wait(Duration::from_secs(5)), Some(0));
+}
