@@ -70,6 +70,8 @@ async fn serve(settings: &Settings) -> anyhow::Result<()> {
         .await
         .context("could not start keel serve")?;
     let addr = app.local_addr();
+    // Before the address is announced: whoever reads it may signal at once.
+    ignore_sighup("keel serve");
     println!(
         "keel serve: listening on http://{addr} (workers {}, threads {}, upstream {})",
         settings.serve.workers.value,
@@ -482,6 +484,28 @@ async fn up(settings: &Settings, flags: Flags) -> anyhow::Result<()> {
     }
     tracing::info!("keel up stopped");
     Ok(())
+}
+
+/// SIGHUP's default action would kill the process; an app server has nothing to reload
+/// (its settings come from flags and the environment at start), so it is logged and
+/// ignored, and `systemctl reload` cannot take an instance down by mistake.
+fn ignore_sighup(what: &'static str) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::hangup()) {
+            Ok(mut hup) => {
+                tokio::spawn(async move {
+                    while hup.recv().await.is_some() {
+                        tracing::info!("SIGHUP: {what} has nothing to reload; restart instances one at a time to apply new settings");
+                    }
+                });
+            }
+            Err(error) => tracing::warn!(%error, "cannot listen for SIGHUP"),
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = what;
 }
 
 /// logrotate's `postrotate` sends SIGUSR1: reopen the access log file.

@@ -1066,3 +1066,15 @@ async fn split_topology_edge_two_serves_one_redis() {
     edge.signal(Signal::SIGTERM);
     assert_eq!(edge.wait(Duration::from_secs(5)), Some(0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_does_not_kill_keel_serve() {
+    let (_mock, upstream) = start_mock("0ms");
+    let (mut serve, base) = start_serve(&upstream, &[]);
+    serve.signal(Signal::SIGHUP);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let health = reqwest::get(format!("{base}/healthz")).await.unwrap();
+    assert_eq!(health.status(), 200);
+    serve.signal(Signal::SIGTERM);
+    assert_eq!(serve.wait(Duration::from_secs(5)), Some(0));
+}
