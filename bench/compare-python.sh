@@ -25,40 +25,14 @@ while [ $# -gt 0 ]; do
   shift
 done
 
-cargo build --release -q -p keel --manifest-path "$root/Cargo.toml"
-target_dir=$(cargo metadata --format-version 1 --no-deps --manifest-path "$root/Cargo.toml" \
-  | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
-keel="$target_dir/release/keel"
-
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-}
-trap cleanup EXIT
-
-# start PREFIX ARGS...: starts keel in the background of this shell (so its pid is ours to
-# stop) and sets STARTED_URL to the URL it announces. Not for $( ): the pid would be lost.
-start() {
-  local prefix=$1; shift
-  local log; log=$(mktemp)
-  "$keel" "$@" >"$log" 2>/dev/null &
-  pids+=($!)
-  for _ in $(seq 100); do
-    if grep -q "^$prefix" "$log"; then
-      STARTED_URL=$(sed -n "s|^$prefix \([^ ]*\).*|\1|p" "$log" | head -1)
-      rm -f "$log"
-      return
-    fi
-    sleep 0.05
-  done
-  echo "keel $1 did not start" >&2; exit 1
-}
+source "$here/lib.sh"
+build_keel
+bench_workdir
 
 for latency in $latencies; do
-  start "keel mock-upstream: listening on" mock-upstream --listen 127.0.0.1:0 --latency "$latency"
+  start mock "keel mock-upstream: listening on" mock-upstream --listen 127.0.0.1:0 --latency "$latency"
   mock=$STARTED_URL
-  start "keel serve: listening on" serve --bind 127.0.0.1:0 --workers 4 --threads 10 \
+  start serve "keel serve: listening on" serve --bind 127.0.0.1:0 --workers 4 --threads 10 \
     --log-level warn --upstream-url "$mock/todos/1"
   app=$STARTED_URL
   "$here/peers/run.sh" --upstream-latency "$latency" --matrix "$matrix" \

@@ -31,30 +31,11 @@ while [ $# -gt 0 ]; do
   shift
 done
 
-need() {
-  if ! command -v "$1" >/dev/null 2>&1; then
-    echo "installing $2 from Debian" >&2
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null 2>&1 \
-      || { apt-get update -qq >/dev/null 2>&1 \
-           && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null; }
-  fi
-}
+source "$here/lib.sh"
 need wrk wrk
 need nginx nginx-light
-
-cargo build --release -q -p keel --manifest-path "$root/Cargo.toml"
-target_dir=$(cargo metadata --format-version 1 --no-deps --manifest-path "$root/Cargo.toml" \
-  | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
-keel="$target_dir/release/keel"
-
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
+build_keel
+bench_workdir
 
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'

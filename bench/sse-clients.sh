@@ -35,37 +35,9 @@ ulimit -Hn 65536 2>/dev/null || true
 ulimit -n "$(ulimit -Hn)"
 echo "open files limit: $(ulimit -n)" >&2
 
-cargo build --release -q -p keel --manifest-path "$root/Cargo.toml"
-target_dir=$(cargo metadata --format-version 1 --no-deps --manifest-path "$root/Cargo.toml" \
-  | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
-keel="$target_dir/release/keel"
-
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-# start NAME PREFIX ARGS...: starts keel in the background of this shell (so its pid is
-# ours to stop); sets STARTED_PID and STARTED_URL (the URL it announces). Not for $( ) or
-# < <( ): the pid would be lost with the subshell.
-start() {
-  local name=$1 prefix=$2; shift 2
-  "$keel" "$@" >"$work/$name.out" 2>"$work/$name.err" &
-  STARTED_PID=$!
-  pids+=($STARTED_PID)
-  for _ in $(seq 200); do
-    if grep -q "^$prefix" "$work/$name.out" 2>/dev/null; then
-      STARTED_URL=$(sed -n "s|^$prefix \([^ ]*\).*|\1|p" "$work/$name.out" | head -1)
-      return
-    fi
-    sleep 0.05
-  done
-  echo "$name did not start:" >&2; cat "$work/$name.err" >&2; exit 1
-}
+source "$here/lib.sh"
+build_keel
+bench_workdir
 
 token="sse-bench-token-$(date +%s%N)"
 export KEEL_PUBLISH_TOKEN=$token KEEL_STREAM_MAX_CLIENTS=50000 KEEL_STREAM_MAX_CLIENTS_PER_IP=50000

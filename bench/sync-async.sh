@@ -33,54 +33,18 @@ while [ $# -gt 0 ]; do
   shift
 done
 
-need() {
-  if ! command -v "$1" >/dev/null 2>&1; then
-    echo "installing $1 from Debian" >&2
-    apt-get install -y -qq "$1" >/dev/null 2>&1 \
-      || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq "$1" >/dev/null; }
-  fi
-}
-need hey
-need wrk
-
-cargo build --release -q -p keel --manifest-path "$root/Cargo.toml"
-target_dir=$(cargo metadata --format-version 1 --no-deps --manifest-path "$root/Cargo.toml" \
-  | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
-keel="$target_dir/release/keel"
-
-workdir=$(mktemp -d)
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-  rm -rf "$workdir"
-}
-trap cleanup EXIT
-
-# start NAME PREFIX ARGS...: starts keel in the background of this shell (so its pid is
-# ours to stop), waits for the stdout line starting with PREFIX, and sets STARTED_URL to
-# the URL that follows it. Not to be called in $( ): the pid would be lost with the subshell.
-start() {
-  local name=$1 prefix=$2; shift 2
-  local log="$workdir/$name.out"
-  "$keel" "$@" >"$log" 2>"$workdir/$name.err" &
-  pids+=($!)
-  for _ in $(seq 100); do
-    if grep -q "^$prefix" "$log" 2>/dev/null; then
-      STARTED_URL=$(sed -n "s|^$prefix \([^ ]*\).*|\1|p" "$log" | head -1)
-      return
-    fi
-    sleep 0.05
-  done
-  echo "$name did not start:" >&2; cat "$workdir/$name.err" >&2; exit 1
-}
+source "$here/lib.sh"
+need hey hey
+need wrk wrk
+build_keel
+bench_workdir
 
 # hey_cell URL N C → "rps avg_ms p95_ms"
 hey_cell() {
   local url=$1 n=$2 c=$3
   hey -n "$c" -c "$c" "$url" >/dev/null   # warm-up: open the connections
-  hey -n "$n" -c "$c" "$url" >"$workdir/hey.txt"
-  python3 - "$workdir/hey.txt" <<'PY'
+  hey -n "$n" -c "$c" "$url" >"$work/hey.txt"
+  python3 - "$work/hey.txt" <<'PY'
 import re, sys
 text = open(sys.argv[1]).read()
 rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
@@ -100,7 +64,7 @@ matrix=("150x30" "300x50" "1000x100")
 latencies=("100ms" "0ms")
 [ "$quick" = 1 ] && matrix=("150x30")
 
-report="$workdir/report.md"
+report="$work/report.md"
 {
   echo "# keel sync vs async — $(date -u +%Y-%m-%dT%H:%MZ)"
   echo
@@ -149,8 +113,8 @@ for latency in "${latencies[@]}"; do
     done
   done
   if [ "$latency_ms" = 0 ]; then
-    wrk -t2 -c100 -d5s "$mock_url/todos/1" >"$workdir/wrk.txt"
-    mock_rps=$(awk '/Requests\/sec/ {print $2}' "$workdir/wrk.txt")
+    wrk -t2 -c100 -d5s "$mock_url/todos/1" >"$work/wrk.txt"
+    mock_rps=$(awk '/Requests\/sec/ {print $2}' "$work/wrk.txt")
     {
       echo
       echo "Mock upstream alone (wrk -t2 -c100 -d5s, latency 0): $mock_rps req/s (needs ≥ 20000)."

@@ -189,19 +189,7 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
         output: args.output,
         ..BenchOptions::default()
     };
-    let runtime = match args.cpus {
-        Some(1) => tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build(),
-        Some(n) => tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(n.max(1))
-            .enable_all()
-            .build(),
-        None => tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build(),
-    }
-    .context("could not start the async runtime")?;
+    let runtime = runtime(args.cpus)?;
     let progress = std::io::stderr()
         .is_terminal()
         .then(|| ProgressSink::new(Duration::from_millis(200), draw_bar));
