@@ -129,7 +129,10 @@ struct Conn {
 /// response over the socket. When the connection finishes, its driver is dropped at once:
 /// that fails any request still queued on it (hyper hands it back unsent), so `fut`
 /// cannot wait forever on a dead connection.
-async fn drive<F: Future>(driver: &mut Option<Driver>, fut: F) -> F::Output {
+pub(crate) async fn drive<C: Future, F: Future>(
+    driver: &mut Option<Pin<Box<C>>>,
+    fut: F,
+) -> F::Output {
     let mut fut = pin!(fut);
     loop {
         let Some(conn) = driver.as_mut() else {

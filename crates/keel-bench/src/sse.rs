@@ -94,6 +94,8 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+// Each stream drives its own connection in its task, as the load workers do.
+use crate::client::drive;
 use crate::error::{ErrorKind, OptionsError, RequestError};
 use crate::options::{BenchOptions, Target};
 
@@ -1556,23 +1558,6 @@ async fn dial(addrs: &[SocketAddr]) -> Result<TcpStream, Failure> {
 // ---------------------------------------------------------------------------------------
 
 type Driver = Pin<Box<http1::Connection<TokioIo<TcpStream>, Empty<Bytes>>>>;
-
-/// Awaits `fut` while driving the connection (the same scheme as the load workers: the
-/// stream's own task moves its bytes, no task per connection). When the connection
-/// finishes its driver is dropped, which fails whatever still waits on it.
-async fn drive<F: Future>(driver: &mut Option<Driver>, fut: F) -> F::Output {
-    let mut fut = pin!(fut);
-    loop {
-        let Some(conn) = driver.as_mut() else {
-            return fut.await;
-        };
-        tokio::select! {
-            biased;
-            out = &mut fut => return out,
-            _ = conn.as_mut() => *driver = None,
-        }
-    }
-}
 
 /// An open stream: the response body and the connection under it.
 struct OpenStream {
