@@ -20,6 +20,8 @@ use crate::config::{LogFormat, ProcessEnv, Settings};
 
 // glibc's malloc showed up as lock contention between worker threads under load
 // (perf: __lll_lock_wait_private under malloc/free); mimalloc keeps per-thread heaps.
+// Built with `no_thp`: transparent huge pages doubled the resident memory of each idle
+// SSE connection (about 31 KiB against 18 KiB).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
