@@ -8,6 +8,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -23,6 +24,18 @@ struct Guard(Child);
 impl Drop for Guard {
     fn drop(&mut self) {
         let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// chromedriver runs in a process group of its own; when the test ends, however it ends,
+/// the whole group goes, so a failed test cannot leave Chromium processes behind.
+struct GroupGuard(Child);
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        let group = nix::unistd::Pid::from_raw(self.0.id() as i32);
+        let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
         let _ = self.0.wait();
     }
 }
@@ -77,15 +90,16 @@ struct Browser {
     client: reqwest::Client,
     session: String,
     driver: String,
-    _chromedriver: Guard,
+    _chromedriver: GroupGuard,
 }
 
 impl Browser {
     async fn start(profile: &Path) -> Browser {
         let port = free_port();
-        let chromedriver = Guard(
+        let chromedriver = GroupGuard(
             Command::new(CHROMEDRIVER)
                 .arg(format!("--port={port}"))
+                .process_group(0)
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()
