@@ -7,26 +7,18 @@
 // Test helpers outside #[test] fns panic on purpose: a failed setup is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::{free_port, keel, Process};
 use serde_json::{json, Value};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
-
-/// Kills the child (by its pid) when the test ends, however it ends.
-struct Guard(Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// chromedriver runs in a process group of its own; when the test ends, however it ends,
 /// the whole group goes, so a failed test cannot leave Chromium processes behind.
@@ -52,37 +44,15 @@ fn browser_available() -> bool {
     present
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// `keel up` on a free port; returns the guard and its base URL.
-fn start_keel_up(statics: &Path, token: &str) -> (Guard, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_keel"))
-        .args(["up", "--listen", "127.0.0.1:0", "--no-access-log"])
-        .current_dir(std::env::temp_dir())
+/// `keel up` on a free port, publishing enabled; returns the process and its base URL.
+fn start_keel_up(statics: &Path, token: &str) -> (Process, String) {
+    let mut cmd = keel();
+    cmd.args(["up", "--listen", "127.0.0.1:0", "--no-access-log"])
         .env("KEEL_STATIC_ROOT", statics)
-        .env("KEEL_PUBLISH_TOKEN", token)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let guard = Guard(child);
-    let mut lines = BufReader::new(stdout).lines();
-    let base = loop {
-        let line = lines.next().expect("keel up exited").unwrap();
-        if let Some(rest) = line.strip_prefix("keel up: serving on ") {
-            break rest.trim().to_owned();
-        }
-    };
-    // Keep reading stdout so keel never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    (guard, base)
+        .env("KEEL_PUBLISH_TOKEN", token);
+    let mut up = Process::start(cmd);
+    let base = up.url_after("keel up: serving on");
+    (up, base)
 }
 
 /// A WebDriver session on a chromedriver of our own.
@@ -244,7 +214,7 @@ async fn events_page_shows_a_published_message_live() {
     let status = browser.wait_text("status", |t| t == "live").await;
     assert_eq!(status, "live", "the page never connected to /stream/");
 
-    let published = Command::new(env!("CARGO_BIN_EXE_keel"))
+    let published = keel()
         .args(["publish", "--api", &base, "--token", token, "demo_stream"])
         .arg("Hello from the browser test <b>not bold</b>")
         .output()

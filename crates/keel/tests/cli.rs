@@ -4,81 +4,13 @@
 // Test helpers outside #[test] fns panic on purpose: a failed setup is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
-
-fn keel() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_keel"));
-    // Tests must not pick up a developer's keel.toml or KEEL_* variables.
-    cmd.current_dir(std::env::temp_dir());
-    for (name, _) in std::env::vars() {
-        if name.starts_with("KEEL_") {
-            cmd.env_remove(name);
-        }
-    }
-    cmd
-}
-
-/// A keel process that is killed if the test fails before stopping it.
-struct Process {
-    child: Child,
-    stdout: BufReader<std::process::ChildStdout>,
-}
-
-impl Process {
-    fn start(mut cmd: Command) -> Process {
-        let mut child = cmd
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start keel");
-        let stdout = BufReader::new(child.stdout.take().expect("stdout"));
-        Process { child, stdout }
-    }
-
-    /// Reads stdout lines until one starts with `prefix`; returns the URL on it.
-    fn url_after(&mut self, prefix: &str) -> String {
-        let mut line = String::new();
-        loop {
-            line.clear();
-            let n = self.stdout.read_line(&mut line).expect("read stdout");
-            assert!(n > 0, "keel exited before printing {prefix:?}");
-            if let Some(rest) = line.trim().strip_prefix(prefix) {
-                let url = rest.split_whitespace().next().expect("a URL");
-                return url.to_owned();
-            }
-        }
-    }
-
-    fn signal(&self, signal: Signal) {
-        kill(Pid::from_raw(self.child.id() as i32), signal).expect("send signal");
-    }
-
-    /// Waits up to `limit` for the process to exit; returns its exit code.
-    fn wait(&mut self, limit: Duration) -> Option<i32> {
-        let started = Instant::now();
-        while started.elapsed() < limit {
-            if let Some(status) = self.child.try_wait().expect("wait") {
-                return status.code();
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        panic!("keel did not exit within {limit:?}");
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
+use common::{keel, refused, Process};
+use nix::sys::signal::Signal;
 
 fn start_mock(latency: &str) -> (Process, String) {
     let mut cmd = keel();
@@ -185,13 +117,7 @@ fn bad_config_is_refused_with_file_line_and_key() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("keel.toml");
     std::fs::write(&path, "[serve]\nworkers = 4\nbind = \"127.0.0.1:99999\"\n").unwrap();
-    let output = keel()
-        .args(["serve", "--config"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = refused(keel().args(["serve", "--config"]).arg(&path));
     let expected = format!("{}:3: serve.bind:", path.display());
     assert!(stderr.contains(&expected), "{stderr}");
     assert!(stderr.contains("invalid socket address"), "{stderr}");
@@ -202,25 +128,13 @@ fn unknown_key_and_bad_env_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("keel.toml");
     std::fs::write(&path, "[serve]\nworkres = 4\n").unwrap();
-    let output = keel()
-        .args(["config", "--config"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = refused(keel().args(["config", "--config"]).arg(&path));
     assert!(
         stderr.contains(":2: serve.workres: unknown field"),
         "{stderr}"
     );
 
-    let output = keel()
-        .args(["serve"])
-        .env("KEEL_UPSTREAM_TIMEOUT", "soon")
-        .output()
-        .unwrap();
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = refused(keel().args(["serve"]).env("KEEL_UPSTREAM_TIMEOUT", "soon"));
     assert!(
         stderr.contains("environment variable KEEL_UPSTREAM_TIMEOUT: serve.upstream_timeout"),
         "{stderr}"
@@ -257,9 +171,7 @@ fn config_prints_effective_values_with_origins_and_masks_secrets() {
 fn taken_port_is_a_clear_error() {
     let holder = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = holder.local_addr().unwrap().to_string();
-    let output = keel().args(["serve", "--bind", &addr]).output().unwrap();
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = refused(keel().args(["serve", "--bind", &addr]));
     assert!(
         stderr.contains(&format!("could not listen on {addr}")),
         "{stderr}"
@@ -312,12 +224,7 @@ async fn keel_edge_proxies_to_keel_serve_and_limits_per_address() {
 
 #[test]
 fn edge_without_upstream_is_refused() {
-    let output = keel()
-        .args(["edge", "--listen", "127.0.0.1:0"])
-        .output()
-        .unwrap();
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = refused(keel().args(["edge", "--listen", "127.0.0.1:0"]));
     assert!(stderr.contains("--upstream"), "{stderr}");
 }
 
@@ -454,19 +361,17 @@ async fn collectstatic_then_edge_serves_hashed_immutable_files() {
 
 #[test]
 fn edge_with_missing_explicit_static_root_is_refused() {
-    let output = keel()
-        .args([
-            "edge",
-            "--listen",
-            "127.0.0.1:0",
-            "--upstream",
-            "127.0.0.1:9",
-        ])
-        .args(["--static-root", "/nonexistent/static"])
-        .output()
-        .unwrap();
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = refused(
+        keel()
+            .args([
+                "edge",
+                "--listen",
+                "127.0.0.1:0",
+                "--upstream",
+                "127.0.0.1:9",
+            ])
+            .args(["--static-root", "/nonexistent/static"]),
+    );
     assert!(stderr.contains("/nonexistent/static"), "{stderr}");
     assert!(stderr.contains("keel collectstatic"), "{stderr}");
 }
@@ -537,19 +442,17 @@ async fn edge_terminates_tls_and_reloads_the_certificate_on_sighup() {
 
 #[test]
 fn tls_cert_without_key_is_refused() {
-    let output = keel()
-        .args([
-            "edge",
-            "--listen",
-            "127.0.0.1:0",
-            "--upstream",
-            "127.0.0.1:9",
-        ])
-        .args(["--tls-cert", "/tmp/cert.pem"])
-        .output()
-        .unwrap();
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = refused(
+        keel()
+            .args([
+                "edge",
+                "--listen",
+                "127.0.0.1:0",
+                "--upstream",
+                "127.0.0.1:9",
+            ])
+            .args(["--tls-cert", "/tmp/cert.pem"]),
+    );
     assert!(stderr.contains("edge.tls_key"), "{stderr}");
     assert!(stderr.contains("--tls-key"), "{stderr}");
 }
@@ -669,12 +572,7 @@ fn keel_bench_reports_like_hey_and_compare_writes_its_files() {
 
 #[test]
 fn keel_bench_refuses_bad_flags_clearly() {
-    let output = keel()
-        .args(["bench", "-n", "5", "-c", "50", "http://127.0.0.1:9/"])
-        .output()
-        .unwrap();
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = refused(keel().args(["bench", "-n", "5", "-c", "50", "http://127.0.0.1:9/"]));
     assert!(stderr.contains("-n") && stderr.contains("-c"), "{stderr}");
 }
 

@@ -8,12 +8,16 @@
 // Test helpers outside #[test] fns panic on purpose: a failed setup is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+
+use common::keel;
 use std::time::{Duration, Instant};
 
 fn repo() -> PathBuf {
@@ -26,17 +30,6 @@ fn read(rel: &str) -> String {
 }
 
 /// The keel binary, run away from any keel.toml and without the caller's KEEL_* variables.
-fn keel() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_keel"));
-    cmd.current_dir(std::env::temp_dir());
-    for (name, _) in std::env::vars() {
-        if name.starts_with("KEEL_") {
-            cmd.env_remove(name);
-        }
-    }
-    cmd
-}
-
 fn tool_exists(name: &str) -> bool {
     Command::new("sh")
         .args(["-c", &format!("command -v {name}")])
