@@ -83,6 +83,10 @@ fn epoch() -> Instant {
 
 struct Server {
     addr: SocketAddr,
+    /// The edge's HTTPS address, when it has one.
+    tls_addr: Option<SocketAddr>,
+    /// The edge's reload handle (None for backends).
+    reloader: Option<keel_edge::Reloader>,
     stop: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -97,34 +101,22 @@ impl Server {
 }
 
 async fn spawn_backend(name: &'static str) -> Server {
-    let listener = tokio::net::TcpListener::bind(SocketAddr::from(LOCAL))
-        .await
-        .unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        let _ = axum::serve(listener, echo_router(name))
-            .with_graceful_shutdown(async {
-                let _ = stopped.await;
-            })
-            .await;
-    });
-    Server {
-        addr,
-        stop: Some(stop),
-        task,
-    }
+    spawn_backend_on(name, LOCAL.into()).await
 }
 
 async fn spawn_edge(cfg: EdgeConfig) -> Server {
     let edge = Edge::build(cfg).await.unwrap();
     let addr = edge.local_addr();
+    let tls_addr = edge.tls_local_addr();
+    let reloader = Some(edge.reloader());
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(edge.run_until_stopped(async {
         let _ = stopped.await;
     }));
     Server {
         addr,
+        tls_addr,
+        reloader,
         stop: Some(stop),
         task,
     }
@@ -709,13 +701,9 @@ async fn tls_offers_http2_and_http1_and_redirects_plain_http() {
         certs,
     });
     cfg.redirect_http = true;
-    let edge = Edge::build(cfg).await.unwrap();
-    let plain = edge.local_addr();
-    let tls = edge.tls_local_addr().unwrap();
-    let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(edge.run_until_stopped(async {
-        let _ = stopped.await;
-    }));
+    let edge = spawn_edge(cfg).await;
+    let plain = edge.addr;
+    let tls = edge.tls_addr.unwrap();
 
     let url = format!("https://localhost:{}/echo", tls.port());
     let response = https_client(root.clone(), false)
@@ -745,8 +733,7 @@ async fn tls_offers_http2_and_http1_and_redirects_plain_http() {
         response.headers()["location"],
         format!("https://localhost:{}/echo?a=1", tls.port()).as_str()
     );
-    let _ = stop.send(());
-    task.await.unwrap();
+    edge.stop().await;
     backend.stop().await;
 }
 
@@ -763,15 +750,8 @@ async fn certificate_reload_applies_to_new_connections() {
         listen: LOCAL.into(),
         certs: certs.clone(),
     });
-    let edge = Edge::build(cfg).await.unwrap();
-    let url = format!(
-        "https://localhost:{}/echo",
-        edge.tls_local_addr().unwrap().port()
-    );
-    let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(edge.run_until_stopped(async {
-        let _ = stopped.await;
-    }));
+    let edge = spawn_edge(cfg).await;
+    let url = format!("https://localhost:{}/echo", edge.tls_addr.unwrap().port());
     let old_client = https_client(old_root.clone(), true);
     assert_eq!(
         old_client.get(&url).send().await.unwrap().status(),
@@ -800,8 +780,7 @@ async fn certificate_reload_applies_to_new_connections() {
         new_client.get(&url).send().await.unwrap().status(),
         StatusCode::OK
     );
-    let _ = stop.send(());
-    task.await.unwrap();
+    edge.stop().await;
     backend.stop().await;
 }
 
@@ -818,6 +797,8 @@ async fn spawn_backend_on(name: &'static str, addr: SocketAddr) -> Server {
     });
     Server {
         addr,
+        tls_addr: None,
+        reloader: None,
         stop: Some(stop),
         task,
     }
@@ -981,15 +962,9 @@ async fn the_longest_path_prefix_picks_the_limits_and_two_zones_apply_together()
 async fn reload_swaps_upstreams_and_limits_without_dropping_connections() {
     let a = spawn_backend("a").await;
     let b = spawn_backend("b").await;
-    let edge = Edge::build(EdgeConfig::new(LOCAL.into(), upstreams(&[a.addr])))
-        .await
-        .unwrap();
-    let addr = edge.local_addr();
-    let reloader = edge.reloader();
-    let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(edge.run_until_stopped(async {
-        let _ = stopped.await;
-    }));
+    let edge = spawn_edge(EdgeConfig::new(LOCAL.into(), upstreams(&[a.addr]))).await;
+    let addr = edge.addr;
+    let reloader = edge.reloader.clone().unwrap();
     let client = reqwest::Client::new();
     let url = format!("http://{addr}/echo");
     assert_eq!(served_by(&client, &url).await, "a");
@@ -1017,8 +992,7 @@ async fn reload_swaps_upstreams_and_limits_without_dropping_connections() {
     assert!(reloader
         .reload(&EdgeConfig::new(LOCAL.into(), upstreams(&[])))
         .is_err());
-    let _ = stop.send(());
-    task.await.unwrap();
+    edge.stop().await;
     a.stop().await;
     b.stop().await;
 }
