@@ -63,6 +63,8 @@ pub struct AppConfig {
     pub stream: Option<keel_stream::Hub>,
     /// Bearer token that `POST /api/publish` requires; `None` turns that route off.
     pub publish_token: Option<String>,
+    /// The site (blog, accounts, admin); `None` leaves `/` to a page listing the routes.
+    pub site: Option<keel_site::Site>,
 }
 
 impl AppConfig {
@@ -77,6 +79,7 @@ impl AppConfig {
             shutdown_timeout: Duration::from_secs(30),
             stream: None,
             publish_token: None,
+            site: None,
         }
     }
 }

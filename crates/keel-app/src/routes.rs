@@ -43,10 +43,11 @@ pub(crate) fn router(cfg: &AppConfig, metrics: Arc<Metrics>) -> Result<Router, A
         .route("/async/test", get(async_test))
         // One Arc per router, not a clone of both clients and URLs per request.
         .with_state(Arc::new(upstreams));
-    let ops_routes = Router::new()
-        .route("/", get(index))
-        .route("/metrics", get(metrics::handler))
-        .with_state(metrics.clone());
+    let mut ops_routes = Router::new().route("/metrics", get(metrics::handler));
+    if cfg.site.is_none() {
+        ops_routes = ops_routes.route("/", get(index));
+    }
+    let ops_routes = ops_routes.with_state(metrics.clone());
     let health_routes = Router::new()
         .route("/healthz", get(healthz))
         .with_state(cfg.stream.clone());
@@ -61,8 +62,12 @@ pub(crate) fn router(cfg: &AppConfig, metrics: Arc<Metrics>) -> Result<Router, A
         ));
     }
 
+    // The site brings its own fallback: a 404 page in its layout instead of JSON.
+    let app = match &cfg.site {
+        Some(site) => app.merge(site.router()),
+        None => app.fallback(not_found),
+    };
     let app = app
-        .fallback(not_found)
         .layer(middleware::from_fn_with_state(
             cfg.request_timeout,
             request_timeout,
@@ -102,7 +107,7 @@ pub(crate) fn error(status: StatusCode, kind: &str, detail: &str) -> Response {
         .into_response()
 }
 
-/// Until the site exists, `/` tells a newcomer what this server answers.
+/// Without the site, `/` tells a newcomer what this server answers.
 async fn index() -> axum::response::Html<&'static str> {
     axum::response::Html(include_str!("index.html"))
 }

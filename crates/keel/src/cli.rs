@@ -10,8 +10,8 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::{
-    BalanceSetting, ChannelName, Cidr, DelaySetting, Flags, HealthPath, HumanDuration, List,
-    LogFormat, LogLevel, OptPath, PathValue, RateSetting, RedisUrl, RejectStatus, Upstream,
+    BalanceSetting, ChannelName, Cidr, DatabaseUrl, DelaySetting, Flags, HealthPath, HumanDuration,
+    List, LogFormat, LogLevel, OptPath, PathValue, RateSetting, RedisUrl, RejectStatus, Upstream,
     UpstreamUrl,
 };
 
@@ -51,8 +51,54 @@ pub enum Command {
     Publish(PublishArgs),
     /// Gather the app's assets and every --source into the static root, hashed and precompressed.
     Collectstatic(CollectArgs),
+    /// Apply the site's database migrations that have not run yet (they also run at start).
+    Migrate(MigrateArgs),
+    /// Create a staff superuser for /admin/: asks on a terminal, or takes --username, --email and --password-stdin.
+    Createsuperuser(SuperuserArgs),
     /// Print the effective configuration (file, environment, defaults) with secrets masked.
     Config,
+}
+
+/// The site's settings, shared by `serve` and `up`.
+#[derive(Debug, Args)]
+pub struct SiteArgs {
+    /// The site's database: sqlite://PATH or postgres://USER@HOST/DB [env: KEEL_DATABASE_URL] [default: sqlite://keel-data/keel.db]
+    #[arg(long, value_name = "URL")]
+    pub database_url: Option<DatabaseUrl>,
+    /// A directory of templates that replace the built-in ones of the same name [env: KEEL_TEMPLATES]
+    #[arg(long, value_name = "DIR")]
+    pub templates: Option<OptPath>,
+    /// Do not add the sample posts to a new, empty database [env: KEEL_SAMPLE_DATA=false]
+    #[arg(long)]
+    pub no_sample_data: bool,
+}
+
+/// `keel migrate`.
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    /// The site's database [env: KEEL_DATABASE_URL] [default: sqlite://keel-data/keel.db]
+    #[arg(long, value_name = "URL")]
+    pub database_url: Option<DatabaseUrl>,
+}
+
+/// `keel createsuperuser`.
+#[derive(Debug, Args)]
+pub struct SuperuserArgs {
+    /// The site's database [env: KEEL_DATABASE_URL] [default: sqlite://keel-data/keel.db]
+    #[arg(long, value_name = "URL")]
+    pub database_url: Option<DatabaseUrl>,
+    /// Username (asked for when absent and on a terminal)
+    #[arg(long, value_name = "NAME")]
+    pub username: Option<String>,
+    /// Email address (asked for when absent and on a terminal)
+    #[arg(long, value_name = "ADDRESS")]
+    pub email: Option<String>,
+    /// Read the password from the first line of standard input, for scripts (never pass it as an argument)
+    #[arg(long)]
+    pub password_stdin: bool,
+    /// Never prompt: fail when a value is missing (Django's --noinput)
+    #[arg(long, alias = "noinput")]
+    pub no_input: bool,
 }
 
 /// Tuning of the application server, shared by `serve` and `up`.
@@ -88,6 +134,8 @@ pub struct ServeArgs {
     #[arg(long, value_name = "URL")]
     pub redis_url: Option<RedisUrl>,
     #[command(flatten)]
+    pub site: SiteArgs,
+    #[command(flatten)]
     pub app: AppArgs,
 }
 
@@ -108,6 +156,8 @@ pub struct UpArgs {
     pub no_rate_limit: bool,
     #[command(flatten)]
     pub limit: LimitArgs,
+    #[command(flatten)]
+    pub site: SiteArgs,
     #[command(flatten)]
     pub app: AppArgs,
 }
@@ -240,6 +290,14 @@ impl LimitArgs {
     }
 }
 
+impl SiteArgs {
+    fn apply(&self, flags: &mut Flags) {
+        flags.database_url = self.database_url.clone();
+        flags.templates = self.templates.clone();
+        flags.sample_data = self.no_sample_data.then_some(false);
+    }
+}
+
 impl Cli {
     /// The flags given, in the shape the config layering wants.
     pub fn flags(&self) -> Flags {
@@ -253,6 +311,7 @@ impl Cli {
             Command::Serve(args) => {
                 flags.bind = args.bind;
                 flags.redis_url = args.redis_url.clone();
+                args.site.apply(&mut flags);
                 Some(&args.app)
             }
             Command::Up(args) => {
@@ -261,6 +320,7 @@ impl Cli {
                 flags.mock_latency = args.latency;
                 flags.up_rate_limit = args.no_rate_limit.then_some(false);
                 args.limit.apply(&mut flags);
+                args.site.apply(&mut flags);
                 Some(&args.app)
             }
             Command::Edge(args) => {
@@ -290,6 +350,14 @@ impl Cli {
             }
             Command::Publish(args) => {
                 flags.redis_url = args.redis_url.clone();
+                None
+            }
+            Command::Migrate(args) => {
+                flags.database_url = args.database_url.clone();
+                None
+            }
+            Command::Createsuperuser(args) => {
+                flags.database_url = args.database_url.clone();
                 None
             }
             Command::Bench(_) | Command::Compare(_) | Command::Config => None,

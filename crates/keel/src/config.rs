@@ -207,7 +207,51 @@ deserialize_from_str!(
     RedisUrl,
     Secret,
     ChannelName,
+    DatabaseUrl,
 );
+
+/// The site's database: `sqlite://path` (the default, a file under `keel-data/`) or
+/// `postgres://user[:password]@host[:port]/db`. The password never prints.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatabaseUrl(pub String);
+
+impl FromStr for DatabaseUrl {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        if s.starts_with("sqlite:") {
+            if s.trim_start_matches("sqlite:")
+                .trim_start_matches("//")
+                .is_empty()
+            {
+                return Err("a SQLite URL names a file: sqlite://keel-data/keel.db".to_owned());
+            }
+            return Ok(DatabaseUrl(s.to_owned()));
+        }
+        if s.starts_with("postgres://") || s.starts_with("postgresql://") {
+            let url = url::Url::parse(s).map_err(|e| format!("invalid PostgreSQL URL: {e}"))?;
+            if url.host().is_none() {
+                return Err(
+                    "a PostgreSQL URL names a host: postgres://user@host:5432/db".to_owned(),
+                );
+            }
+            return Ok(DatabaseUrl(s.to_owned()));
+        }
+        Err("a database URL starts with sqlite:// or postgres://".to_owned())
+    }
+}
+
+impl fmt::Display for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match url::Url::parse(&self.0) {
+            Ok(mut url) if url.password().is_some() => {
+                let _ = url.set_password(Some("****"));
+                write!(f, "{url}")
+            }
+            _ => f.write_str(&self.0),
+        }
+    }
+}
 
 /// A Redis URL (`redis://[user:password@]host[:port][/db]`, `rediss://` for TLS); empty
 /// means none (the in-memory broker). The password never prints.
@@ -640,6 +684,8 @@ struct FileConfig {
     #[serde(default)]
     stream: StreamFile,
     #[serde(default)]
+    site: SiteFile,
+    #[serde(default)]
     mock_upstream: MockFile,
     #[serde(default)]
     log: LogFile,
@@ -675,6 +721,14 @@ struct StreamFile {
     publish_token: Option<Spanned<Secret>>,
     max_clients: Option<Spanned<usize>>,
     max_clients_per_ip: Option<Spanned<usize>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SiteFile {
+    database_url: Option<Spanned<DatabaseUrl>>,
+    templates: Option<Spanned<OptPath>>,
+    sample_data: Option<Spanned<bool>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -843,6 +897,9 @@ pub struct Flags {
     pub log_dir: Option<OptPath>,
     pub static_root: Option<PathValue>,
     pub redis_url: Option<RedisUrl>,
+    pub database_url: Option<DatabaseUrl>,
+    pub templates: Option<OptPath>,
+    pub sample_data: Option<bool>,
     pub tls_listen: Option<SocketAddr>,
     pub tls_cert: Option<OptPath>,
     pub tls_key: Option<OptPath>,
@@ -1001,6 +1058,14 @@ pub struct StreamSettings {
     pub max_clients_per_ip: Setting<usize>,
 }
 
+/// The site: its database, templates and sample posts.
+#[derive(Debug, Clone)]
+pub struct SiteSettings {
+    pub database_url: Setting<DatabaseUrl>,
+    pub templates: Setting<OptPath>,
+    pub sample_data: Setting<bool>,
+}
+
 /// Settings of the static pipeline (`keel collectstatic`, the edge's `/static/`).
 #[derive(Debug, Clone)]
 pub struct StaticSettings {
@@ -1032,6 +1097,7 @@ pub struct Settings {
     pub edge: EdgeSettings,
     pub statics: StaticSettings,
     pub stream: StreamSettings,
+    pub site: SiteSettings,
     pub mock: MockSettings,
     pub log: LogSettings,
 }
@@ -1405,6 +1471,29 @@ impl Settings {
                         64,
                     )?,
                 },
+                site: SiteSettings {
+                    database_url: l.pick(
+                        "site.database_url",
+                        (flags.database_url, "--database-url"),
+                        "KEEL_DATABASE_URL",
+                        from_file(src, file.site.database_url),
+                        DatabaseUrl(keel_site::DEFAULT_DATABASE_URL.to_owned()),
+                    )?,
+                    templates: l.pick(
+                        "site.templates",
+                        (flags.templates, "--templates"),
+                        "KEEL_TEMPLATES",
+                        from_file(src, file.site.templates),
+                        OptPath(None),
+                    )?,
+                    sample_data: l.pick(
+                        "site.sample_data",
+                        (flags.sample_data, "--no-sample-data"),
+                        "KEEL_SAMPLE_DATA",
+                        from_file(src, file.site.sample_data),
+                        true,
+                    )?,
+                },
                 mock: MockSettings {
                     listen: l.pick(
                         "mock_upstream.listen",
@@ -1554,7 +1643,20 @@ impl Settings {
             shutdown_timeout: s.shutdown_timeout.value.0,
             stream: hub,
             publish_token: self.stream.publish_token.value.0.clone(),
+            site: None,
         }
+    }
+
+    /// The site's configuration, announcing new posts on `hub`.
+    pub fn site_config(&self, hub: Option<keel_stream::Hub>) -> keel_site::SiteConfig {
+        let mut cfg = keel_site::SiteConfig::new(self.site.database_url.value.0.clone());
+        cfg.templates_dir = self.site.templates.value.0.clone();
+        cfg.static_root = Some(self.statics.root.value.0.clone());
+        cfg.sample_data = self.site.sample_data.value;
+        cfg.hub = hub;
+        // Enough connections for every worker to hold one while blocking calls run.
+        cfg.max_connections = u32::try_from(self.serve.workers.value.get() * 4).unwrap_or(16);
+        cfg
     }
 
     /// The limit_req configuration, or `None` when the rate is `off`.
@@ -2009,6 +2111,26 @@ impl Settings {
             "max_clients_per_ip",
             st.max_clients_per_ip.value.to_string(),
             &st.max_clients_per_ip.origin,
+        );
+        let site = &self.site;
+        section(&mut out, "site");
+        line(
+            &mut out,
+            "database_url",
+            quoted(&site.database_url.value),
+            &site.database_url.origin,
+        );
+        line(
+            &mut out,
+            "templates",
+            quoted(&site.templates.value),
+            &site.templates.origin,
+        );
+        line(
+            &mut out,
+            "sample_data",
+            site.sample_data.value.to_string(),
+            &site.sample_data.origin,
         );
         section(&mut out, "mock_upstream");
         line(

@@ -9,6 +9,7 @@ mod cli;
 mod config;
 mod load;
 mod run;
+mod superuser;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;

@@ -48,8 +48,61 @@ pub fn command(command: Command, settings: &Settings, flags: Flags) -> anyhow::R
             .build()
             .context("could not start the async runtime")?
             .block_on(publish(settings, args)),
+        Command::Migrate(_) => small_runtime()?.block_on(migrate(settings)),
+        Command::Createsuperuser(args) => {
+            let answers = crate::superuser::ask(&args)?;
+            small_runtime()?.block_on(create_superuser(settings, answers))
+        }
         Command::Bench(_) | Command::Compare(_) | Command::Config => Ok(()),
     }
+}
+
+fn small_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("could not start the async runtime")
+}
+
+/// `keel migrate`.
+async fn migrate(settings: &Settings) -> anyhow::Result<()> {
+    let url = &settings.site.database_url.value;
+    let applied = keel_site::migrate(&url.0)
+        .await
+        .with_context(|| format!("keel migrate on {url} failed"))?;
+    match applied {
+        0 => println!("keel migrate: {url} is up to date"),
+        n => println!("keel migrate: applied {n} migration(s) to {url}"),
+    }
+    Ok(())
+}
+
+/// `keel createsuperuser`, once the answers are in.
+async fn create_superuser(
+    settings: &Settings,
+    answers: crate::superuser::Answers,
+) -> anyhow::Result<()> {
+    let url = &settings.site.database_url.value;
+    let user =
+        keel_site::create_superuser(&url.0, &answers.username, &answers.email, &answers.password)
+            .await
+            .with_context(|| format!("keel createsuperuser on {url} failed"))?;
+    println!(
+        "keel createsuperuser: superuser {:?} created in {url}; log in at /accounts/login/ and open /admin/",
+        user.username
+    );
+    Ok(())
+}
+
+/// Opens the site on the configured database (migrations and sample posts included).
+async fn open_site(
+    settings: &Settings,
+    hub: Option<keel_stream::Hub>,
+) -> anyhow::Result<keel_site::Site> {
+    let url = &settings.site.database_url.value;
+    keel_site::Site::open(settings.site_config(hub))
+        .await
+        .with_context(|| format!("could not open the site's database {url}"))
 }
 
 fn app_runtime(settings: &Settings) -> anyhow::Result<tokio::runtime::Runtime> {
@@ -66,7 +119,9 @@ fn app_runtime(settings: &Settings) -> anyhow::Result<tokio::runtime::Runtime> {
 
 async fn serve(settings: &Settings) -> anyhow::Result<()> {
     let hub = stream_hub(settings).await?;
-    let app = App::build(settings.app_config(settings.serve.bind.value, Some(hub)))
+    let mut app_config = settings.app_config(settings.serve.bind.value, Some(hub.clone()));
+    app_config.site = Some(open_site(settings, Some(hub)).await?);
+    let app = App::build(app_config)
         .await
         .context("could not start keel serve")?;
     let addr = app.local_addr();
@@ -204,6 +259,7 @@ fn collect_static(settings: &Settings) -> anyhow::Result<keel_static::Report> {
         .map(|dir| keel_static::Source::Dir(dir.0.clone()))
         .collect();
     sources.push(keel_static::Source::Embedded(keel_app::ASSETS));
+    sources.push(keel_static::Source::Embedded(keel_site::ASSETS));
     let root = &settings.statics.root.value.0;
     keel_static::collect(&keel_static::CollectOptions {
         static_root: root.clone(),
@@ -414,6 +470,12 @@ async fn up(settings: &Settings, flags: Flags) -> anyhow::Result<()> {
         upstream_note = settings.serve.upstream_url.value.to_string();
     }
 
+    // Collected before the site opens, so its pages link the hashed names of this
+    // binary's assets. Idempotent and quick when nothing changed.
+    let report = collect_static(settings)?;
+    tracing::info!(root = %settings.statics.root.value, "{report}");
+    app_config.site = Some(open_site(settings, Some(hub.clone())).await?);
+
     // The app sits behind the edge's layers in-process: no socket hop, same rate limit,
     // forwarded headers and access log as behind `keel edge`.
     let router = App::in_process(&app_config).context("could not build the app")?;
@@ -424,10 +486,6 @@ async fn up(settings: &Settings, flags: Flags) -> anyhow::Result<()> {
     edge_cfg.workers = 1;
     settings.attach_access_log(&mut edge_cfg)?;
     reopen_on_sigusr1(edge_cfg.access_log.clone());
-    // Collecting is idempotent and quick when nothing changed: `keel up` always serves
-    // the assets of the binary that runs.
-    let report = collect_static(settings)?;
-    tracing::info!(root = %settings.statics.root.value, "{report}");
     edge_cfg.static_files = load_static(settings)?;
     let statics = edge_cfg.static_files.clone();
     let edge = Edge::build(edge_cfg)

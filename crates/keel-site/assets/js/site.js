@@ -1,0 +1,173 @@
+/* keel site: live "new post" notice (Server-Sent Events) and the admin
+ * Markdown live preview. Plain ES5-style JavaScript, no dependencies.
+ * Loaded with `defer` from base.html; there is no inline script anywhere,
+ * so the pages can run under a strict Content-Security-Policy. */
+(function () {
+  "use strict";
+
+  var RETRY_MS = 5000;
+  var PREVIEW_DEBOUNCE_MS = 300;
+
+  /* Only same-origin paths ("/posts/slug/") are used as link targets, so a
+   * message can never smuggle in a "javascript:" or off-site URL. */
+  function isSafePath(url) {
+    return typeof url === "string" && url.charAt(0) === "/" &&
+      url.charAt(1) !== "/" && url.charAt(1) !== "\\";
+  }
+
+  /* ---- a) live "new post" notice ------------------------------------ */
+
+  function hideNotice(box) {
+    box.hidden = true;
+    while (box.firstChild) {
+      box.removeChild(box.firstChild);
+    }
+  }
+
+  /* Built with DOM APIs and textContent only: the title comes from the
+   * network and must never be parsed as HTML. */
+  function showNewPost(box, title, url) {
+    hideNotice(box);
+
+    var text = document.createElement("span");
+    text.className = "live-notice-text";
+    text.appendChild(document.createTextNode("New post: "));
+
+    var link = document.createElement("a");
+    link.href = url;
+    link.textContent = title;
+    text.appendChild(link);
+
+    var dismiss = document.createElement("button");
+    dismiss.type = "button";
+    dismiss.className = "live-notice-dismiss";
+    dismiss.setAttribute("aria-label", "Dismiss");
+    dismiss.textContent = "\u00d7";
+    dismiss.addEventListener("click", function () {
+      hideNotice(box);
+    });
+
+    box.appendChild(text);
+    box.appendChild(dismiss);
+    box.hidden = false;
+  }
+
+  function handleMessage(box, event) {
+    var data;
+    try {
+      data = JSON.parse(event.data);
+    } catch (e) {
+      return; /* ignore malformed messages */
+    }
+    if (!data || typeof data !== "object" || data.type !== "post_published") {
+      return;
+    }
+    if (typeof data.title !== "string" || !isSafePath(data.url)) {
+      return;
+    }
+    showNewPost(box, data.title, data.url);
+  }
+
+  function startLiveNotice() {
+    var box = document.getElementById("live-notice");
+    if (!box || typeof window.EventSource !== "function") {
+      return;
+    }
+
+    var source = null;
+    var retryTimer = null;
+
+    function onMessage(event) {
+      handleMessage(box, event);
+    }
+
+    function connect() {
+      retryTimer = null;
+      source = new window.EventSource("/stream/?channel=site");
+      source.onmessage = onMessage;
+      /* also accept messages sent as a named "post_published" event */
+      source.addEventListener("post_published", onMessage);
+      source.onerror = function () {
+        /* While CONNECTING the browser reconnects by itself; once CLOSED it
+         * gives up, so open a fresh connection after a pause. Only one
+         * EventSource is ever open per page. */
+        if (source && source.readyState === window.EventSource.CLOSED) {
+          source.close();
+          source = null;
+          if (retryTimer === null) {
+            retryTimer = window.setTimeout(connect, RETRY_MS);
+          }
+        }
+      };
+    }
+
+    connect();
+  }
+
+  /* ---- b) admin Markdown live preview -------------------------------- */
+
+  function startPreview() {
+    var textarea = document.getElementById("body");
+    var preview = document.getElementById("preview");
+    if (!textarea || textarea.tagName !== "TEXTAREA" || !preview || !textarea.form) {
+      return;
+    }
+    var csrf = textarea.form.querySelector('input[name="csrf_token"]');
+    if (!csrf || typeof window.fetch !== "function" ||
+        typeof window.URLSearchParams !== "function") {
+      return;
+    }
+
+    var timer = null;
+    var latest = 0;
+
+    function render() {
+      timer = null;
+      var seq = ++latest;
+      var params = new window.URLSearchParams();
+      params.append("csrf_token", csrf.value);
+      params.append("body", textarea.value);
+
+      window.fetch("/admin/preview", {
+        method: "POST",
+        credentials: "same-origin",
+        headers: { "Content-Type": "application/x-www-form-urlencoded" },
+        body: params.toString()
+      }).then(function (response) {
+        if (!response.ok) {
+          throw new Error("preview failed: " + response.status);
+        }
+        return response.text();
+      }).then(function (html) {
+        if (seq !== latest) {
+          return; /* a newer request was sent meanwhile */
+        }
+        /* The fragment is rendered from Markdown and sanitized on the
+         * server (ammonia) before it is sent, so it is safe to insert as
+         * HTML here; this is the only place that uses innerHTML. */
+        preview.innerHTML = html;
+        preview.hidden = html.trim() === "";
+      })["catch"](function () {
+        /* ignore: the Preview button still works without JavaScript */
+      });
+    }
+
+    textarea.addEventListener("input", function () {
+      if (timer !== null) {
+        window.clearTimeout(timer);
+      }
+      timer = window.setTimeout(render, PREVIEW_DEBOUNCE_MS);
+    });
+  }
+
+  function init() {
+    startLiveNotice();
+    startPreview();
+  }
+
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", init);
+  } else {
+    init();
+  }
+})();

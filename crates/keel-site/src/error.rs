@@ -1,0 +1,128 @@
+//! What can go wrong in the site, and what the visitor sees when it does.
+//!
+//! A handler returns `Err(SiteError)`; its response carries an [`ErrorPage`] extension
+//! and no body, and the site's outer layer renders `error.html` for it — so every error,
+//! 404 and 500 alike, is a friendly page in the site's own layout. Internal details are
+//! logged, never shown.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+/// Errors of the site crate.
+#[derive(Debug, thiserror::Error)]
+pub enum SiteError {
+    /// No such page (or a post that is not published).
+    #[error("not found")]
+    NotFound,
+    /// The visitor may not do this; the message says why.
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+    /// Too many attempts; try again after the given number of seconds.
+    #[error("too many attempts: {message}")]
+    TooMany {
+        /// Seconds until the next attempt may pass.
+        retry_after: u64,
+        /// What the visitor reads.
+        message: String,
+    },
+    /// The request is malformed; the message says how.
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    /// The request body is over the site's form size cap.
+    #[error("request body too large")]
+    TooLarge,
+    /// A setting is unusable.
+    #[error("{0}")]
+    Config(String),
+    /// The database could not be reached.
+    #[error("could not connect to the database {url}: {source}")]
+    Connect {
+        /// The URL, password masked.
+        url: String,
+        /// Why.
+        #[source]
+        source: sqlx::Error,
+    },
+    /// A migration failed or an applied one was changed.
+    #[error("migrations failed: {0}")]
+    Migrate(#[source] sqlx::migrate::MigrateError),
+    /// A query failed.
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+    /// A template failed to load or render.
+    #[error("template error: {0:#}")]
+    Template(#[from] minijinja::Error),
+    /// A file could not be read or written.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// Why it failed.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Anything else that is our fault, not the visitor's.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// The page to render for an error response; the site's error layer reads it.
+#[derive(Debug, Clone)]
+pub(crate) struct ErrorPage {
+    pub(crate) status: StatusCode,
+    pub(crate) title: &'static str,
+    pub(crate) message: String,
+}
+
+impl SiteError {
+    fn page(&self) -> ErrorPage {
+        let (status, title, message) = match self {
+            SiteError::NotFound => (
+                StatusCode::NOT_FOUND,
+                "Page not found",
+                "There is nothing at this address. It may have moved, or the link may be mistyped."
+                    .to_owned(),
+            ),
+            SiteError::Forbidden(why) => (StatusCode::FORBIDDEN, "Forbidden", why.clone()),
+            SiteError::TooMany { message, .. } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too many attempts",
+                message.clone(),
+            ),
+            SiteError::BadRequest(why) => (StatusCode::BAD_REQUEST, "Bad request", why.clone()),
+            SiteError::TooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "Too large",
+                "The form you sent is larger than this site accepts.".to_owned(),
+            ),
+            _ => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Something went wrong",
+                "The server could not finish this request. It has been logged; please try again in a moment."
+                    .to_owned(),
+            ),
+        };
+        ErrorPage {
+            status,
+            title,
+            message,
+        }
+    }
+}
+
+impl IntoResponse for SiteError {
+    fn into_response(self) -> Response {
+        let page = self.page();
+        if page.status.is_server_error() {
+            tracing::error!(error = %self, "site request failed");
+        }
+        let mut response = page.status.into_response();
+        if let SiteError::TooMany { retry_after, .. } = &self {
+            if let Ok(value) = HeaderValue::from_str(&retry_after.to_string()) {
+                response.headers_mut().insert(header::RETRY_AFTER, value);
+            }
+        }
+        response.extensions_mut().insert(page);
+        response
+    }
+}

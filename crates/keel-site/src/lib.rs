@@ -1,0 +1,228 @@
+//! The site: Django's role in the classic stack. A blog with posts, tags and a tag filter,
+//! accounts, feedback and a staff admin, server-rendered from templates, on SQLite by
+//! default and PostgreSQL at scale.
+//!
+//! This crate owns the site's routes, its database schema and queries, accounts and
+//! sessions, CSRF protection and templates. It knows the live-event stream only through
+//! `keel_stream::Hub::publish` (the "new post" notice) and the static pipeline only through
+//! its manifest (hashed URLs). The app server merges [`Site::router`] into its own.
+//!
+//! ```text
+//! Site::open(SiteConfig) → connects, migrates, adds sample posts → site.router()
+//! ```
+
+mod accounts;
+mod admin;
+mod auth;
+pub mod db;
+mod error;
+mod feedback;
+mod markdown;
+mod pages;
+mod posts;
+mod render;
+mod sample;
+mod web;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::routing::{get, post};
+use axum::Router;
+
+pub use accounts::{check_email, check_password, check_username, User};
+pub use admin::SITE_CHANNEL;
+pub use db::{Backend, Db};
+pub use error::SiteError;
+
+/// The site's own static files, compiled into the binary: `(name under /static/, bytes)`.
+/// `keel collectstatic` and `keel up` collect them with the app's.
+pub const ASSETS: &[(&str, &[u8])] = &[
+    ("css/site.css", include_bytes!("../assets/css/site.css")),
+    ("js/site.js", include_bytes!("../assets/js/site.js")),
+];
+
+/// The default database: a SQLite file under `./keel-data/`.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://keel-data/keel.db";
+
+/// What the site needs, already validated by the caller.
+#[derive(Debug, Clone)]
+pub struct SiteConfig {
+    /// `sqlite://…` or `postgres://…`.
+    pub database_url: String,
+    /// Most connections the pool opens.
+    pub max_connections: u32,
+    /// A directory whose templates replace the built-in ones of the same name.
+    pub templates_dir: Option<PathBuf>,
+    /// The collected static root, for the manifest's hashed URLs; without one, plain
+    /// `/static/` URLs are used.
+    pub static_root: Option<PathBuf>,
+    /// Add the sample posts to an empty database.
+    pub sample_data: bool,
+    /// Live events, for the "new post" notice; `None` turns the notice off.
+    pub hub: Option<keel_stream::Hub>,
+    /// Shown in the navigation bar and titles.
+    pub site_name: String,
+}
+
+impl SiteConfig {
+    /// keel's defaults for `database_url`.
+    pub fn new(database_url: impl Into<String>) -> SiteConfig {
+        SiteConfig {
+            database_url: database_url.into(),
+            max_connections: 16,
+            templates_dir: None,
+            static_root: None,
+            sample_data: true,
+            hub: None,
+            site_name: "keel".into(),
+        }
+    }
+}
+
+/// State shared by the site's handlers.
+#[derive(Debug)]
+struct Inner {
+    db: Db,
+    templates: render::Templates,
+    hub: Option<keel_stream::Hub>,
+    site_name: String,
+}
+
+/// An open site: connected, migrated, ready to route.
+#[derive(Debug, Clone)]
+pub struct Site {
+    inner: Arc<Inner>,
+}
+
+impl Site {
+    /// Connects, applies pending migrations, adds the sample posts when asked and the
+    /// database is new, and compiles the templates.
+    pub async fn open(cfg: SiteConfig) -> Result<Site, SiteError> {
+        let manifest = match &cfg.static_root {
+            Some(root) if root.join("manifest.json").is_file() => Some(
+                keel_static::Manifest::load(root)
+                    .map_err(|e| SiteError::Config(format!("static manifest: {e}")))?,
+            ),
+            Some(root) if root.is_dir() => {
+                tracing::warn!(root = %root.display(), "no manifest.json in the static root; pages link plain /static/ names");
+                None
+            }
+            _ => None,
+        };
+        let templates = render::Templates::new(cfg.templates_dir.clone(), manifest)?;
+        let db = Db::connect(&cfg.database_url, cfg.max_connections).await?;
+        let applied = db.migrate().await?;
+        if applied > 0 {
+            tracing::info!(applied, "database migrations applied");
+        }
+        if cfg.sample_data && sample::seed(&db).await? {
+            tracing::info!("sample posts added (--no-sample-data skips them)");
+        }
+        Ok(Site {
+            inner: Arc::new(Inner {
+                db,
+                templates,
+                hub: cfg.hub,
+                site_name: cfg.site_name,
+            }),
+        })
+    }
+
+    /// The database.
+    pub fn db(&self) -> &Db {
+        &self.inner.db
+    }
+
+    /// The site's routes, with their own fallback (a friendly 404 page). Merge it last
+    /// into an app router that has no fallback of its own.
+    pub fn router<S>(&self) -> Router<S>
+    where
+        S: Clone + Send + Sync + 'static,
+    {
+        Router::new()
+            .route("/", get(pages::home))
+            .route("/posts/{slug}/", get(pages::post))
+            .route(
+                "/accounts/register/",
+                get(auth::register_form).post(auth::register),
+            )
+            .route("/accounts/login/", get(auth::login_form).post(auth::login))
+            .route("/accounts/logout/", post(auth::logout))
+            .route("/feedback/", get(feedback::form).post(feedback::submit))
+            .route("/admin/", get(admin::index))
+            .route("/admin/feedback/", get(admin::feedback_list))
+            .route("/admin/preview", post(admin::preview))
+            .route(
+                "/admin/posts/new/",
+                get(admin::new_form).post(admin::create),
+            )
+            .route(
+                "/admin/posts/{id}/edit/",
+                get(admin::edit_form).post(admin::update),
+            )
+            .route(
+                "/admin/posts/{id}/delete/",
+                get(admin::delete_form).post(admin::delete),
+            )
+            .fallback(web::fallback)
+            .layer(axum::middleware::from_fn_with_state(
+                self.inner.clone(),
+                web::visit,
+            ))
+            .with_state(self.inner.clone())
+    }
+}
+
+/// Applies pending migrations to `database_url` (`keel migrate`); returns how many ran.
+pub async fn migrate(database_url: &str) -> Result<usize, SiteError> {
+    let db = Db::connect(database_url, 1).await?;
+    let applied = db.migrate().await;
+    db.close().await;
+    applied
+}
+
+/// Why `keel createsuperuser` refused.
+#[derive(Debug, thiserror::Error)]
+pub enum SuperuserError {
+    /// A rule of the registration form failed; each message says which.
+    #[error("{}", .0.join(" "))]
+    Invalid(Vec<String>),
+    /// The name is taken.
+    #[error("a user named {0:?} already exists")]
+    Taken(String),
+    /// The database failed.
+    #[error(transparent)]
+    Site(#[from] SiteError),
+}
+
+/// Creates a staff superuser after the same checks as registration (`keel createsuperuser`).
+pub async fn create_superuser(
+    database_url: &str,
+    username: &str,
+    email: &str,
+    password: &str,
+) -> Result<User, SuperuserError> {
+    let mut problems = Vec::new();
+    if let Err(m) = check_username(username) {
+        problems.push(m);
+    }
+    if let Err(m) = check_email(email) {
+        problems.push(m);
+    }
+    problems.extend(check_password(password, username, email));
+    if !problems.is_empty() {
+        return Err(SuperuserError::Invalid(problems));
+    }
+    let db = Db::connect(database_url, 1).await?;
+    db.migrate().await?;
+    let created = accounts::create_user(&db, username, email, password, true).await;
+    db.close().await;
+    match created {
+        Ok(user) => Ok(user),
+        Err(accounts::CreateUserError::UsernameTaken) => {
+            Err(SuperuserError::Taken(username.to_owned()))
+        }
+        Err(accounts::CreateUserError::Site(e)) => Err(e.into()),
+    }
+}

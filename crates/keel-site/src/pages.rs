@@ -1,0 +1,146 @@
+//! The public pages: the post listing at `/` (tag filter, pages) and one post at
+//! `/posts/<slug>/`.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::Extension;
+use minijinja::{context, Value};
+use serde::Deserialize;
+
+use crate::error::SiteError;
+use crate::posts::{self, Post, PAGE_SIZE};
+use crate::web::Visitor;
+use crate::Inner;
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct ListQuery {
+    tag: Option<String>,
+    page: Option<String>,
+}
+
+/// "25 Nov 2026" and "2026-11-25" for a Unix time.
+pub(crate) fn dates(unix: i64) -> (String, String) {
+    let Ok(t) = time::OffsetDateTime::from_unix_timestamp(unix) else {
+        return (String::new(), String::new());
+    };
+    let human = t
+        .format(time::macros::format_description!(
+            "[day padding:none] [month repr:short] [year]"
+        ))
+        .unwrap_or_default();
+    let iso = t
+        .format(time::macros::format_description!("[year]-[month]-[day]"))
+        .unwrap_or_default();
+    (human, iso)
+}
+
+pub(crate) fn post_url(slug: &str) -> String {
+    format!("/posts/{slug}/")
+}
+
+fn encode(value: &str) -> String {
+    url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
+}
+
+fn summary(post: &Post) -> Value {
+    let (date, date_iso) = dates(post.published_at.unwrap_or(post.created_at));
+    context! {
+        title => post.title.clone(),
+        slug => post.slug.clone(),
+        url => post_url(&post.slug),
+        author => post.author.clone().unwrap_or_else(|| "unknown".into()),
+        date => date,
+        date_iso => date_iso,
+        tags => post.tags.clone(),
+        excerpt => post.excerpt.clone(),
+    }
+}
+
+/// `GET /`.
+pub(crate) async fn home(
+    State(inner): State<Arc<Inner>>,
+    Extension(visitor): Extension<Visitor>,
+    Query(query): Query<ListQuery>,
+) -> Result<Response, SiteError> {
+    let tag = query
+        .tag
+        .as_deref()
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(str::to_lowercase);
+    // Django's paginator answers 404 for a page that is not a positive number or past
+    // the end; page 1 of nothing is an empty page, not an error.
+    let page: i64 = match query.page.as_deref() {
+        None | Some("") => 1,
+        Some(p) => p
+            .parse()
+            .ok()
+            .filter(|p| *p >= 1)
+            .ok_or(SiteError::NotFound)?,
+    };
+    let listing = posts::published(&inner.db, tag.as_deref(), page).await?;
+    let total_pages = ((listing.total + PAGE_SIZE - 1) / PAGE_SIZE).max(1);
+    if page > total_pages {
+        return Err(SiteError::NotFound);
+    }
+    let page_url = |n: i64| match &tag {
+        Some(t) => format!("/?tag={}&page={n}", encode(t)),
+        None => format!("/?page={n}"),
+    };
+    let tags: Vec<Value> = posts::tag_counts(&inner.db)
+        .await?
+        .into_iter()
+        .map(|(name, count)| {
+            context! {
+                url => format!("/?tag={}", encode(&name)),
+                active => tag.as_deref() == Some(name.as_str()),
+                name => name,
+                count => count,
+            }
+        })
+        .collect();
+    let ctx = context! {
+        posts => listing.posts.iter().map(summary).collect::<Vec<_>>(),
+        tag => tag.clone(),
+        tags => tags,
+        page => context! {
+            number => page,
+            total => total_pages,
+            has_prev => page > 1,
+            has_next => page < total_pages,
+            prev_url => page_url(page - 1),
+            next_url => page_url(page + 1),
+        },
+    };
+    inner.page(&visitor, "home.html", "posts", StatusCode::OK, ctx)
+}
+
+/// `GET /posts/<slug>/`.
+pub(crate) async fn post(
+    State(inner): State<Arc<Inner>>,
+    Extension(visitor): Extension<Visitor>,
+    Path(slug): Path<String>,
+) -> Result<Response, SiteError> {
+    let post = posts::published_by_slug(&inner.db, &slug)
+        .await?
+        .ok_or(SiteError::NotFound)?;
+    let (date, date_iso) = dates(post.published_at.unwrap_or(post.created_at));
+    let updated = (post.updated_at > post.published_at.unwrap_or(post.created_at) + 60)
+        .then(|| dates(post.updated_at).0);
+    let ctx = context! {
+        post => context! {
+            title => post.title,
+            slug => post.slug,
+            author => post.author.unwrap_or_else(|| "unknown".into()),
+            date => date,
+            date_iso => date_iso,
+            updated => updated,
+            tags => post.tags,
+            body_html => post.body_html,
+        },
+    };
+    inner.page(&visitor, "post.html", "posts", StatusCode::OK, ctx)
+}
