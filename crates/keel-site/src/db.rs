@@ -74,6 +74,17 @@ impl Db {
         let options = AnyPoolOptions::new()
             .max_connections(max_connections.max(1))
             .acquire_timeout(Duration::from_secs(10));
+        // Each SQLite connection to `:memory:` is a database of its own: a memory database
+        // (tests, throwaway runs) lives on exactly one connection that is never recycled.
+        let options = if url.starts_with("sqlite::memory:") {
+            options
+                .max_connections(1)
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None)
+        } else {
+            options
+        };
         let options = match backend {
             // synchronous=NORMAL is the usual companion of WAL: durable at checkpoints,
             // and a commit is no longer an fsync.
@@ -161,6 +172,10 @@ fn sqlite_url(url: &str) -> Result<String, SiteError> {
         .strip_prefix("sqlite://")
         .or_else(|| url.strip_prefix("sqlite:"))
         .unwrap_or(url);
+    if rest == ":memory:" || rest.starts_with(":memory:?") {
+        // sqlx gives every pool connection the same private in-memory database.
+        return Ok(format!("sqlite::memory:{}", &rest[":memory:".len()..]));
+    }
     let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
     if path.is_empty() {
         return Err(SiteError::Config(
@@ -220,10 +235,8 @@ mod tests {
             format!("sqlite://{}?mode=rwc", file.display())
         );
         assert!(dir.is_dir());
-        assert_eq!(
-            sqlite_url("sqlite://:memory:?cache=shared").unwrap(),
-            "sqlite://:memory:?cache=shared&mode=rwc"
-        );
+        assert_eq!(sqlite_url("sqlite::memory:").unwrap(), "sqlite::memory:");
+        assert_eq!(sqlite_url("sqlite://:memory:").unwrap(), "sqlite::memory:");
         let _ = std::fs::remove_dir_all(dir);
     }
 

@@ -80,9 +80,20 @@ async fn keel_up_answers_on_all_its_routes_offline() {
     let mut up = Process::start(cmd);
     let base = up.url_after("keel up: serving on");
 
+    // The site, with its sample posts and its stylesheet under a collected, hashed name.
     let home = reqwest::get(format!("{base}/")).await.unwrap();
     assert_eq!(home.status(), 200);
-    assert!(home.text().await.unwrap().contains("keel is running"));
+    let home = home.text().await.unwrap();
+    assert!(home.contains("Welcome to keel"), "{home}");
+    let marker = "href=\"/static/css/site.";
+    let start = home.find(marker).expect("hashed stylesheet link") + "href=\"".len();
+    let href = &home[start..start + home[start..].find('"').unwrap()];
+    let site_css = reqwest::get(format!("{base}{href}")).await.unwrap();
+    assert_eq!(site_css.status(), 200, "{href}");
+    assert!(site_css.headers()["cache-control"]
+        .to_str()
+        .unwrap()
+        .contains("immutable"));
     for path in ["/sync/test", "/async/test"] {
         let response = reqwest::get(format!("{base}{path}")).await.unwrap();
         assert_eq!(response.status(), 200, "{path}");
@@ -975,4 +986,92 @@ async fn sighup_does_not_kill_keel_serve() {
     assert_eq!(health.status(), 200);
     serve.signal(Signal::SIGTERM);
     assert_eq!(serve.wait(Duration::from_secs(5)), Some(0));
+}
+
+/// `keel migrate` applies the embedded migrations once; `keel createsuperuser` makes a
+/// staff account from flags and stdin, with the registration rules and clear refusals.
+#[test]
+fn migrate_and_createsuperuser_work_from_scripts() {
+    use std::io::Write;
+    use std::process::Stdio;
+
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("data/keel.db").display());
+    let run = |args: &[&str], stdin: &str| {
+        let mut child = keel()
+            .args(args)
+            .env("KEEL_DATABASE_URL", &url)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+
+    let (ok, out, err) = run(&["migrate"], "");
+    assert!(ok, "{err}");
+    assert!(out.contains("applied 1 migration"), "{out}");
+    let (ok, out, _) = run(&["migrate"], "");
+    assert!(ok && out.contains("up to date"), "{out}");
+
+    let create = [
+        "createsuperuser",
+        "--username",
+        "boss",
+        "--email",
+        "boss@example.com",
+        "--password-stdin",
+    ];
+    let (ok, out, err) = run(&create, "tidal-quartz-meadow-91\n");
+    assert!(ok, "{err}");
+    assert!(out.contains("superuser \"boss\" created"), "{out}");
+    let (ok, _, err) = run(&create, "tidal-quartz-meadow-91\n");
+    assert!(!ok && err.contains("already exists"), "{err}");
+
+    let weak = [
+        "createsuperuser",
+        "--username",
+        "boss2",
+        "--email",
+        "b@example.com",
+        "--password-stdin",
+    ];
+    let (ok, _, err) = run(&weak, "password\n");
+    assert!(!ok && err.contains("too common"), "{err}");
+    // Without a terminal, a missing value is an error that names the flag.
+    let (ok, _, err) = run(&["createsuperuser", "--email", "b@example.com"], "");
+    assert!(!ok && err.contains("--username is required"), "{err}");
+    let (ok, _, err) = run(
+        &[
+            "createsuperuser",
+            "--username",
+            "boss3",
+            "--email",
+            "b@example.com",
+        ],
+        "",
+    );
+    assert!(!ok && err.contains("--password-stdin"), "{err}");
+
+    // A bad URL from the environment is refused by name, without echoing its password.
+    let stderr = refused(
+        keel()
+            .arg("migrate")
+            .env("KEEL_DATABASE_URL", "mysql://root:pw@db/keel"),
+    );
+    assert!(stderr.contains("KEEL_DATABASE_URL"), "{stderr}");
+    assert!(stderr.contains("sqlite:// or postgres://"), "{stderr}");
+    assert!(!stderr.contains("root:pw"), "password shown: {stderr}");
 }

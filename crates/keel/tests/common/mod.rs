@@ -14,7 +14,9 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
 /// The `keel` binary under test, run from the temp dir with no `KEEL_*` variables, so a
-/// developer's keel.toml or environment cannot change what a test sees.
+/// developer's keel.toml or environment cannot change what a test sees. The site's
+/// database is a private in-memory one unless the test sets `KEEL_DATABASE_URL`: tests
+/// running at once never share a SQLite file.
 pub fn keel() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_keel"));
     cmd.current_dir(std::env::temp_dir());
@@ -23,6 +25,7 @@ pub fn keel() -> Command {
             cmd.env_remove(name);
         }
     }
+    cmd.env("KEEL_DATABASE_URL", "sqlite::memory:");
     cmd
 }
 
