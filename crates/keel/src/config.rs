@@ -20,6 +20,9 @@
 //! | `mock_upstream.latency`     | `KEEL_MOCK_LATENCY`      | `--latency`            | `100ms`                       |
 //! | `log.format`                | `KEEL_LOG_FORMAT`        | `--log-format`         | `text`                        |
 //! | `log.level`                 | `KEEL_LOG_LEVEL`         | `--log-level`          | `info`                        |
+//! | `site.database_url`         | `KEEL_DATABASE_URL`      | `--database-url`       | `sqlite://keel-data/keel.db`  |
+//! | `site.templates`            | `KEEL_TEMPLATES`         | `--templates`          | none (built-in templates)     |
+//! | `site.sample_data`          | `KEEL_SAMPLE_DATA`       | `--no-sample-data`     | `true`                        |
 //!
 //! The file is `--config PATH`, else `$KEEL_CONFIG`, else `./keel.toml` when it exists.
 

@@ -504,7 +504,8 @@ async fn up(settings: &Settings, flags: Flags) -> anyhow::Result<()> {
     let base = format!("http://{}", edge.local_addr());
     println!("keel up: serving on {base}");
     for (what, path) in [
-        ("home", "/"),
+        ("site", "/"),
+        ("admin", "/admin/"),
         ("sync test", "/sync/test"),
         ("async test", "/async/test"),
         ("health", "/healthz"),
@@ -516,6 +517,10 @@ async fn up(settings: &Settings, flags: Flags) -> anyhow::Result<()> {
         println!("  {what:<11} {base}{path}");
     }
     println!("  {:<11} {upstream_note}", "upstream");
+    println!(
+        "  {:<11} {} (a staff account for /admin/: keel createsuperuser)",
+        "database", settings.site.database_url.value
+    );
     if rate_limit {
         println!(
             "  {:<11} {} burst {} {} per client address (--no-rate-limit turns it off)",
