@@ -419,7 +419,27 @@ on_both!(
     admin_validation_returns_the_form_and_stores_nothing,
     publishing_a_post_emits_a_site_event,
     cookies_and_headers_are_safe,
+    oversized_forms_are_refused,
 );
+
+async fn oversized_forms_are_refused(site: &Site) {
+    let mut v = site.visitor();
+    let token = v.get("/feedback/").await.csrf();
+    let message = "x".repeat(2 * 1024 * 1024);
+    v.post_raw(
+        "/feedback/",
+        &[
+            ("csrf_token", &token),
+            ("name", "n"),
+            ("email", "n@example.com"),
+            ("message", &message),
+        ],
+    )
+    .await
+    .assert_status(StatusCode::PAYLOAD_TOO_LARGE)
+    .assert_has("larger than this site accepts");
+    assert_eq!(site.count("feedback").await, 0);
+}
 
 async fn home_lists_sample_posts_and_paginates(site: &Site) {
     let mut v = site.visitor();
