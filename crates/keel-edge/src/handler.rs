@@ -106,6 +106,48 @@ impl State {
     }
 }
 
+/// The static phase alone, for requests the fast path (`fast.rs`) answers without hyper:
+/// the same client address, access log entry and static service as [`handle`] uses.
+/// `None` when this edge serves no static files or the path is not under `/static/`.
+pub(crate) fn handle_static(
+    state: &State,
+    peer: SocketAddr,
+    request: &Request<()>,
+) -> Option<Response<Body>> {
+    let statics = state.statics.as_ref()?;
+    if !request.uri().path().starts_with(STATIC_PREFIX) {
+        return None;
+    }
+    let started = Instant::now();
+    let entry = state.access_log.as_ref().map(|_| {
+        let client = state
+            .dynamic
+            .load()
+            .trusted
+            .client_ip(peer.ip(), request.headers());
+        Entry::new(
+            client,
+            request.method(),
+            request.uri(),
+            request.version(),
+            request.headers(),
+            started,
+        )
+    });
+    let response = statics.handle_request(request).map(Body::new);
+    Some(finish(state, entry, response))
+}
+
+/// Whether this edge answers `/static/` itself (the fast path is worth trying).
+pub(crate) fn serves_static(state: &State) -> bool {
+    state.statics.is_some()
+}
+
+/// Whether `path` is one the static phase answers.
+pub(crate) fn is_static_path(path: &[u8]) -> bool {
+    path.starts_with(STATIC_PREFIX.as_bytes())
+}
+
 /// One request, every phase.
 pub(crate) async fn handle(
     state: &State,

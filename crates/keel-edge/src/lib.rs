@@ -19,6 +19,7 @@
 
 mod access_log;
 mod client_ip;
+mod fast;
 mod handler;
 mod headers;
 mod proxy;

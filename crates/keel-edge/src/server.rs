@@ -1,6 +1,10 @@
 //! The accept loops: hyper's HTTP/1.1 + HTTP/2 server on each connection (plain, or TLS
 //! with ALPN), a header read deadline against slowloris that also closes idle keep-alive
 //! connections, a cap on open connections, and a graceful stop bounded in time.
+//!
+//! Plain connections of an edge that serves static files start on the fast path
+//! (`fast.rs`), which answers simple static requests itself and hands anything else,
+//! with the bytes it read, to hyper.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -13,11 +17,12 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
 use tokio_rustls::TlsAcceptor;
 
+use crate::fast::{self, Outcome, Tracker};
 use crate::handler::{self, State};
 
 /// Per-connection protections.
@@ -56,9 +61,12 @@ struct Shared {
     /// HTTP/2: TLS connections that chose h2. Pinning the version per connection skips
     /// hyper's sniffing of the first bytes.
     http2: Builder<TokioExecutor>,
-    graceful: GracefulShutdown,
     slots: Arc<Semaphore>,
-    handshake_timeout: Duration,
+    limits: ConnLimits,
+    /// Connections on the fast path (hyper's are watched by the graceful shutdown).
+    fast: Tracker,
+    /// Set when the server stops: idle fast-path connections close.
+    stop: watch::Receiver<bool>,
 }
 
 pub(crate) async fn serve(
@@ -76,20 +84,30 @@ pub(crate) async fn serve(
         .header_read_timeout(limits.header_read_timeout)
         .max_buf_size(limits.max_header_bytes);
     builder.http2().timer(TokioTimer::new());
+    let (stop_tx, stop_rx) = watch::channel(false);
     let shared = Arc::new(Shared {
         state,
         http1: builder.clone().http1_only(),
         http2: builder.http2_only(),
-        graceful: GracefulShutdown::new(),
         slots,
-        handshake_timeout: limits.header_read_timeout,
+        limits,
+        fast: Tracker::default(),
+        stop: stop_rx.clone(),
     });
+    // Held by the accept loops only (connections get a watcher each), so that once the
+    // loops have returned it can be taken back to shut down.
+    let graceful = Arc::new(GracefulShutdown::new());
 
-    let (stop_tx, stop_rx) = watch::channel(false);
     let loops: Vec<_> = listeners
         .into_iter()
         .map(|(listener, mode)| {
-            tokio::spawn(accept_loop(listener, mode, shared.clone(), stop_rx.clone()))
+            tokio::spawn(accept_loop(
+                listener,
+                mode,
+                shared.clone(),
+                graceful.clone(),
+                stop_rx.clone(),
+            ))
         })
         .collect();
     shutdown.await;
@@ -99,12 +117,16 @@ pub(crate) async fn serve(
         let _ = accept.await;
     }
 
-    let Ok(shared) = Arc::try_unwrap(shared) else {
-        tracing::error!("accept loops still hold the server state; not draining");
+    let Ok(graceful) = Arc::try_unwrap(graceful) else {
+        tracing::error!("accept loops still hold the graceful shutdown; not draining");
         return;
     };
+    let drained = async {
+        graceful.shutdown().await;
+        shared.fast.drained().await;
+    };
     tokio::select! {
-        () = shared.graceful.shutdown() => {}
+        () = drained => {}
         () = tokio::time::sleep(shutdown_timeout) => {
             tracing::warn!(timeout = ?shutdown_timeout, "edge shutdown timeout expired with connections still open");
         }
@@ -115,6 +137,7 @@ async fn accept_loop(
     listener: TcpListener,
     mode: Mode,
     shared: Arc<Shared>,
+    graceful: Arc<GracefulShutdown>,
     mut stop: watch::Receiver<bool>,
 ) {
     loop {
@@ -141,15 +164,16 @@ async fn accept_loop(
         let _ = stream.set_nodelay(true);
         let shared_for_conn = shared.clone();
         let mode = mode.clone();
+        let watcher = graceful.watcher();
         tokio::spawn(async move {
             let _permit = permit;
-            connection(stream, peer, mode, &shared_for_conn).await;
+            connection(stream, peer, mode, &shared_for_conn, watcher).await;
         });
     }
 }
 
 /// Resolves once the stop flag is set (or its sender is gone).
-async fn stopped(stop: &mut watch::Receiver<bool>) {
+pub(crate) async fn stopped(stop: &mut watch::Receiver<bool>) {
     while !*stop.borrow_and_update() {
         if stop.changed().await.is_err() {
             return;
@@ -157,9 +181,50 @@ async fn stopped(stop: &mut watch::Receiver<bool>) {
     }
 }
 
-async fn connection(stream: TcpStream, peer: SocketAddr, mode: Mode, shared: &Shared) {
+async fn connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    mode: Mode,
+    shared: &Shared,
+    watcher: Watcher,
+) {
     match mode {
-        Mode::Plain => serve_io(TokioIo::new(stream), peer, "http", &shared.http1, shared).await,
+        Mode::Plain if handler::serves_static(&shared.state) => {
+            let tracked = shared.fast.enter();
+            let mut stop = shared.stop.clone();
+            let outcome = fast::serve(
+                stream,
+                peer,
+                &shared.state,
+                shared.limits.header_read_timeout,
+                shared.limits.max_header_bytes,
+                &mut stop,
+            )
+            .await;
+            drop(tracked);
+            if let Outcome::HandOver(io) = outcome {
+                serve_io(
+                    TokioIo::new(io),
+                    peer,
+                    "http",
+                    &shared.http1,
+                    shared,
+                    watcher,
+                )
+                .await;
+            }
+        }
+        Mode::Plain => {
+            serve_io(
+                TokioIo::new(stream),
+                peer,
+                "http",
+                &shared.http1,
+                shared,
+                watcher,
+            )
+            .await
+        }
         Mode::Redirect { https_port } => {
             let service = service_fn(move |request: Request<Incoming>| async move {
                 Ok::<_, std::convert::Infallible>(redirect(&request, https_port))
@@ -168,18 +233,19 @@ async fn connection(stream: TcpStream, peer: SocketAddr, mode: Mode, shared: &Sh
                 .http1
                 .serve_connection(TokioIo::new(stream), service)
                 .into_owned();
-            if let Err(error) = shared.graceful.watch(connection).await {
+            if let Err(error) = watcher.watch(connection).await {
                 tracing::debug!(%peer, %error, "redirect connection ended with an error");
             }
         }
         Mode::Tls(acceptor) => {
             let handshake =
-                tokio::time::timeout(shared.handshake_timeout, acceptor.accept(stream)).await;
+                tokio::time::timeout(shared.limits.header_read_timeout, acceptor.accept(stream))
+                    .await;
             match handshake {
                 Ok(Ok(tls)) => {
                     let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2".as_slice());
                     let builder = if h2 { &shared.http2 } else { &shared.http1 };
-                    serve_io(TokioIo::new(tls), peer, "https", builder, shared).await;
+                    serve_io(TokioIo::new(tls), peer, "https", builder, shared, watcher).await;
                 }
                 Ok(Err(error)) => tracing::debug!(%peer, %error, "TLS handshake failed"),
                 Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
@@ -194,6 +260,7 @@ async fn serve_io<I>(
     proto: &'static str,
     builder: &Builder<TokioExecutor>,
     shared: &Shared,
+    watcher: Watcher,
 ) where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
@@ -206,7 +273,7 @@ async fn serve_io<I>(
         }
     });
     let connection = builder.serve_connection(io, service);
-    if let Err(error) = shared.graceful.watch(connection).await {
+    if let Err(error) = watcher.watch(connection).await {
         tracing::debug!(%peer, %error, "connection ended with an error");
     }
 }

@@ -1042,3 +1042,242 @@ async fn a_body_idle_timeout_cuts_a_silent_stream_only_when_set() {
     edge.stop().await;
     backend.stop().await;
 }
+
+/// An edge with one collected CSS file in front of the echo backend.
+async fn static_edge(
+    access_log: Option<keel_edge::AccessLog>,
+) -> (Server, Server, tempfile::TempDir) {
+    let root = tempfile::tempdir().unwrap();
+    let css: &'static [(&'static str, &'static [u8])] =
+        &[("css/site.css", b"body { color: #123456; }\n")];
+    keel_static::collect(&keel_static::CollectOptions {
+        static_root: root.path().to_owned(),
+        sources: vec![keel_static::Source::Embedded(css)],
+    })
+    .unwrap();
+    let files =
+        keel_edge::StaticFiles::load(root.path(), keel_edge::StaticOptions::default()).unwrap();
+    let backend = spawn_backend("a").await;
+    let mut cfg = EdgeConfig::new(LOCAL.into(), upstreams(&[backend.addr]));
+    cfg.static_files = Some(keel_edge::StaticHandle::new(files));
+    cfg.header_read_timeout = Duration::from_millis(800);
+    cfg.access_log = access_log;
+    (spawn_edge(cfg).await, backend, root)
+}
+
+/// Reads one HTTP/1.1 response (head and a Content-Length body) from `stream`.
+async fn read_response(
+    stream: &mut tokio::net::TcpStream,
+    pending: &mut Vec<u8>,
+) -> (String, Vec<u8>) {
+    use tokio::io::AsyncReadExt;
+    loop {
+        if let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&pending[..end]).into_owned();
+            let length: usize = head
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length: ")
+                        .map(|v| v.trim().parse().unwrap())
+                })
+                .unwrap_or(0);
+            let body_len = if head.starts_with("HTTP/1.1 304") || head.contains("HEAD-REQUEST") {
+                0
+            } else {
+                length
+            };
+            while pending.len() < end + 4 + body_len {
+                let mut buf = [0u8; 16 * 1024];
+                let n = stream.read(&mut buf).await.unwrap();
+                assert!(n > 0, "closed mid-body after {head}");
+                pending.extend_from_slice(&buf[..n]);
+            }
+            let body = pending[end + 4..end + 4 + body_len].to_vec();
+            pending.drain(..end + 4 + body_len);
+            return (head, body);
+        }
+        let mut buf = [0u8; 16 * 1024];
+        let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf))
+            .await
+            .expect("no response in 5 s")
+            .unwrap();
+        assert!(
+            n > 0,
+            "closed before a response; had {:?}",
+            String::from_utf8_lossy(pending)
+        );
+        pending.extend_from_slice(&buf[..n]);
+    }
+}
+
+/// The static fast path answers pipelined keep-alive requests, conditional and range
+/// requests like hyper would, and hands a connection to hyper as soon as a request is not
+/// a simple static one — with the bytes it had read — so proxying, 431 and the rest work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn static_fast_path_keeps_http_semantics_and_hands_other_requests_to_hyper() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let log = keel_edge::AccessLog::start(
+        keel_edge::AccessLogTarget::File(dir.path().join("access.log")),
+        keel_edge::AccessLogFormat::Combined,
+    )
+    .unwrap();
+    let (edge, backend, _root) = static_edge(Some(log)).await;
+    let css = "body { color: #123456; }\n";
+
+    // Three pipelined requests in one write: GET, conditional GET, then a proxied one.
+    let mut stream = tokio::net::TcpStream::connect(edge.addr).await.unwrap();
+    stream
+        .write_all(b"GET /static/css/site.css HTTP/1.1\r\nHost: x\r\nUser-Agent: fast-test\r\n\r\n")
+        .await
+        .unwrap();
+    let mut pending = Vec::new();
+    let (head, body) = read_response(&mut stream, &mut pending).await;
+    assert!(head.starts_with("HTTP/1.1 200 OK"), "{head}");
+    let lower = head.to_ascii_lowercase();
+    assert!(lower.contains("content-type: text/css"), "{head}");
+    assert!(
+        lower.contains(&format!("content-length: {}", css.len())),
+        "{head}"
+    );
+    assert!(lower.contains("\r\ndate: "), "{head}");
+    assert!(!lower.contains("connection: close"), "{head}");
+    assert_eq!(body, css.as_bytes());
+    let etag = head
+        .lines()
+        .find_map(|l| l.strip_prefix("etag: "))
+        .unwrap()
+        .to_owned();
+
+    let pipelined = format!(
+        "GET /static/css/site.css HTTP/1.1\r\nHost: x\r\nIf-None-Match: {etag}\r\n\r\n\
+         GET /static/css/site.css HTTP/1.1\r\nHost: x\r\nRange: bytes=0-3\r\n\r\n\
+         GET /echo HTTP/1.1\r\nHost: x\r\n\r\n"
+    );
+    stream.write_all(pipelined.as_bytes()).await.unwrap();
+    let (head, body) = read_response(&mut stream, &mut pending).await;
+    assert!(head.starts_with("HTTP/1.1 304"), "{head}");
+    assert!(body.is_empty());
+    let (head, body) = read_response(&mut stream, &mut pending).await;
+    assert!(head.starts_with("HTTP/1.1 206"), "{head}");
+    assert_eq!(body, b"body");
+    // Handed to hyper mid-connection: the proxied request is answered by the backend.
+    let (head, body) = read_response(&mut stream, &mut pending).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(
+        String::from_utf8_lossy(&body).contains("\"served-by\":\"a\""),
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    // Still on hyper, static requests keep working on the same connection.
+    stream
+        .write_all(b"HEAD /static/css/site.css HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = stream.read(&mut buf).await.unwrap();
+    let head = String::from_utf8_lossy(&buf[..n]).into_owned();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(head.ends_with("\r\n\r\n"), "HEAD sent a body: {head:?}");
+    drop(stream);
+
+    // HEAD on the fast path: the length of the GET, no body; HTTP/1.0 closes after it.
+    let answer = raw(edge.addr, b"HEAD /static/css/site.css HTTP/1.0\r\n\r\n").await;
+    assert!(answer.starts_with("HTTP/1.1 200 OK"), "{answer}");
+    assert!(
+        answer
+            .to_ascii_lowercase()
+            .contains(&format!("content-length: {}", css.len())),
+        "{answer}"
+    );
+    assert!(answer.ends_with("\r\n\r\n"), "HEAD sent a body: {answer:?}");
+    let answer = raw(
+        edge.addr,
+        b"GET /static/css/site.css HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(answer.contains("connection: close"), "{answer}");
+    assert!(answer.ends_with(css), "{answer}");
+
+    // A head split across writes goes to hyper, which still answers it.
+    let mut split = tokio::net::TcpStream::connect(edge.addr).await.unwrap();
+    split.write_all(b"GET /static/css/si").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    split
+        .write_all(b"te.css HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = String::new();
+    split.read_to_string(&mut answer).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.ends_with(css), "{answer}");
+
+    // Oversized and malformed heads are still hyper's answers.
+    let big = format!(
+        "GET /static/css/site.css HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(100 * 1024)
+    );
+    let answer = raw(edge.addr, big.as_bytes()).await;
+    assert!(answer.starts_with("HTTP/1.1 431"), "{answer}");
+    let answer = raw(
+        edge.addr,
+        b"GET /static/css/site.css HTTP/1.1\r\nBad Header: x\r\n\r\n",
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+
+    // An idle fast-path connection is closed after the header timeout, like hyper's.
+    let mut idle = tokio::net::TcpStream::connect(edge.addr).await.unwrap();
+    let started = Instant::now();
+    let eof = tokio::time::timeout(Duration::from_secs(5), idle.read(&mut buf)).await;
+    assert!(matches!(eof, Ok(Ok(0))), "{eof:?}");
+    assert!(
+        started.elapsed() >= Duration::from_millis(700),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // Fast-path requests are in the access log like any other.
+    wait_for_line(&dir.path().join("access.log")).await;
+    let logged = std::fs::read_to_string(dir.path().join("access.log")).unwrap();
+    let line = logged
+        .lines()
+        .find(|l| l.contains("fast-test"))
+        .unwrap_or_else(|| panic!("no fast-path request in the access log:\n{logged}"));
+    assert!(
+        line.contains("\"GET /static/css/site.css HTTP/1.1\" 200"),
+        "{line}"
+    );
+
+    edge.stop().await;
+    backend.stop().await;
+}
+
+/// A stop closes idle fast-path connections and lets the edge return promptly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stopping_closes_idle_fast_path_connections() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (edge, backend, _root) = static_edge(None).await;
+    let mut stream = tokio::net::TcpStream::connect(edge.addr).await.unwrap();
+    stream
+        .write_all(b"GET /static/css/site.css HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut pending = Vec::new();
+    let (head, _) = read_response(&mut stream, &mut pending).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let started = Instant::now();
+    tokio::time::timeout(Duration::from_secs(3), edge.stop())
+        .await
+        .expect("the edge did not stop with an idle fast-path connection open");
+    let mut buf = [0u8; 16];
+    let eof = tokio::time::timeout(Duration::from_secs(2), stream.read(&mut buf)).await;
+    assert!(matches!(eof, Ok(Ok(0)) | Ok(Err(_))), "{eof:?}");
+    assert!(
+        started.elapsed() < Duration::from_millis(700),
+        "{:?}",
+        started.elapsed()
+    );
+    backend.stop().await;
+}

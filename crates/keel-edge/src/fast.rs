@@ -1,0 +1,401 @@
+//! The fast path for static files on plain HTTP/1.x connections.
+//!
+//! A `GET`/`HEAD` of `/static/…` with a complete, simple request head is answered here:
+//! the head parsed with httparse, the response made by the same static phase as every
+//! other request (`handler::handle_static`: same files, headers, conditional requests,
+//! ranges and access log), and written with one `write` per response. hyper's per-request
+//! machinery (its dispatcher, service future, header map conversions and body framing) is
+//! most of the user-space cost of a small static response, and nginx does without it.
+//!
+//! Anything else — another path, a body, `Expect`, `Upgrade`, a head split across reads, a
+//! malformed or oversized head — hands the connection to hyper for the rest of its life,
+//! with the bytes already read replayed first ([`Prefixed`]). So hyper still enforces the
+//! header read timeout, the header size cap (431) and every error answer; this path only
+//! ever answers requests that are complete and well-formed.
+
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll};
+use std::time::{Duration, SystemTime};
+
+use axum::body::Body;
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, Request, Uri, Version};
+use bytes::{Buf, Bytes, BytesMut};
+use http_body_util::BodyExt;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::sync::{watch, Notify};
+
+use crate::handler::{self, State};
+
+/// Headers a fast-path request may have; more goes to hyper.
+const MAX_HEADERS: usize = 64;
+/// Responses are written in pieces of at most this much.
+const WRITE_CHUNK: usize = 64 * 1024;
+
+/// How a fast-path connection ended.
+pub(crate) enum Outcome {
+    /// Closed (by either side, by the idle timeout, or by a stop).
+    Closed,
+    /// Not for this path: serve the rest of the connection with hyper.
+    HandOver(Prefixed),
+}
+
+/// Connections on the fast path, so a stop can wait for them as it waits for hyper's.
+#[derive(Debug, Default)]
+pub(crate) struct Tracker {
+    open: AtomicUsize,
+    idle: Notify,
+}
+
+/// Held by each fast-path connection.
+pub(crate) struct Tracked<'a>(&'a Tracker);
+
+impl Tracker {
+    pub(crate) fn enter(&self) -> Tracked<'_> {
+        self.open.fetch_add(1, Ordering::AcqRel);
+        Tracked(self)
+    }
+
+    /// Resolves when no fast-path connection is open.
+    pub(crate) async fn drained(&self) {
+        loop {
+            let notified = self.idle.notified();
+            if self.open.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+impl Drop for Tracked<'_> {
+    fn drop(&mut self) {
+        if self.0.open.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
+}
+
+/// Serves static requests on `stream` until one is not for this path.
+pub(crate) async fn serve(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    state: &State,
+    idle_timeout: Duration,
+    max_head_bytes: usize,
+    stop: &mut watch::Receiver<bool>,
+) -> Outcome {
+    let mut buf = BytesMut::with_capacity(4096);
+    let mut out = Vec::with_capacity(16 * 1024);
+    loop {
+        if buf.is_empty() {
+            // Between requests: the keep-alive wait, bounded like hyper's header timeout.
+            let read = tokio::select! {
+                read = tokio::time::timeout(idle_timeout, stream.read_buf(&mut buf)) => read,
+                () = crate::server::stopped(stop) => return Outcome::Closed,
+            };
+            match read {
+                Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return Outcome::Closed,
+                Ok(Ok(_)) => {}
+            }
+        }
+        let parsed = match parse(&buf, max_head_bytes) {
+            Some(parsed) => parsed,
+            None => return hand_over(stream, buf),
+        };
+        let Some(response) = handler::handle_static(state, peer, &parsed.request) else {
+            return hand_over(stream, buf);
+        };
+        buf.advance(parsed.head_len);
+        let keep_alive = parsed.keep_alive && !*stop.borrow();
+        let head_only = parsed.request.method() == Method::HEAD;
+        if write_response(
+            &mut stream,
+            &mut out,
+            response,
+            parsed.http10,
+            keep_alive,
+            head_only,
+        )
+        .await
+        .is_err()
+            || !keep_alive
+        {
+            let _ = stream.shutdown().await;
+            return Outcome::Closed;
+        }
+    }
+}
+
+fn hand_over(stream: TcpStream, buf: BytesMut) -> Outcome {
+    Outcome::HandOver(Prefixed {
+        prefix: buf.freeze(),
+        inner: stream,
+    })
+}
+
+struct Parsed {
+    request: Request<()>,
+    head_len: usize,
+    keep_alive: bool,
+    http10: bool,
+}
+
+/// A complete, simple static request at the start of `buf`, or `None` for hyper.
+fn parse(buf: &[u8], max_head_bytes: usize) -> Option<Parsed> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut head = httparse::Request::new(&mut headers);
+    let head_len = match head.parse(buf) {
+        Ok(httparse::Status::Complete(len)) if len <= max_head_bytes => len,
+        _ => return None,
+    };
+    let method = match head.method? {
+        "GET" => Method::GET,
+        "HEAD" => Method::HEAD,
+        _ => return None,
+    };
+    let path = head.path?;
+    if !handler::is_static_path(path.as_bytes()) {
+        return None;
+    }
+    let http10 = match head.version? {
+        0 => true,
+        1 => false,
+        _ => return None,
+    };
+    let mut map = HeaderMap::with_capacity(head.headers.len());
+    let mut keep_alive = !http10;
+    for h in head.headers.iter() {
+        let name = HeaderName::from_bytes(h.name.as_bytes()).ok()?;
+        if name == header::CONTENT_LENGTH {
+            if h.value != b"0" {
+                return None;
+            }
+        } else if name == header::TRANSFER_ENCODING
+            || name == header::EXPECT
+            || name == header::UPGRADE
+        {
+            return None;
+        } else if name == header::CONNECTION {
+            for token in h.value.split(|b| *b == b',') {
+                let token = token.trim_ascii();
+                if token.eq_ignore_ascii_case(b"close") {
+                    keep_alive = false;
+                } else if token.eq_ignore_ascii_case(b"keep-alive") && http10 {
+                    keep_alive = true;
+                } else if token.eq_ignore_ascii_case(b"upgrade") {
+                    return None;
+                }
+            }
+        }
+        map.append(name, HeaderValue::from_bytes(h.value).ok()?);
+    }
+    let uri: Uri = path.parse().ok()?;
+    let mut request = Request::new(());
+    *request.method_mut() = method;
+    *request.uri_mut() = uri;
+    *request.version_mut() = if http10 {
+        Version::HTTP_10
+    } else {
+        Version::HTTP_11
+    };
+    *request.headers_mut() = map;
+    Some(Parsed {
+        request,
+        head_len,
+        keep_alive,
+        http10,
+    })
+}
+
+/// Writes status line, headers, `Date`, framing and body; the body is read to its end
+/// (the access log entry is written when it ends) even for HEAD.
+async fn write_response(
+    stream: &mut TcpStream,
+    out: &mut Vec<u8>,
+    response: axum::http::Response<Body>,
+    http10: bool,
+    keep_alive: bool,
+    head_only: bool,
+) -> io::Result<()> {
+    let (parts, mut body) = response.into_parts();
+    out.clear();
+    // HTTP/1.1 in the status line whatever the request's version, as nginx and RFC 9110
+    // (a server sends its own version); keep-alive for 1.0 is said explicitly below.
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(parts.status.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(
+        parts
+            .status
+            .canonical_reason()
+            .unwrap_or("Unknown")
+            .as_bytes(),
+    );
+    out.extend_from_slice(b"\r\n");
+    for (name, value) in &parts.headers {
+        if name == header::CONNECTION || name == header::TRANSFER_ENCODING {
+            continue;
+        }
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    // Every static response states its length (StaticBody knows it exactly).
+    if !parts.headers.contains_key(header::CONTENT_LENGTH) {
+        let length = http_body::Body::size_hint(&body).exact().unwrap_or(0);
+        out.extend_from_slice(format!("content-length: {length}\r\n").as_bytes());
+    }
+    if !parts.headers.contains_key(header::DATE) {
+        out.extend_from_slice(b"date: ");
+        with_date(|date| out.extend_from_slice(date));
+        out.extend_from_slice(b"\r\n");
+    }
+    match (keep_alive, http10) {
+        (false, false) => out.extend_from_slice(b"connection: close\r\n"),
+        (true, true) => out.extend_from_slice(b"connection: keep-alive\r\n"),
+        _ => {}
+    }
+    out.extend_from_slice(b"\r\n");
+
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(io::Error::other)?;
+        if let Ok(data) = frame.into_data() {
+            if !head_only {
+                out.extend_from_slice(&data);
+            }
+        }
+        if out.len() >= WRITE_CHUNK {
+            stream.write_all(out).await?;
+            out.clear();
+        }
+    }
+    if !out.is_empty() {
+        stream.write_all(out).await?;
+    }
+    Ok(())
+}
+
+/// The `Date` header value, formatted once per second per thread (as hyper caches it).
+fn with_date(f: impl FnOnce(&[u8])) {
+    thread_local! {
+        static DATE: std::cell::RefCell<(u64, String)> = const { std::cell::RefCell::new((0, String::new())) };
+    }
+    let now = SystemTime::now();
+    let second = now
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    DATE.with(|cell| {
+        let mut cached = cell.borrow_mut();
+        if cached.0 != second || cached.1.is_empty() {
+            *cached = (second, httpdate::fmt_http_date(now));
+        }
+        f(cached.1.as_bytes());
+    });
+}
+
+/// A connection whose first bytes were already read: they are read again first.
+pub(crate) struct Prefixed {
+    prefix: Bytes,
+    inner: TcpStream,
+}
+
+impl AsyncRead for Prefixed {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if !self.prefix.is_empty() {
+            let n = self.prefix.len().min(buf.remaining());
+            buf.put_slice(&self.prefix[..n]);
+            self.prefix.advance(n);
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Prefixed {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn simple_static_gets_are_taken_and_the_rest_is_left_to_hyper() {
+        let p = parse(b"GET /static/a.css HTTP/1.1\r\nHost: x\r\n\r\nGET", 8192).unwrap();
+        assert_eq!(p.head_len, 39);
+        assert!(p.keep_alive && !p.http10);
+        assert_eq!(p.request.uri().path(), "/static/a.css");
+        assert_eq!(p.request.headers()["host"], "x");
+
+        let p = parse(
+            b"HEAD /static/a.css HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+            8192,
+        )
+        .unwrap();
+        assert!(p.keep_alive && p.http10);
+        let p = parse(b"GET /static/a.css HTTP/1.0\r\n\r\n", 8192).unwrap();
+        assert!(!p.keep_alive);
+        let p = parse(
+            b"GET /static/a.css HTTP/1.1\r\nConnection: close\r\n\r\n",
+            8192,
+        )
+        .unwrap();
+        assert!(!p.keep_alive);
+
+        for other in [
+            &b"GET / HTTP/1.1\r\n\r\n"[..],
+            b"POST /static/a.css HTTP/1.1\r\nContent-Length: 1\r\n\r\nx",
+            b"GET /static/a.css HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
+            b"GET /static/a.css HTTP/1.1\r\nContent-Length: 5\r\n\r\n",
+            b"GET /static/a.css HTTP/1.1\r\nExpect: 100-continue\r\n\r\n",
+            b"GET /static/a.css HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n",
+            b"GET /static/a.css HTTP/1.1\r\nHost: x\r\n",
+            b"GET /static/a.css HTTP/1.1\r\nBad Header: x\r\n\r\n",
+            b"GET http://example.com/static/a.css HTTP/1.1\r\n\r\n",
+            b"OPTIONS * HTTP/1.1\r\n\r\n",
+        ] {
+            assert!(
+                parse(other, 8192).is_none(),
+                "{}",
+                String::from_utf8_lossy(other)
+            );
+        }
+        // A head over the cap is hyper's to refuse with 431.
+        assert!(parse(b"GET /static/a.css HTTP/1.1\r\nHost: x\r\n\r\n", 20).is_none());
+    }
+}
