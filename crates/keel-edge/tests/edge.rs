@@ -1281,3 +1281,23 @@ async fn stopping_closes_idle_fast_path_connections() {
     );
     backend.stop().await;
 }
+
+/// A stop lets an in-flight proxied request finish (nginx's graceful quit), then returns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stopping_waits_for_an_in_flight_request() {
+    let backend = spawn_backend("a").await;
+    let cfg = EdgeConfig::new(LOCAL.into(), upstreams(&[backend.addr]));
+    let edge = spawn_edge(cfg).await;
+    let url = format!("http://{}/slow", edge.addr);
+    let in_flight = tokio::spawn(async move { reqwest::get(url).await?.text().await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = Instant::now();
+    edge.stop().await;
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "the edge stopped without waiting: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(in_flight.await.unwrap().unwrap(), "late");
+    backend.stop().await;
+}
