@@ -101,6 +101,26 @@
       };
     }
 
+    /* A page left for another one may stay alive in the back/forward cache, and
+     * its open stream with it: over HTTP/1.1 the browser's six connections per host
+     * are gone after a few clicks and the next page never loads. Close the stream
+     * when the page is hidden; open it again if the page comes back from the cache. */
+    window.addEventListener("pagehide", function () {
+      if (retryTimer !== null) {
+        window.clearTimeout(retryTimer);
+        retryTimer = null;
+      }
+      if (source) {
+        source.close();
+        source = null;
+      }
+    });
+    window.addEventListener("pageshow", function (event) {
+      if (event.persisted && source === null && retryTimer === null) {
+        connect();
+      }
+    });
+
     connect();
   }
 

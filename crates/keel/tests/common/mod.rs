@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
+pub mod webdriver;
+
 /// The `keel` binary under test, run from the temp dir with no `KEEL_*` variables, so a
 /// developer's keel.toml or environment cannot change what a test sees. The site's
 /// database is a private in-memory one unless the test sets `KEEL_DATABASE_URL`: tests

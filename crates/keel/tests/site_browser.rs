@@ -1,0 +1,554 @@
+//! The blog site in a real browser, as a person uses it: register, log out and in, filter
+//! posts by tag, and watch a post published from the admin (in a second browser) appear
+//! live on the home page. Headless Chromium through chromedriver (`common::webdriver`);
+//! every step types and clicks through WebDriver, and every wait has a deadline.
+//!
+//! Needs Debian's `chromium` and `chromium-driver` (`.ci/run` installs them). Without them
+//! the test says so and skips, except under `CI=true`, where that is a failure. It leaves a
+//! screenshot of the home page in `target/tmp/site-home.png`.
+
+// Test helpers outside #[test] fns panic on purpose: a failed setup is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::webdriver::{browser_available, Browser, Driver, Element};
+use common::{keel, Process};
+use serde_json::{json, Value};
+
+const ADMIN: &str = "admin";
+const ADMIN_PASSWORD: &str = "tidal-quartz-meadow-91";
+const READER: &str = "reader1";
+const READER_PASSWORD: &str = "copper-lantern-orbit-47";
+
+/// The sample posts a new site starts with.
+const SAMPLE_TITLES: [&str; 4] = [
+    "Welcome to keel",
+    "Running keel in production",
+    "Rate limiting, decision for decision",
+    "Live events without a thread per browser",
+];
+
+const NEW_TITLE: &str = "Fresh from the admin";
+const NEW_URL: &str = "/posts/fresh-from-the-admin/";
+const NEW_BODY: &str =
+    "Written in **the admin** while a reader watched.\n\n- first point\n- second point";
+
+/// Installed before any page script runs: keeps every EventSource the page opens in
+/// `window.__keelSources`, so the test can wait for the page's live connection to be open
+/// before publishing, and check that the page opens exactly one.
+const TRACK_EVENT_SOURCES: &str = r"(function () {
+  var Native = window.EventSource;
+  if (typeof Native !== 'function') { return; }
+  window.__keelSources = [];
+  function Tracked(url, init) {
+    var source = new Native(url, init);
+    window.__keelSources.push(source);
+    return source;
+  }
+  Tracked.prototype = Native.prototype;
+  Tracked.CONNECTING = Native.CONNECTING;
+  Tracked.OPEN = Native.OPEN;
+  Tracked.CLOSED = Native.CLOSED;
+  window.EventSource = Tracked;
+})();";
+
+/// The posts listed on the page: `[{title, tags: [..]}]`.
+const LISTED_POSTS: &str = "return Array.prototype.map.call(
+    document.querySelectorAll('article.post-summary'),
+    function (article) {
+      var link = article.querySelector('h2 a');
+      return {
+        title: link ? link.textContent.trim() : '',
+        tags: Array.prototype.map.call(article.querySelectorAll('.post-tags a'),
+          function (t) { return t.textContent.trim(); })
+      };
+    });";
+
+/// `keel createsuperuser` on the database file, the password on stdin; at most 15 s.
+fn create_superuser(database_url: &str) {
+    let mut child = keel()
+        .args([
+            "createsuperuser",
+            "--database-url",
+            database_url,
+            "--username",
+            ADMIN,
+            "--email",
+            "admin@example.com",
+            "--password-stdin",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin
+        .write_all(format!("{ADMIN_PASSWORD}\n").as_bytes())
+        .unwrap();
+    drop(stdin);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("keel createsuperuser did not finish within 15 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "keel createsuperuser failed ({}):\nstdout: {}\nstderr: {}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// `keel up` on a free port of 127.0.0.1 with the site on `database_url`; returns the
+/// process and its base URL.
+fn start_keel_up(statics: &Path, database_url: &str) -> (Process, String) {
+    let mut cmd = keel();
+    cmd.args([
+        "up",
+        "--listen",
+        "127.0.0.1:0",
+        "--no-access-log",
+        "--no-rate-limit",
+    ])
+    .env("KEEL_STATIC_ROOT", statics)
+    .env("KEEL_DATABASE_URL", database_url);
+    let mut up = Process::start(cmd);
+    let base = up.url_after("keel up: serving on");
+    (up, base)
+}
+
+/// Waits until the navigation bar says who is signed in.
+async fn assert_signed_in(browser: &Browser, username: &str) {
+    let script = "var e = document.querySelector('.whoami');
+        return e && e.textContent.indexOf(arguments[0]) >= 0 ? e.textContent : null;";
+    let whoami = browser
+        .wait_until(
+            &format!("the navigation bar to say \"Signed in as {username}\""),
+            Duration::from_secs(10),
+            script,
+            json!([format!("Signed in as {username}")]),
+        )
+        .await;
+    let logout = browser.find_by_text(".nav-account button", "Log out").await;
+    assert!(
+        browser.displayed(&logout).await,
+        "signed in ({whoami}) but no visible Log out button\n{}",
+        browser.excerpt().await
+    );
+}
+
+/// The posts listed on the current page, as (title, tags).
+async fn listed_posts(browser: &Browser) -> Vec<(String, Vec<String>)> {
+    let listed = browser.execute(LISTED_POSTS, json!([])).await;
+    listed
+        .as_array()
+        .unwrap_or_else(|| panic!("not a list of posts: {listed}"))
+        .iter()
+        .map(|post| {
+            let title = post["title"].as_str().unwrap_or_default().to_owned();
+            let tags = post["tags"]
+                .as_array()
+                .map(|tags| {
+                    tags.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default();
+            (title, tags)
+        })
+        .collect()
+}
+
+/// Waits until the page has exactly one EventSource and it is open; panics if it opens more.
+async fn wait_live_connection(browser: &Browser) {
+    let script = "var s = window.__keelSources;
+        if (!s) { return 'EventSource was not tracked'; }
+        if (s.length > 1) { return 'more than one EventSource: ' + s.length; }
+        return s.length === 1 && s[0].readyState === 1 ? 'open' : null;";
+    let state = browser
+        .wait_until(
+            "the page's EventSource on /stream/?channel=site to be open",
+            Duration::from_secs(10),
+            script,
+            json!([]),
+        )
+        .await;
+    assert_eq!(
+        state,
+        "open",
+        "the page's live connection is wrong\n{}",
+        browser.excerpt().await
+    );
+    let url = browser
+        .execute("return window.__keelSources[0].url;", json!([]))
+        .await;
+    assert!(
+        url.as_str()
+            .unwrap_or_default()
+            .ends_with("/stream/?channel=site"),
+        "the page listens on {url}, not /stream/?channel=site"
+    );
+}
+
+/// Open TCP connections to `base`'s port on this machine (from /proc/net/tcp), to explain
+/// a page that does not load: Chromium opens at most 6 connections per host over HTTP/1.1.
+fn open_connections(base: &str) -> usize {
+    let port: u16 = base.rsplit(':').next().unwrap().parse().unwrap();
+    let remote = format!(":{port:04X}");
+    std::fs::read_to_string("/proc/net/tcp")
+        .unwrap_or_default()
+        .lines()
+        .skip(1)
+        .filter(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            // rem_address and st (01: established)
+            fields.len() > 3 && fields[2].ends_with(&remote) && fields[3] == "01"
+        })
+        .count()
+}
+
+/// Why a page may not have loaded: how many connections are held open to keel.
+fn stalled_hint(base: &str) -> String {
+    format!(
+        "  {} TCP connections to keel are open; Chromium allows 6 per host over HTTP/1.1, \
+         so /stream/ EventSources that earlier pages left open (e.g. pages kept in the \
+         back/forward cache) stall new page loads",
+        open_connections(base)
+    )
+}
+
+/// Clicks `element`, which leads to another page, and waits until the browser's address
+/// satisfies `arrived`; a page that does not load fails with an explanation.
+async fn click_to(
+    browser: &Browser,
+    base: &str,
+    element: &Element,
+    what: &str,
+    arrived: impl Fn(&str) -> bool,
+) {
+    if let Err(e) = browser.try_click(element).await {
+        panic!(
+            "clicking through to {what} failed: {e}\n{}\n{}",
+            stalled_hint(base),
+            browser.excerpt().await
+        );
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !arrived(&browser.current_url().await) {
+        if Instant::now() > deadline {
+            panic!(
+                "clicked, but the browser did not reach {what} within 10 s\n{}\n{}",
+                stalled_hint(base),
+                browser.excerpt().await
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Opens `url` by address; a page that does not load fails with an explanation.
+async fn visit(browser: &Browser, base: &str, url: &str) {
+    if let Err(e) = browser
+        .command(reqwest::Method::POST, "/url", json!({ "url": url }))
+        .await
+    {
+        panic!(
+            "opening {url} failed: {e}\n{}\n{}",
+            stalled_hint(base),
+            browser.excerpt().await
+        );
+    }
+}
+
+/// Where the home-page screenshot goes: `target/tmp/site-home.png` in the workspace.
+fn screenshot_path() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/tmp");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.canonicalize().unwrap().join("site-home.png")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn site_register_login_tags_and_live_post_in_a_browser() {
+    if !browser_available() {
+        return;
+    }
+    let started = Instant::now();
+
+    // 1. A superuser in a database file, then the whole stack on it.
+    let dir = tempfile::tempdir().unwrap();
+    let statics = dir.path().join("static");
+    std::fs::create_dir(&statics).unwrap();
+    let database_url = format!("sqlite://{}/keel.db", dir.path().display());
+    create_superuser(&database_url);
+    let (_keel, base) = start_keel_up(&statics, &database_url);
+    let home = format!("{base}/");
+
+    // Profiles outlive the chromedriver (and its Chromiums), which goes with `driver`.
+    let profile_a = tempfile::tempdir().unwrap();
+    let profile_b = tempfile::tempdir().unwrap();
+    let driver = Driver::start().await;
+    let a = Browser::open(&driver, profile_a.path(), (1280, 900)).await;
+    a.cdp(
+        "Page.addScriptToEvaluateOnNewDocument",
+        json!({ "source": TRACK_EVENT_SOURCES }),
+    )
+    .await;
+
+    // 2. Register through the form; the new account is signed in on the home page.
+    visit(&a, &base, &format!("{base}/accounts/register/")).await;
+    a.fill("#id_username", READER).await;
+    a.fill("#id_email", "reader1@example.com").await;
+    a.fill("#id_password", READER_PASSWORD).await;
+    a.fill("#id_password2", READER_PASSWORD).await;
+    let register = a
+        .find_by_text("form.form button[type=submit]", "Register")
+        .await;
+    click_to(&a, &base, &register, "/ after registering", |u| u == home).await;
+    assert_signed_in(&a, READER).await;
+
+    // 3. Log out, then log in again through the login page.
+    let logout = a.find_by_text(".nav-account button", "Log out").await;
+    click_to(&a, &base, &logout, "/ after logging out", |u| u == home).await;
+    a.wait_until(
+        "the navigation bar to offer \"Log in\" after logging out",
+        Duration::from_secs(10),
+        "return document.querySelector('.whoami') ? null : \
+         document.querySelector('.nav-account a[href=\"/accounts/login/\"]');",
+        json!([]),
+    )
+    .await;
+    let login_link = a.find_by_text(".nav-account a", "Log in").await;
+    click_to(&a, &base, &login_link, "the login page", |u| {
+        u.starts_with(&format!("{base}/accounts/login/"))
+    })
+    .await;
+    a.fill("#id_username", READER).await;
+    a.fill("#id_password", READER_PASSWORD).await;
+    let submit = a
+        .find_by_text("form.form button[type=submit]", "Log in")
+        .await;
+    click_to(&a, &base, &submit, "/ after logging in", |u| u == home).await;
+    assert_signed_in(&a, READER).await;
+
+    // 4. Filter by a tag by clicking it, then clear the filter.
+    let edge = a.find_by_text(".tag-list a.tag", "edge").await;
+    click_to(&a, &base, &edge, "/?tag=edge", |u| {
+        u.ends_with("/?tag=edge")
+    })
+    .await;
+    let filter = a
+        .wait_until(
+            "the filter bar",
+            Duration::from_secs(10),
+            "var e = document.querySelector('.filter-bar');
+             return e ? e.textContent.replace(/\\s+/g, ' ').trim() : null;",
+            json!([]),
+        )
+        .await;
+    let filter = filter.as_str().unwrap_or_default();
+    assert!(
+        filter.contains("Filtering by tag: edge"),
+        "the filter bar says {filter:?}\n{}",
+        a.excerpt().await
+    );
+    let shown = listed_posts(&a).await;
+    assert!(
+        !shown.is_empty(),
+        "no posts tagged edge are listed\n{}",
+        a.excerpt().await
+    );
+    for (title, tags) in &shown {
+        assert!(
+            tags.iter().any(|t| t == "edge"),
+            "{title:?} is listed under tag edge but has tags {tags:?}"
+        );
+    }
+    let titles: Vec<&str> = shown.iter().map(|(t, _)| t.as_str()).collect();
+    assert!(
+        titles.contains(&"Rate limiting, decision for decision"),
+        "the edge post is missing from the filtered list: {titles:?}"
+    );
+    assert!(
+        !titles.contains(&"Welcome to keel"),
+        "\"Welcome to keel\" (not tagged edge) is listed under tag edge: {titles:?}"
+    );
+    let clear = a.find_by_text(".filter-bar a", "Clear").await;
+    click_to(&a, &base, &clear, "/ after clearing the filter", |u| {
+        u == home
+    })
+    .await;
+    let bar = a
+        .execute(
+            "return document.querySelector('.filter-bar') !== null;",
+            json!([]),
+        )
+        .await;
+    assert_eq!(bar, json!(false), "the filter bar is still shown on /");
+    let titles: Vec<String> = listed_posts(&a).await.into_iter().map(|(t, _)| t).collect();
+    for sample in SAMPLE_TITLES {
+        assert!(
+            titles.iter().any(|t| t == sample),
+            "{sample:?} is not listed on / after clearing the filter: {titles:?}"
+        );
+    }
+
+    // 5. Browser A waits on the home page; the superuser publishes a post in browser B.
+    wait_live_connection(&a).await;
+    let b = Browser::open(&driver, profile_b.path(), (1280, 900)).await;
+    visit(&b, &base, &format!("{base}/admin/posts/new/")).await;
+    b.wait_url("the login page (the admin needs a login)", |u| {
+        u.starts_with(&format!("{base}/accounts/login/"))
+    })
+    .await;
+    b.fill("#id_username", ADMIN).await;
+    b.fill("#id_password", ADMIN_PASSWORD).await;
+    let submit = b
+        .find_by_text("form.form button[type=submit]", "Log in")
+        .await;
+    click_to(
+        &b,
+        &base,
+        &submit,
+        "/admin/posts/new/ after logging in",
+        |u| u == format!("{base}/admin/posts/new/"),
+    )
+    .await;
+    assert_signed_in(&b, ADMIN).await;
+    b.fill("#id_title", NEW_TITLE).await;
+    b.fill("#id_tags", "news").await;
+    let body = b.find("textarea#body").await;
+    b.send_keys(&body, NEW_BODY).await;
+    let typed = b.property(&body, "value").await;
+    assert_eq!(
+        typed.as_str().unwrap_or_default(),
+        NEW_BODY,
+        "the body field holds something else than was typed"
+    );
+    let published = b.find("input[name=published]").await;
+    assert_eq!(
+        b.property(&published, "checked").await,
+        json!(true),
+        "\"Published\" is not checked on a new post"
+    );
+    let save = b.find("button[name=action][value=save]").await;
+    click_to(&b, &base, &save, "/admin/?saved=… after saving", |u| {
+        u.starts_with(&format!("{base}/admin/?saved="))
+    })
+    .await;
+
+    let notice = a
+        .wait_until(
+            "browser A's #live-notice to show the new post",
+            Duration::from_secs(10),
+            "var box = document.getElementById('live-notice');
+             if (!box || box.hidden) { return null; }
+             var link = box.querySelector('a');
+             return { text: box.textContent, href: link ? link.getAttribute('href') : null };",
+            json!([]),
+        )
+        .await;
+    let text = notice["text"].as_str().unwrap_or_default();
+    assert!(
+        text.contains(&format!("New post: {NEW_TITLE}")),
+        "the live notice says {text:?}\n{}",
+        a.excerpt().await
+    );
+    assert_eq!(
+        notice["href"].as_str(),
+        Some(NEW_URL),
+        "the live notice links elsewhere: {notice}"
+    );
+    let notice_box = a.find("#live-notice").await;
+    assert!(
+        a.displayed(&notice_box).await,
+        "#live-notice is not hidden but not displayed either\n{}",
+        a.excerpt().await
+    );
+    let sources = a
+        .execute("return window.__keelSources.length;", json!([]))
+        .await;
+    assert_eq!(
+        sources,
+        json!(1),
+        "the home page opened {sources} EventSources"
+    );
+
+    // This is browser A's eighth page: it loads only if the earlier pages' /stream/
+    // connections were closed when the browser left them.
+    let link = a.find("#live-notice a").await;
+    click_to(&a, &base, &link, NEW_URL, |u| {
+        u == format!("{base}{NEW_URL}")
+    })
+    .await;
+    let heading = a.find("article.post h1").await;
+    assert_eq!(
+        a.text(&heading).await,
+        NEW_TITLE,
+        "the post page's title\n{}",
+        a.excerpt().await
+    );
+    let rendered = a
+        .execute(
+            "var body = document.querySelector('.post-body');
+             return body ? {
+               strong: Array.prototype.map.call(body.querySelectorAll('strong'),
+                 function (e) { return e.textContent; }),
+               items: Array.prototype.map.call(body.querySelectorAll('ul > li'),
+                 function (e) { return e.textContent.trim(); }),
+               text: body.textContent
+             } : null;",
+            json!([]),
+        )
+        .await;
+    assert_eq!(
+        rendered["strong"],
+        json!(["the admin"]),
+        "the Markdown body is not rendered: {rendered}"
+    );
+    assert_eq!(
+        rendered["items"],
+        json!(["first point", "second point"]),
+        "the Markdown list is not rendered: {rendered}"
+    );
+    assert!(
+        !rendered["text"].as_str().unwrap_or_default().contains("**"),
+        "raw Markdown on the post page: {rendered}"
+    );
+
+    // 6. A screenshot of the home page, with the new post on it.
+    visit(&a, &base, &home).await;
+    a.wait_until(
+        "the home page to load with the new post listed",
+        Duration::from_secs(10),
+        "var want = arguments[0];
+         return document.readyState === 'complete' &&
+           Array.prototype.some.call(document.querySelectorAll('article.post-summary h2 a'),
+             function (e) { return e.textContent.trim() === want; });",
+        json!([NEW_TITLE]),
+    )
+    .await;
+    let artifact = screenshot_path();
+    a.screenshot(&artifact).await;
+    let png = std::fs::read(&artifact).unwrap();
+    assert!(png.starts_with(b"\x89PNG"), "not a PNG screenshot");
+    eprintln!("screenshot: {}", artifact.display());
+
+    // 7. Done: close both browsers; keel up stops when `_keel` is dropped.
+    b.quit().await;
+    a.quit().await;
+    eprintln!("site browser test took {:?}", started.elapsed());
+}
