@@ -32,6 +32,8 @@ use crate::handler::{self, State};
 
 /// Headers a fast-path request may have; more goes to hyper.
 const MAX_HEADERS: usize = 64;
+/// Free space ensured before each read of a new request.
+const READ_ROOM: usize = 4096;
 /// Responses are written in pieces of at most this much.
 const WRITE_CHUNK: usize = 64 * 1024;
 
@@ -88,10 +90,14 @@ pub(crate) async fn serve(
     max_head_bytes: usize,
     stop: &mut watch::Receiver<bool>,
 ) -> Outcome {
-    let mut buf = BytesMut::with_capacity(4096);
+    let mut buf = BytesMut::with_capacity(READ_ROOM);
     let mut out = Vec::with_capacity(16 * 1024);
     loop {
         if buf.is_empty() {
+            // Room for a whole head in one read: reading into the few bytes left at the
+            // end of the buffer would split a request and send it to hyper for nothing.
+            // (Empty, the buffer is reclaimed from the front, not grown.)
+            buf.reserve(READ_ROOM);
             // Between requests: the keep-alive wait, bounded like hyper's header timeout.
             let read = tokio::select! {
                 read = tokio::time::timeout(idle_timeout, stream.read_buf(&mut buf)) => read,
@@ -353,6 +359,65 @@ impl AsyncWrite for Prefixed {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Hundreds of keep-alive requests on one connection all stay on the fast path: the
+    /// buffer is reclaimed between requests, so no read splits a head (a split head would
+    /// send the connection to hyper).
+    #[tokio::test]
+    async fn a_long_keep_alive_connection_stays_on_the_fast_path() {
+        let root = tempfile::tempdir().unwrap();
+        let css: &'static [(&'static str, &'static [u8])] = &[("css/site.css", b"body {}\n")];
+        keel_static::collect(&keel_static::CollectOptions {
+            static_root: root.path().to_owned(),
+            sources: vec![keel_static::Source::Embedded(css)],
+        })
+        .unwrap();
+        let files = keel_edge_static::StaticFiles::load(
+            root.path(),
+            keel_edge_static::StaticOptions::default(),
+        )
+        .unwrap();
+        let mut cfg = crate::EdgeConfig::new(
+            SocketAddr::from(([127, 0, 0, 1], 0)),
+            crate::Backend::Upstreams(Vec::new()),
+        );
+        cfg.static_files = Some(keel_edge_static::StaticHandle::new(files));
+        let state = State::new(&cfg);
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let client = tokio::spawn(async move {
+            let mut stream = TcpStream::connect(addr).await.unwrap();
+            let request = b"GET /static/css/site.css HTTP/1.1\r\nHost: 127.0.0.1:12345\r\n\r\n";
+            let mut buf = vec![0u8; 4096];
+            for _ in 0..500 {
+                stream.write_all(request).await.unwrap();
+                // Handed to hyper, nobody would answer here: fail instead of hanging.
+                let n = tokio::time::timeout(Duration::from_secs(2), stream.read(&mut buf))
+                    .await
+                    .expect("no answer: the connection left the fast path")
+                    .unwrap();
+                assert!(buf[..n].starts_with(b"HTTP/1.1 200 OK"));
+                assert!(buf[..n].ends_with(b"body {}\n"));
+            }
+        });
+        let (stream, peer) = listener.accept().await.unwrap();
+        let (_stop_tx, mut stop) = watch::channel(false);
+        let outcome = serve(
+            stream,
+            peer,
+            &state,
+            Duration::from_secs(5),
+            8192,
+            &mut stop,
+        )
+        .await;
+        client.await.unwrap();
+        assert!(
+            matches!(outcome, Outcome::Closed),
+            "the connection was handed to hyper"
+        );
+    }
 
     #[test]
     fn simple_static_gets_are_taken_and_the_rest_is_left_to_hyper() {
