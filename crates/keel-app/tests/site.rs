@@ -420,7 +420,26 @@ on_both!(
     publishing_a_post_emits_a_site_event,
     cookies_and_headers_are_safe,
     oversized_forms_are_refused,
+    a_database_failure_is_a_friendly_500,
 );
+
+async fn a_database_failure_is_a_friendly_500(site: &Site) {
+    let mut v = site.visitor();
+    v.get("/").await.assert_status(StatusCode::OK);
+    sqlx::query("DROP TABLE post_tags")
+        .execute(site.db.pool())
+        .await
+        .unwrap();
+    let page = v.get("/").await;
+    page.assert_status(StatusCode::INTERNAL_SERVER_ERROR)
+        .assert_has("Something went wrong")
+        .assert_has("<nav")
+        .assert_lacks("post_tags");
+    assert!(page.headers["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+}
 
 async fn oversized_forms_are_refused(site: &Site) {
     let mut v = site.visitor();

@@ -166,6 +166,14 @@ impl Site {
                 get(admin::delete_form).post(admin::delete),
             )
             .fallback(web::fallback)
+            // Inside the visitor layer, so a panic's 500 is rendered as the site's page.
+            .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+                |_: Box<dyn std::any::Any + Send + 'static>| {
+                    axum::response::IntoResponse::into_response(SiteError::Internal(
+                        "a handler panicked".into(),
+                    ))
+                },
+            ))
             .layer(axum::middleware::from_fn_with_state(
                 self.inner.clone(),
                 web::visit,
