@@ -268,16 +268,20 @@ pub async fn authenticate(
     .fetch_optional(db.pool())
     .await?;
     let stored = match &row {
-        Some(row) => row.try_get::<String, _>("password_hash")?,
-        None => dummy_hash().to_owned(),
+        Some(row) => Some(row.try_get::<String, _>("password_hash")?),
+        None => None,
     };
     let candidate = password
         .chars()
         .take(MAX_PASSWORD_CHARS + 1)
         .collect::<String>();
-    let matches = tokio::task::spawn_blocking(move || verify_password(&candidate, &stored))
-        .await
-        .map_err(|e| SiteError::Internal(format!("verification task failed: {e}")))?;
+    // The dummy hash is made on its first use: on the blocking pool too.
+    let matches = tokio::task::spawn_blocking(move || match &stored {
+        Some(hash) => verify_password(&candidate, hash),
+        None => verify_password(&candidate, dummy_hash()),
+    })
+    .await
+    .map_err(|e| SiteError::Internal(format!("verification task failed: {e}")))?;
     match row {
         Some(row) if matches => {
             sqlx::query("DELETE FROM login_failures WHERE scope = 'account' AND subject = $1")
