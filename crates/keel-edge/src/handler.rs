@@ -120,22 +120,23 @@ pub(crate) fn handle_static(
     }
     let started = Instant::now();
     let entry = state.access_log.as_ref().map(|_| {
-        let client = state
-            .dynamic
-            .load()
-            .trusted
-            .client_ip(peer.ip(), request.headers());
-        Entry::new(
-            client,
-            request.method(),
-            request.uri(),
-            request.version(),
-            request.headers(),
-            started,
-        )
+        let dynamic = state.dynamic.load();
+        let client = dynamic.trusted.client_ip(peer.ip(), request.headers());
+        log_entry(client, request, started)
     });
     let response = statics.handle_request(request).map(Body::new);
     Some(finish(state, entry, response))
+}
+
+fn log_entry<B>(client: IpAddr, request: &Request<B>, started: Instant) -> Entry {
+    Entry::new(
+        client,
+        request.method(),
+        request.uri(),
+        request.version(),
+        request.headers(),
+        started,
+    )
 }
 
 /// Whether this edge answers `/static/` itself (the fast path is worth trying).
@@ -161,16 +162,10 @@ pub(crate) async fn handle(
     // One configuration for the whole request, even if a reload lands meanwhile.
     let dynamic = state.dynamic.load_full();
     let client = dynamic.trusted.client_ip(peer.ip(), request.headers());
-    let mut entry = state.access_log.as_ref().map(|_| {
-        Entry::new(
-            client,
-            request.method(),
-            request.uri(),
-            request.version(),
-            request.headers(),
-            started,
-        )
-    });
+    let mut entry = state
+        .access_log
+        .as_ref()
+        .map(|_| log_entry(client, &request, started));
 
     // Phase: static files, answered from memory; never rate limited (nginx's classic
     // config puts limit_req only on the proxied location).

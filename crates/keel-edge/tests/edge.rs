@@ -447,21 +447,7 @@ async fn wait_for_line(path: &std::path::Path) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn static_files_are_served_by_the_edge_and_never_rate_limited() {
-    let root = tempfile::tempdir().unwrap();
-    let css: &'static [(&'static str, &'static [u8])] =
-        &[("css/site.css", b"body { color: #123456; }\n")];
-    keel_static::collect(&keel_static::CollectOptions {
-        static_root: root.path().to_owned(),
-        sources: vec![keel_static::Source::Embedded(css)],
-    })
-    .unwrap();
-    let files =
-        keel_edge::StaticFiles::load(root.path(), keel_edge::StaticOptions::default()).unwrap();
-    let backend = spawn_backend("a").await;
-    let mut cfg = EdgeConfig::new(LOCAL.into(), upstreams(&[backend.addr]));
-    cfg.limit = Some(classic_limit());
-    cfg.static_files = Some(keel_edge::StaticHandle::new(files));
-    let edge = spawn_edge(cfg).await;
+    let (edge, backend, _root) = static_edge(None, Some(classic_limit())).await;
     let client = reqwest::Client::new();
 
     // Use up the whole burst on the backend first.
@@ -1046,6 +1032,7 @@ async fn a_body_idle_timeout_cuts_a_silent_stream_only_when_set() {
 /// An edge with one collected CSS file in front of the echo backend.
 async fn static_edge(
     access_log: Option<keel_edge::AccessLog>,
+    limit: Option<LimitConfig>,
 ) -> (Server, Server, tempfile::TempDir) {
     let root = tempfile::tempdir().unwrap();
     let css: &'static [(&'static str, &'static [u8])] =
@@ -1062,6 +1049,7 @@ async fn static_edge(
     cfg.static_files = Some(keel_edge::StaticHandle::new(files));
     cfg.header_read_timeout = Duration::from_millis(800);
     cfg.access_log = access_log;
+    cfg.limit = limit;
     (spawn_edge(cfg).await, backend, root)
 }
 
@@ -1123,7 +1111,7 @@ async fn static_fast_path_keeps_http_semantics_and_hands_other_requests_to_hyper
         keel_edge::AccessLogFormat::Combined,
     )
     .unwrap();
-    let (edge, backend, _root) = static_edge(Some(log)).await;
+    let (edge, backend, _root) = static_edge(Some(log), None).await;
     let css = "body { color: #123456; }\n";
 
     // Three pipelined requests in one write: GET, conditional GET, then a proxied one.
@@ -1258,7 +1246,7 @@ async fn static_fast_path_keeps_http_semantics_and_hands_other_requests_to_hyper
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stopping_closes_idle_fast_path_connections() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let (edge, backend, _root) = static_edge(None).await;
+    let (edge, backend, _root) = static_edge(None, None).await;
     let mut stream = tokio::net::TcpStream::connect(edge.addr).await.unwrap();
     stream
         .write_all(b"GET /static/css/site.css HTTP/1.1\r\nHost: x\r\n\r\n")

@@ -16,6 +16,7 @@ use crate::error::SiteError;
 /// The templates compiled into the binary: `(name, source)`.
 pub const TEMPLATES: &[(&str, &str)] = &[
     ("base.html", include_str!("../templates/base.html")),
+    ("_forms.html", include_str!("../templates/_forms.html")),
     ("home.html", include_str!("../templates/home.html")),
     ("post.html", include_str!("../templates/post.html")),
     ("login.html", include_str!("../templates/login.html")),
