@@ -268,20 +268,53 @@ async fn write_response(
     }
     out.extend_from_slice(b"\r\n");
 
+    // The head and the body's frames go out together in one writev: no copy of the
+    // body into the head's buffer (a static file is one frame of shared bytes).
+    let mut pending: Vec<Bytes> = Vec::new();
+    let mut pending_len = out.len();
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(io::Error::other)?;
         if let Ok(data) = frame.into_data() {
-            if !head_only {
-                out.extend_from_slice(&data);
+            if !head_only && !data.is_empty() {
+                pending_len += data.len();
+                pending.push(data);
             }
         }
-        if out.len() >= WRITE_CHUNK {
-            stream.write_all(out).await?;
+        if pending_len >= WRITE_CHUNK {
+            write_all_vectored(stream, out, &pending).await?;
             out.clear();
+            pending.clear();
+            pending_len = 0;
         }
     }
-    if !out.is_empty() {
-        stream.write_all(out).await?;
+    if pending_len > 0 {
+        write_all_vectored(stream, out, &pending).await?;
+    }
+    Ok(())
+}
+
+/// Writes `head` then every buffer of `body`, in as few `writev` calls as the socket takes.
+async fn write_all_vectored(stream: &mut TcpStream, head: &[u8], body: &[Bytes]) -> io::Result<()> {
+    let mut parts: Vec<&[u8]> = Vec::with_capacity(body.len() + 1);
+    if !head.is_empty() {
+        parts.push(head);
+    }
+    parts.extend(body.iter().map(|b| &b[..]));
+    let mut first = 0;
+    while first < parts.len() {
+        let slices: Vec<io::IoSlice<'_>> =
+            parts[first..].iter().map(|p| io::IoSlice::new(p)).collect();
+        let mut written = stream.write_vectored(&slices).await?;
+        if written == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        while first < parts.len() && written >= parts[first].len() {
+            written -= parts[first].len();
+            first += 1;
+        }
+        if written > 0 {
+            parts[first] = &parts[first][written..];
+        }
     }
     Ok(())
 }

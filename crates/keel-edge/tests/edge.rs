@@ -1289,3 +1289,45 @@ async fn stopping_waits_for_an_in_flight_request() {
     assert_eq!(in_flight.await.unwrap().unwrap(), "late");
     backend.stop().await;
 }
+
+/// A file too large for memory is streamed from disk through the fast path in several
+/// writes, byte for byte, and the connection stays usable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_static_files_stream_through_the_fast_path_intact() {
+    use tokio::io::AsyncWriteExt;
+    let source = tempfile::tempdir().unwrap();
+    let big: Vec<u8> = (0..3 * 1024 * 1024u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    std::fs::write(source.path().join("big.bin"), &big).unwrap();
+    let root = tempfile::tempdir().unwrap();
+    keel_static::collect(&keel_static::CollectOptions {
+        static_root: root.path().to_owned(),
+        sources: vec![keel_static::Source::Dir(source.path().to_owned())],
+    })
+    .unwrap();
+    let options = keel_edge::StaticOptions {
+        memory_limit_per_file_bytes: 64 * 1024,
+        ..keel_edge::StaticOptions::default()
+    };
+    let files = keel_edge::StaticFiles::load(root.path(), options).unwrap();
+    let backend = spawn_backend("a").await;
+    let mut cfg = EdgeConfig::new(LOCAL.into(), upstreams(&[backend.addr]));
+    cfg.static_files = Some(keel_edge::StaticHandle::new(files));
+    let edge = spawn_edge(cfg).await;
+
+    let mut stream = tokio::net::TcpStream::connect(edge.addr).await.unwrap();
+    let mut pending = Vec::new();
+    for _ in 0..2 {
+        stream
+            .write_all(b"GET /static/big.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let (head, body) = read_response(&mut stream, &mut pending).await;
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        assert_eq!(body.len(), big.len());
+        assert!(body == big, "the streamed body differs");
+    }
+    edge.stop().await;
+    backend.stop().await;
+}
