@@ -425,7 +425,7 @@ on_both!(
 
 async fn a_database_failure_is_a_friendly_500(site: &Site) {
     let mut v = site.visitor();
-    v.get("/").await.assert_status(StatusCode::OK);
+    // Nothing read yet (the page cache would answer a page it has already seen).
     sqlx::query("DROP TABLE post_tags")
         .execute(site.db.pool())
         .await

@@ -315,6 +315,7 @@ async fn save(
         published: form.published.is_some(),
     };
     let saved = posts::save(&inner.db, id, user.id, &input).await?;
+    inner.cache.invalidate();
     tracing::info!(post = %input.slug, by = %user.username, published = input.published, "post saved");
     if saved.newly_published {
         announce(inner, &input.title, &input.slug).await;
@@ -363,7 +364,9 @@ pub(crate) async fn delete(
     Path(id): Path<i64>,
 ) -> Result<Response, SiteError> {
     let user = require_staff!(visitor, &format!("/admin/posts/{id}/delete/"));
-    if !posts::delete(&inner.db, id).await? {
+    let deleted = posts::delete(&inner.db, id).await?;
+    inner.cache.invalidate();
+    if !deleted {
         return Err(SiteError::NotFound);
     }
     tracing::info!(post = id, by = %user.username, "post deleted");

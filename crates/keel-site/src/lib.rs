@@ -14,6 +14,7 @@
 mod accounts;
 mod admin;
 mod auth;
+mod cache;
 pub mod db;
 mod error;
 mod feedback;
@@ -63,6 +64,9 @@ pub struct SiteConfig {
     pub hub: Option<keel_stream::Hub>,
     /// Shown in the navigation bar and titles.
     pub site_name: String,
+    /// How long the public pages' database reads are reused (`cache.rs`); writes through
+    /// this process clear them at once. Zero reads the database for every request.
+    pub page_cache_ttl: std::time::Duration,
 }
 
 impl SiteConfig {
@@ -76,6 +80,7 @@ impl SiteConfig {
             sample_data: true,
             hub: None,
             site_name: "keel".into(),
+            page_cache_ttl: std::time::Duration::from_secs(1),
         }
     }
 }
@@ -87,6 +92,7 @@ struct Inner {
     templates: render::Templates,
     hub: Option<keel_stream::Hub>,
     site_name: String,
+    cache: cache::PageCache,
 }
 
 /// An open site: connected, migrated, ready to route.
@@ -125,6 +131,7 @@ impl Site {
                 templates,
                 hub: cfg.hub,
                 site_name: cfg.site_name,
+                cache: cache::PageCache::new(cfg.page_cache_ttl),
             }),
         })
     }

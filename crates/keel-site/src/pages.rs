@@ -10,6 +10,7 @@ use axum::Extension;
 use minijinja::{context, Value};
 use serde::Deserialize;
 
+use crate::cache;
 use crate::error::SiteError;
 use crate::posts::{self, Post, PAGE_SIZE};
 use crate::web::Visitor;
@@ -81,7 +82,18 @@ pub(crate) async fn home(
             .filter(|p| *p >= 1)
             .ok_or(SiteError::NotFound)?,
     };
-    let listing = posts::published(&inner.db, tag.as_deref(), page).await?;
+    let home = match inner.cache.home(tag.as_deref(), page) {
+        Some(home) => home,
+        None => {
+            let ticket = inner.cache.ticket();
+            let listing = posts::published(&inner.db, tag.as_deref(), page).await?;
+            let tags = posts::tag_counts(&inner.db).await?;
+            inner
+                .cache
+                .keep_home(ticket, tag.as_deref(), page, cache::Home { listing, tags })
+        }
+    };
+    let listing = &home.listing;
     let total_pages = ((listing.total + PAGE_SIZE - 1) / PAGE_SIZE).max(1);
     if page > total_pages {
         return Err(SiteError::NotFound);
@@ -90,12 +102,12 @@ pub(crate) async fn home(
         Some(t) => format!("/?tag={}&page={n}", encode(t)),
         None => format!("/?page={n}"),
     };
-    let tags: Vec<Value> = posts::tag_counts(&inner.db)
-        .await?
-        .into_iter()
+    let tags: Vec<Value> = home
+        .tags
+        .iter()
         .map(|(name, count)| {
             context! {
-                url => format!("/?tag={}", encode(&name)),
+                url => format!("/?tag={}", encode(name)),
                 active => tag.as_deref() == Some(name.as_str()),
                 name => name,
                 count => count,
@@ -124,22 +136,29 @@ pub(crate) async fn post(
     Extension(visitor): Extension<Visitor>,
     Path(slug): Path<String>,
 ) -> Result<Response, SiteError> {
-    let post = posts::published_by_slug(&inner.db, &slug)
-        .await?
-        .ok_or(SiteError::NotFound)?;
+    let post = match inner.cache.post(&slug) {
+        Some(post) => post,
+        None => {
+            let ticket = inner.cache.ticket();
+            let post = posts::published_by_slug(&inner.db, &slug)
+                .await?
+                .ok_or(SiteError::NotFound)?;
+            inner.cache.keep_post(ticket, post)
+        }
+    };
     let (date, date_iso) = dates(post.published_at.unwrap_or(post.created_at));
     let updated = (post.updated_at > post.published_at.unwrap_or(post.created_at) + 60)
         .then(|| dates(post.updated_at).0);
     let ctx = context! {
         post => context! {
-            title => post.title,
-            slug => post.slug,
-            author => post.author.unwrap_or_else(|| "unknown".into()),
+            title => post.title.clone(),
+            slug => post.slug.clone(),
+            author => post.author.clone().unwrap_or_else(|| "unknown".into()),
             date => date,
             date_iso => date_iso,
             updated => updated,
-            tags => post.tags,
-            body_html => post.body_html,
+            tags => post.tags.clone(),
+            body_html => post.body_html.clone(),
         },
     };
     inner.page(&visitor, "post.html", "posts", StatusCode::OK, ctx)
