@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The blog site's pages under load, on SQLite and on PostgreSQL.
 #
-#   bench/site.sh [--duration 5s] [--rounds 5] [--connections 50] [--out FILE]
+#   bench/site.sh [--duration 5s] [--rounds 5] [--connections 50] [--page-cache 1s] [--out FILE]
 #
+# `--page-cache 1s` is keel's default (the site reuses a page's database reads for up to a
+# second); `--page-cache 0s` reads the database on every request and so measures it.
 # Starts two `keel up --listen 127.0.0.1:0 --no-rate-limit --no-access-log`, one on a
 # SQLite file (KEEL_DATABASE_URL=sqlite://$work/keel.db) and one on a fresh database of
 # the local PostgreSQL (127.0.0.1:5432, trust auth, user postgres: CREATE DATABASE
@@ -35,14 +37,16 @@ command_line="bench/site.sh${*:+ $*}"
 duration=5s
 rounds=5
 connections=50
+page_cache=1s
 out=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --duration) duration="$2"; shift ;;
     --rounds) rounds="$2"; shift ;;
     --connections) connections="$2"; shift ;;
+    --page-cache) page_cache="$2"; shift ;;
     --out) out="$2"; shift ;;
-    *) echo "usage: $0 [--duration 5s] [--rounds 5] [--connections 50] [--out FILE]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--duration 5s] [--rounds 5] [--connections 50] [--page-cache 1s|0s] [--out FILE]" >&2; exit 2 ;;
   esac
   shift
 done
@@ -79,6 +83,9 @@ trap 'exit 130' INT TERM
 # keel runs from the work dir with no KEEL_* from the caller: only what is set here counts.
 while read -r name; do unset "$name"; done < <(compgen -e | grep '^KEEL_' || true)
 export KEEL_STATIC_ROOT="$work/static"
+# The site's one-second micro-cache of page reads (keel's default); 0s reads the database
+# on every request, which is what measures the database path itself.
+export KEEL_PAGE_CACHE="$page_cache"
 cd "$work"
 
 cat >"$work/report.lua" <<'LUA'
@@ -238,7 +245,8 @@ print(f"keel: {rev}" + (f" plus uncommitted changes in {dirty}" if dirty else ""
       f", release build; wrk {wrk_version} from Debian; "
       + (f"PostgreSQL {pg_version} on 127.0.0.1:5432" if pg_version else "PostgreSQL " + pg_note) + ".")
 print(f"Server: `keel up --listen 127.0.0.1:0 --no-rate-limit --no-access-log`, KEEL_DATABASE_URL "
-      "sqlite://WORK/keel.db or postgres://postgres@127.0.0.1:5432/keel_bench_PID, KEEL_STATIC_ROOT=WORK/static.")
+      "sqlite://WORK/keel.db or postgres://postgres@127.0.0.1:5432/keel_bench_PID, KEEL_STATIC_ROOT=WORK/static, "
+      f"KEEL_PAGE_CACHE={os.environ.get('KEEL_PAGE_CACHE', '1s')}.")
 print(f"Load: `wrk -t2 -c{conns} -d{duration} --timeout 5s --latency -s report.lua URL`, anonymous "
       f"(no cookies), 2 s warm-up per page; {rounds} rounds, cells rotated each round; median of the rounds.")
 print(f"Command: {cmd} ({elapsed} s after the build)")

@@ -23,6 +23,7 @@
 //! | `site.database_url`         | `KEEL_DATABASE_URL`      | `--database-url`       | `sqlite://keel-data/keel.db`  |
 //! | `site.templates`            | `KEEL_TEMPLATES`         | `--templates`          | none (built-in templates)     |
 //! | `site.sample_data`          | `KEEL_SAMPLE_DATA`       | `--no-sample-data`     | `true`                        |
+//! | `site.page_cache`           | `KEEL_PAGE_CACHE`        | none                   | `1s` (`0s` turns it off)      |
 //!
 //! The file is `--config PATH`, else `$KEEL_CONFIG`, else `./keel.toml` when it exists.
 
@@ -732,6 +733,7 @@ struct SiteFile {
     database_url: Option<Spanned<DatabaseUrl>>,
     templates: Option<Spanned<OptPath>>,
     sample_data: Option<Spanned<bool>>,
+    page_cache: Option<Spanned<HumanDuration>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -1067,6 +1069,7 @@ pub struct SiteSettings {
     pub database_url: Setting<DatabaseUrl>,
     pub templates: Setting<OptPath>,
     pub sample_data: Setting<bool>,
+    pub page_cache: Setting<HumanDuration>,
 }
 
 /// Settings of the static pipeline (`keel collectstatic`, the edge's `/static/`).
@@ -1496,6 +1499,13 @@ impl Settings {
                         from_file(src, file.site.sample_data),
                         true,
                     )?,
+                    page_cache: l.pick(
+                        "site.page_cache",
+                        (None, "--page-cache"),
+                        "KEEL_PAGE_CACHE",
+                        from_file(src, file.site.page_cache),
+                        HumanDuration(Duration::from_secs(1)),
+                    )?,
                 },
                 mock: MockSettings {
                     listen: l.pick(
@@ -1656,6 +1666,7 @@ impl Settings {
         cfg.templates_dir = self.site.templates.value.0.clone();
         cfg.static_root = Some(self.statics.root.value.0.clone());
         cfg.sample_data = self.site.sample_data.value;
+        cfg.page_cache_ttl = self.site.page_cache.value.0;
         cfg.hub = hub;
         // Enough connections for every worker to hold one while blocking calls run.
         cfg.max_connections = u32::try_from(self.serve.workers.value.get() * 4).unwrap_or(16);
@@ -2134,6 +2145,12 @@ impl Settings {
             "sample_data",
             site.sample_data.value.to_string(),
             &site.sample_data.origin,
+        );
+        line(
+            &mut out,
+            "page_cache",
+            quoted(&site.page_cache.value),
+            &site.page_cache.origin,
         );
         section(&mut out, "mock_upstream");
         line(
