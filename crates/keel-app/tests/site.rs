@@ -421,7 +421,28 @@ on_both!(
     cookies_and_headers_are_safe,
     oversized_forms_are_refused,
     a_database_failure_is_a_friendly_500,
+    pages_are_compressed_when_asked,
 );
+
+async fn pages_are_compressed_when_asked(site: &Site) {
+    let client = reqwest::Client::new();
+    let plain = client.get(format!("{}/", site.base)).send().await.unwrap();
+    assert!(plain.headers().get("content-encoding").is_none());
+    let plain_len = plain.bytes().await.unwrap().len();
+    let gzip = client
+        .get(format!("{}/", site.base))
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gzip.headers()["content-encoding"], "gzip");
+    assert_eq!(gzip.headers()["vary"], "accept-encoding");
+    let gzip_len = gzip.bytes().await.unwrap().len();
+    assert!(
+        gzip_len * 2 < plain_len,
+        "gzip {gzip_len} bytes vs {plain_len} plain"
+    );
+}
 
 async fn a_database_failure_is_a_friendly_500(site: &Site) {
     let mut v = site.visitor();

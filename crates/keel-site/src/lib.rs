@@ -185,6 +185,9 @@ impl Site {
                 self.inner.clone(),
                 web::visit,
             ))
+            // Outermost, so error pages are compressed too. The site has no streams:
+            // `/stream/` is the app's and never passes here.
+            .layer(tower_http::compression::CompressionLayer::new())
             .with_state(self.inner.clone())
     }
 }
