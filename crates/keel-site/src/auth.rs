@@ -14,7 +14,9 @@ use serde::Deserialize;
 
 use crate::accounts::{self, CreateUserError, Login, User, SESSION_SECONDS};
 use crate::error::SiteError;
-use crate::web::{local_next, see_other, Visitor, CSRF_COOKIE, SESSION_COOKIE};
+use crate::web::{
+    local_next, see_other, Visitor, CSRF_COOKIE, CSRF_COOKIE_SECONDS, SESSION_COOKIE,
+};
 use crate::Inner;
 
 #[derive(Debug, Deserialize)]
@@ -85,7 +87,7 @@ async fn sign_in(
     );
     headers.append(
         header::SET_COOKIE,
-        visitor.cookie(CSRF_COOKIE, accounts::random_token()?, 31_449_600),
+        visitor.cookie(CSRF_COOKIE, accounts::random_token()?, CSRF_COOKIE_SECONDS),
     );
     Ok(response)
 }

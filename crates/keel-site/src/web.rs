@@ -31,7 +31,7 @@ pub(crate) const CSRF_FIELD: &str = "csrf_token";
 /// a blog post is far smaller).
 const MAX_FORM_BYTES: usize = 1024 * 1024;
 /// A year, Django's CSRF_COOKIE_AGE.
-const CSRF_COOKIE_SECONDS: i64 = 31_449_600;
+pub(crate) const CSRF_COOKIE_SECONDS: i64 = 31_449_600;
 
 /// Who is asking: known for every request the site handles.
 #[derive(Debug, Clone)]
