@@ -1,6 +1,7 @@
-//! The phases every request passes, in order, in one function: client address →
-//! static files → limit_req → backend (in-process router or upstream peers) with forwarded headers →
-//! response headers → log.
+//! The phases every request passes, in order, in one function: static files (answered
+//! whole by `handle_static`, which the fast path shares) → client address → limit_req →
+//! backend (in-process router or upstream peers) with forwarded headers → response headers
+//! → log.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
@@ -106,13 +107,14 @@ impl State {
     }
 }
 
-/// The static phase alone, for requests the fast path (`fast.rs`) answers without hyper:
-/// the same client address, access log entry and static service as [`handle`] uses.
-/// `None` when this edge serves no static files or the path is not under `/static/`.
-pub(crate) fn handle_static(
+/// The static phase: client address, access log entry and the static service. [`handle`]
+/// starts with it, and the fast path (`fast.rs`) calls it without hyper. `None` when this
+/// edge serves no static files or the path is not under `/static/`. Static files are
+/// never rate limited (nginx's classic config puts limit_req on the proxied location only).
+pub(crate) fn handle_static<B>(
     state: &State,
     peer: SocketAddr,
-    request: &Request<()>,
+    request: &Request<B>,
 ) -> Option<Response<Body>> {
     let statics = state.statics.as_ref()?;
     if !request.uri().path().starts_with(STATIC_PREFIX) {
@@ -156,6 +158,10 @@ pub(crate) async fn handle(
     proto: &'static str,
     request: Request<Body>,
 ) -> Response<Body> {
+    // Phase: static files, answered from memory.
+    if let Some(response) = handle_static(state, peer, &request) {
+        return response;
+    }
     let started = Instant::now();
 
     // Phase: who is the client.
@@ -166,15 +172,6 @@ pub(crate) async fn handle(
         .access_log
         .as_ref()
         .map(|_| log_entry(client, &request, started));
-
-    // Phase: static files, answered from memory; never rate limited (nginx's classic
-    // config puts limit_req only on the proxied location).
-    if let Some(statics) = &state.statics {
-        if request.uri().path().starts_with(STATIC_PREFIX) {
-            let response = statics.handle_request(&request).map(Body::new);
-            return finish(state, entry, response);
-        }
-    }
 
     // Phase: limit_req. Rejections cost the zone nothing (nginx), and end here.
     if let Some(limit) = &dynamic.limit {
