@@ -120,50 +120,46 @@ pub fn normalize_tags(input: &str) -> Result<Vec<String>, String> {
 /// The published posts, newest first, `page` (1-based) of them, optionally with one tag.
 pub async fn published(db: &Db, tag: Option<&str>, page: i64) -> Result<Listing, SiteError> {
     let offset = (page - 1).max(0) * PAGE_SIZE;
-    let tag_filter = "AND EXISTS (SELECT 1 FROM post_tags pt JOIN tags t ON t.id = pt.tag_id
-                       WHERE pt.post_id = p.id AND t.name = $1)";
-    let (total, rows) = match tag {
-        Some(tag) => {
-            let count = sqlx::query(&format!(
-                "SELECT COUNT(*) AS n FROM posts p WHERE p.published = 1 {tag_filter}"
-            ))
-            .bind(tag)
-            .fetch_one(db.pool())
-            .await?;
-            let rows = sqlx::query(&format!(
-                "SELECT {POST_COLUMNS} FROM posts p LEFT JOIN users u ON u.id = p.author_id
-                 WHERE p.published = 1 {tag_filter}
-                 ORDER BY p.published_at DESC, p.id DESC LIMIT $2 OFFSET $3"
-            ))
-            .bind(tag)
-            .bind(PAGE_SIZE)
-            .bind(offset)
-            .fetch_all(db.pool())
-            .await?;
-            (count.try_get::<i64, _>("n")?, rows)
-        }
-        None => {
-            let count = sqlx::query("SELECT COUNT(*) AS n FROM posts p WHERE p.published = 1")
-                .fetch_one(db.pool())
-                .await?;
-            let rows = sqlx::query(&format!(
-                "SELECT {POST_COLUMNS} FROM posts p LEFT JOIN users u ON u.id = p.author_id
-                 WHERE p.published = 1
-                 ORDER BY p.published_at DESC, p.id DESC LIMIT $1 OFFSET $2"
-            ))
-            .bind(PAGE_SIZE)
-            .bind(offset)
-            .fetch_all(db.pool())
-            .await?;
-            (count.try_get::<i64, _>("n")?, rows)
-        }
+    // With a tag, $1 is the tag and the page's numbers come after it.
+    let (filter, next) = match tag {
+        Some(_) => (
+            "AND EXISTS (SELECT 1 FROM post_tags pt JOIN tags t ON t.id = pt.tag_id
+                         WHERE pt.post_id = p.id AND t.name = $1)",
+            2,
+        ),
+        None => ("", 1),
     };
+    let count_sql = format!("SELECT COUNT(*) AS n FROM posts p WHERE p.published = 1 {filter}");
+    let page_sql = format!(
+        "SELECT {POST_COLUMNS} FROM posts p LEFT JOIN users u ON u.id = p.author_id
+         WHERE p.published = 1 {filter}
+         ORDER BY p.published_at DESC, p.id DESC LIMIT ${next} OFFSET ${}",
+        next + 1
+    );
+    let mut count = sqlx::query(&count_sql);
+    let mut rows = sqlx::query(&page_sql);
+    if let Some(tag) = tag {
+        count = count.bind(tag);
+        rows = rows.bind(tag);
+    }
+    let total: i64 = count.fetch_one(db.pool()).await?.try_get("n")?;
+    let rows = rows
+        .bind(PAGE_SIZE)
+        .bind(offset)
+        .fetch_all(db.pool())
+        .await?;
+    let posts = with_tags(db, &rows).await?;
+    Ok(Listing { posts, total })
+}
+
+/// Posts from rows of `POST_COLUMNS`, each with its tags.
+async fn with_tags(db: &Db, rows: &[AnyRow]) -> Result<Vec<Post>, SiteError> {
     let mut posts = rows
         .iter()
         .map(post_from_row)
         .collect::<Result<Vec<_>, _>>()?;
     attach_tags(db, &mut posts).await?;
-    Ok(Listing { posts, total })
+    Ok(posts)
 }
 
 /// Every post, drafts included, newest first: the admin's list.
@@ -174,12 +170,7 @@ pub async fn all(db: &Db) -> Result<Vec<Post>, SiteError> {
     ))
     .fetch_all(db.pool())
     .await?;
-    let mut posts = rows
-        .iter()
-        .map(post_from_row)
-        .collect::<Result<Vec<_>, _>>()?;
-    attach_tags(db, &mut posts).await?;
-    Ok(posts)
+    with_tags(db, &rows).await
 }
 
 async fn attach_tags(db: &Db, posts: &mut [Post]) -> Result<(), SiteError> {
@@ -233,9 +224,7 @@ pub async fn by_id(db: &Db, id: i64) -> Result<Option<Post>, SiteError> {
 
 async fn one_with_tags(db: &Db, row: Option<AnyRow>) -> Result<Option<Post>, SiteError> {
     let Some(row) = row else { return Ok(None) };
-    let mut posts = vec![post_from_row(&row)?];
-    attach_tags(db, &mut posts).await?;
-    Ok(posts.pop())
+    Ok(with_tags(db, &[row]).await?.pop())
 }
 
 /// Whether `slug` is used by a post other than `except`.
