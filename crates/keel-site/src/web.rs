@@ -222,14 +222,7 @@ pub(crate) async fn visit(
     request.extensions_mut().insert(visitor.clone());
     let mut response = next.run(request).await;
 
-    if let Some(page) = response.extensions_mut().remove::<ErrorPage>() {
-        let mut rendered = inner.render_error(&visitor, &page);
-        // Keep what the handler set (Retry-After, say).
-        for (name, value) in response.headers() {
-            rendered.headers_mut().insert(name.clone(), value.clone());
-        }
-        response = rendered;
-    }
+    response = inner.with_error_page(&visitor, response);
     let headers = response.headers_mut();
     if new_csrf {
         headers.append(
@@ -332,23 +325,22 @@ impl Inner {
             secure: false,
             address: String::new(),
         };
-        let visitor = visitor.unwrap_or(&anonymous);
-        let retry_after = match &error {
-            SiteError::TooMany { retry_after, .. } => Some(*retry_after),
-            _ => None,
+        let mut response =
+            self.with_error_page(visitor.unwrap_or(&anonymous), error.into_response());
+        security_headers(response.headers_mut());
+        response
+    }
+
+    /// A response that carries an [`ErrorPage`] becomes that page in the site layout,
+    /// keeping the headers the error set (Retry-After, say); any other passes unchanged.
+    fn with_error_page(&self, visitor: &Visitor, mut response: Response) -> Response {
+        let Some(page) = response.extensions_mut().remove::<ErrorPage>() else {
+            return response;
         };
-        let mut response = error.into_response();
-        let page = response.extensions_mut().remove::<ErrorPage>();
-        let mut rendered = match page {
-            Some(page) => self.render_error(visitor, &page),
-            None => response,
-        };
-        if let Some(seconds) = retry_after {
-            if let Ok(v) = HeaderValue::from_str(&seconds.to_string()) {
-                rendered.headers_mut().insert(header::RETRY_AFTER, v);
-            }
+        let mut rendered = self.render_error(visitor, &page);
+        for (name, value) in response.headers() {
+            rendered.headers_mut().insert(name.clone(), value.clone());
         }
-        security_headers(rendered.headers_mut());
         rendered
     }
 }
