@@ -57,14 +57,6 @@ fn token_hash(token: &str) -> String {
         .collect()
 }
 
-/// Comparison whose time does not depend on where the first difference is.
-pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 /// Checks a username's form; the message is for the registration form.
 pub fn check_username(username: &str) -> Result<(), String> {
     let n = username.chars().count();

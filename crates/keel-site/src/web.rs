@@ -16,8 +16,9 @@ use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use cookie::{Cookie, SameSite};
 use minijinja::{context, Value};
+use subtle::ConstantTimeEq;
 
-use crate::accounts::{self, constant_time_eq, random_token, User};
+use crate::accounts::{self, random_token, User};
 use crate::error::{ErrorPage, SiteError};
 use crate::Inner;
 
@@ -261,7 +262,7 @@ async fn check_csrf(request: Request, cookie: Option<&str>) -> Result<Request, S
         .map(|(_, v)| v.into_owned());
     let given = form_token.or(header_token);
     match given {
-        Some(token) if constant_time_eq(token.as_bytes(), cookie.as_bytes()) => {
+        Some(token) if bool::from(token.as_bytes().ct_eq(cookie.as_bytes())) => {
             Ok(Request::from_parts(parts, Body::from(bytes)))
         }
         Some(_) => Err(SiteError::Forbidden(
