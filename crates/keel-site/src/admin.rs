@@ -14,8 +14,8 @@ use minijinja::{context, Value};
 use serde::Deserialize;
 
 use crate::accounts::User;
-use crate::auth::{add, errors, has_errors};
 use crate::error::SiteError;
+use crate::forms::{add, errors, has_errors};
 use crate::pages::{dates, post_url};
 use crate::posts::{self, PostInput};
 use crate::web::{see_other, Visitor};

@@ -14,6 +14,7 @@ use serde::Deserialize;
 
 use crate::accounts::{self, CreateUserError, Login, User, SESSION_SECONDS};
 use crate::error::SiteError;
+use crate::forms::{add, errors, has_errors};
 use crate::web::{
     local_next, see_other, Visitor, CSRF_COOKIE, CSRF_COOKIE_SECONDS, SESSION_COOKIE,
 };
@@ -43,29 +44,6 @@ pub(crate) struct RegisterForm {
     password: String,
     #[serde(default)]
     password2: String,
-}
-
-/// Field → messages, every field present (templates index it without checks).
-pub(crate) fn errors(fields: &[&str]) -> BTreeMap<String, Vec<String>> {
-    fields
-        .iter()
-        .map(|f| ((*f).to_owned(), Vec::new()))
-        .collect()
-}
-
-pub(crate) fn has_errors(errors: &BTreeMap<String, Vec<String>>) -> bool {
-    errors.values().any(|v| !v.is_empty())
-}
-
-pub(crate) fn add(
-    errors: &mut BTreeMap<String, Vec<String>>,
-    field: &str,
-    message: impl Into<String>,
-) {
-    errors
-        .entry(field.to_owned())
-        .or_default()
-        .push(message.into());
 }
 
 /// Signs `user` in: a new session and a new CSRF token, then a redirect to `next`.

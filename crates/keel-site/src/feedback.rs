@@ -12,9 +12,9 @@ use serde::Deserialize;
 use sqlx::Row;
 
 use crate::accounts;
-use crate::auth::{add, errors, has_errors};
 use crate::db::{now, Db};
 use crate::error::SiteError;
+use crate::forms::{add, errors, has_errors};
 use crate::pages::dates;
 use crate::web::{see_other, Visitor};
 use crate::Inner;

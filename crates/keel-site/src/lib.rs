@@ -18,6 +18,7 @@ mod cache;
 pub mod db;
 mod error;
 mod feedback;
+mod forms;
 mod markdown;
 mod pages;
 mod posts;
