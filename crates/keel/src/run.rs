@@ -43,11 +43,7 @@ pub fn command(command: Command, settings: &Settings, flags: Flags) -> anyhow::R
             println!("{report}");
             Ok(())
         }
-        Command::Publish(args) => tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .context("could not start the async runtime")?
-            .block_on(publish(settings, args)),
+        Command::Publish(args) => small_runtime()?.block_on(publish(settings, args)),
         Command::Migrate(_) => small_runtime()?.block_on(migrate(settings)),
         Command::Createsuperuser(args) => {
             let answers = crate::superuser::ask(&args)?;
@@ -57,6 +53,7 @@ pub fn command(command: Command, settings: &Settings, flags: Flags) -> anyhow::R
     }
 }
 
+/// One thread for the one-shot commands (publish, migrate, createsuperuser).
 fn small_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
