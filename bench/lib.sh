@@ -1,7 +1,8 @@
 # Shared by the bench scripts: `source "$(dirname "$0")/lib.sh"` after setting `root`.
 #
 #   need CMD PKG      install a Debian package when CMD is missing
-#   build_keel        release build; sets $keel
+#   build_keel        release build; sets $keel (or KEEL_BIN=path uses that binary, to
+#                     compare two builds with one script)
 #   bench_workdir     a temp dir ($work), and an EXIT trap that stops every pid in $pids
 #   start NAME PREFIX ARGS...
 #                     keel ARGS in the background of this shell; waits for the stdout
@@ -20,6 +21,10 @@ need() {
 }
 
 build_keel() {
+  if [ -n "${KEEL_BIN:-}" ]; then
+    keel=$KEEL_BIN
+    return
+  fi
   cargo build --release -q -p keel --manifest-path "$root/Cargo.toml"
   local target_dir
   target_dir=$(cargo metadata --format-version 1 --no-deps --manifest-path "$root/Cargo.toml" \

@@ -25,7 +25,4 @@ pub enum AppError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
-    /// Accepting or serving connections failed for good.
-    #[error("the server stopped unexpectedly")]
-    Serve(#[source] std::io::Error),
 }
