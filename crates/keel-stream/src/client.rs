@@ -10,7 +10,8 @@
 //! 3. Live events from the channel's ring. The cursor into the ring was taken *before* the
 //!    replay, so nothing falls between replay and live; events seen in both are dropped by
 //!    id (per channel, ids only grow).
-//! 4. `: keepalive` every `heartbeat_interval`, whatever else happens.
+//! 4. `: keepalive` every `heartbeat_interval`, whatever else happens (the channel's ring
+//!    carries the beat, so an idle client owns no timer).
 //! 5. On [`crate::Hub::shutdown`], or when the client fell behind and cannot be caught up,
 //!    or when replay is impossible because the broker is down: `retry:` plus a comment
 //!    saying why, then the end of the body. The browser reconnects with its last id.
@@ -29,7 +30,6 @@ use bytes::{Bytes, BytesMut};
 use futures_util::stream::{BoxStream, SelectAll};
 use futures_util::{Stream, StreamExt};
 use tokio::sync::{broadcast, watch};
-use tokio::time::{Interval, MissedTickBehavior};
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 use tokio_stream::wrappers::BroadcastStream;
 
@@ -38,12 +38,15 @@ use crate::hub::{Admission, HubInner};
 use crate::id::EventId;
 use crate::sse;
 
-/// What a channel's ring carries: an event encoded once for all clients, or a marker that
-/// the hub itself lost events (its broker subscription fell behind).
+/// What a channel's ring carries: an event encoded once for all clients, a marker that
+/// the hub itself lost events (its broker subscription fell behind), the channel's
+/// heartbeat, or the hub's shutdown notice.
 #[derive(Clone, Debug)]
 pub(crate) enum Frame {
     Event { id: Option<EventId>, bytes: Bytes },
     Gap,
+    Heartbeat,
+    Shutdown,
 }
 
 static KEEPALIVE: Bytes = Bytes::from_static(b": keepalive\n\n");
@@ -91,10 +94,19 @@ struct ReplayJob {
     on_lost: OnLost,
 }
 
-enum Next {
-    Shutdown,
-    Heartbeat,
-    Live(Option<(usize, Result<Frame, BroadcastStreamRecvError>)>),
+/// The rings a client reads: almost always one, without the merging machinery.
+enum Live {
+    One(Tagged),
+    Many(SelectAll<Tagged>),
+}
+
+impl Live {
+    async fn next(&mut self) -> Option<(usize, Result<Frame, BroadcastStreamRecvError>)> {
+        match self {
+            Live::One(one) => one.next().await,
+            Live::Many(all) => all.next().await,
+        }
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -107,10 +119,8 @@ enum Phase {
 struct State {
     hub: Arc<HubInner>,
     channels: Vec<Channel>,
-    live: SelectAll<Tagged>,
+    live: Live,
     replay: std::collections::VecDeque<ReplayJob>,
-    heartbeat: Interval,
-    shutdown: watch::Receiver<bool>,
     phase: Phase,
     _admission: Admission,
 }
@@ -147,16 +157,15 @@ impl ClientStream {
         hub: Arc<HubInner>,
         feeds: Vec<(Arc<str>, broadcast::Receiver<Frame>, watch::Receiver<bool>)>,
         last_event_id: Option<EventId>,
-        shutdown: watch::Receiver<bool>,
         admission: Admission,
     ) -> Self {
         let slack = u64::try_from(FUTURE_ID_SLACK.as_millis()).unwrap_or(u64::MAX);
         let last_event_id = last_event_id.filter(|id| id.ms() <= now_ms().saturating_add(slack));
-        let mut live = SelectAll::new();
+        let mut rings = Vec::with_capacity(feeds.len());
         let mut channels = Vec::with_capacity(feeds.len());
         let mut replay = std::collections::VecDeque::new();
         for (index, (name, rx, ready)) in feeds.into_iter().enumerate() {
-            live.push(Tagged {
+            rings.push(Tagged {
                 index,
                 inner: BroadcastStream::new(rx),
             });
@@ -173,16 +182,19 @@ impl ClientStream {
                 });
             }
         }
-        let period = hub.config.heartbeat_interval;
-        let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
-        heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let live = if rings.len() == 1 {
+            match rings.pop() {
+                Some(one) => Live::One(one),
+                None => Live::Many(SelectAll::new()),
+            }
+        } else {
+            Live::Many(rings.into_iter().collect())
+        };
         let state = State {
             hub,
             channels,
             live,
             replay,
-            heartbeat,
-            shutdown,
             phase: Phase::Start,
             _admission: admission,
         };
@@ -223,7 +235,7 @@ impl State {
                 }
                 Phase::Running => {}
             }
-            if *self.shutdown.borrow() {
+            if self.hub.shutting_down.load(Ordering::Acquire) {
                 return Some(self.close("server shutting down; reconnect"));
             }
             if let Some(job) = self.replay.pop_front() {
@@ -232,18 +244,15 @@ impl State {
                 }
                 continue;
             }
-            let next = tokio::select! {
-                biased;
-                // Err: the hub is gone, which is a shutdown as well.
-                _ = self.shutdown.wait_for(|down| *down) => Next::Shutdown,
-                _ = self.heartbeat.tick() => Next::Heartbeat,
-                item = self.live.next() => Next::Live(item),
-            };
-            match next {
-                Next::Shutdown => return Some(self.close("server shutting down; reconnect")),
-                Next::Heartbeat => return Some(KEEPALIVE.clone()),
-                Next::Live(None) => return Some(self.close("stream closed by server; reconnect")),
-                Next::Live(Some((index, Ok(Frame::Event { id, bytes })))) => {
+            match self.live.next().await {
+                None => return Some(self.close("stream closed by server; reconnect")),
+                Some((_, Ok(Frame::Shutdown))) => {
+                    return Some(self.close("server shutting down; reconnect"));
+                }
+                // Every ring beats; one keepalive per period is enough.
+                Some((0, Ok(Frame::Heartbeat))) => return Some(KEEPALIVE.clone()),
+                Some((_, Ok(Frame::Heartbeat))) => {}
+                Some((index, Ok(Frame::Event { id, bytes }))) => {
                     if let Some(id) = id {
                         let ch = &mut self.channels[index];
                         if ch.last_id.is_some_and(|last| id <= last) {
@@ -253,10 +262,7 @@ impl State {
                     }
                     return Some(bytes);
                 }
-                Next::Live(Some((
-                    index,
-                    Ok(Frame::Gap) | Err(BroadcastStreamRecvError::Lagged(_)),
-                ))) => {
+                Some((index, Ok(Frame::Gap) | Err(BroadcastStreamRecvError::Lagged(_)))) => {
                     if let Some(chunk) = self.fell_behind(index) {
                         return Some(chunk);
                     }

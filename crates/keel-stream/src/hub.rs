@@ -10,6 +10,10 @@
 //! is caught up from the broker's replay store, or, when that cannot close the gap, its
 //! stream ends with a `retry:` hint and the browser reconnects with `Last-Event-ID`.
 //!
+//! The ring also carries the hub's own frames: a heartbeat every `heartbeat_interval` from
+//! one timer per channel (not one per client), and the shutdown notice. So an idle client
+//! is a cursor and nothing else, and an event wakes a client for exactly one source.
+//!
 //! Admission: the channel must be on the allowlist (403), the process must be under
 //! `max_clients` and the client's address under `max_clients_per_ip` (503). IPv6 addresses
 //! are counted per /64, the block one subscriber usually gets.
@@ -21,7 +25,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -188,7 +192,9 @@ pub(crate) struct HubInner {
     pub(crate) counters: Counters,
     feeds: Mutex<HashMap<Arc<str>, ChannelFeed>>,
     counts: Mutex<Counts>,
-    shutdown: watch::Sender<bool>,
+    /// Set once by [`Hub::shutdown`]; clients check it between frames, and the
+    /// [`Frame::Shutdown`] in every ring wakes the idle ones.
+    pub(crate) shutting_down: AtomicBool,
     pumps: Mutex<Vec<tokio::task::AbortHandle>>,
 }
 
@@ -250,7 +256,6 @@ impl Hub {
     /// A hub over `broker`. Fails only on an invalid config.
     pub fn new(broker: Arc<dyn Broker>, config: StreamConfig) -> Result<Self, ConfigError> {
         config.validate()?;
-        let (shutdown, _) = watch::channel(false);
         Ok(Self {
             inner: Arc::new(HubInner {
                 broker,
@@ -259,7 +264,7 @@ impl Hub {
                 counters: Counters::default(),
                 feeds: Mutex::new(HashMap::new()),
                 counts: Mutex::new(Counts::default()),
-                shutdown,
+                shutting_down: AtomicBool::new(false),
                 pumps: Mutex::new(Vec::new()),
             }),
         })
@@ -296,7 +301,7 @@ impl Hub {
     /// after the response has started. Needs a Tokio runtime.
     pub fn connect(&self, request: ClientRequest) -> Result<ClientStream, StreamError> {
         let cfg = &self.inner.config;
-        if *self.inner.shutdown.borrow() {
+        if self.inner.shutting_down.load(Ordering::Acquire) {
             return Err(StreamError::ShuttingDown);
         }
         let mut channels: Vec<String> = Vec::new();
@@ -331,7 +336,6 @@ impl Hub {
             self.inner.clone(),
             feeds,
             request.last_event_id,
-            self.inner.shutdown.subscribe(),
             admission,
         ))
     }
@@ -383,11 +387,13 @@ impl Hub {
             tx.clone(),
             ready_tx,
         ));
+        // Its own task, so heartbeats go on while the pump waits for a broker that is down.
+        let beat = tokio::spawn(heartbeat(tx.clone(), self.inner.config.heartbeat_interval));
         self.inner
             .pumps
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .push(pump.abort_handle());
+            .extend([pump.abort_handle(), beat.abort_handle()]);
         feeds.insert(
             name.clone(),
             ChannelFeed {
@@ -401,7 +407,17 @@ impl Hub {
     /// Ends every open stream with a `retry:` hint and refuses new ones: call it when the
     /// server starts its graceful shutdown, so open streams do not hold the shutdown up.
     pub fn shutdown(&self) {
-        self.inner.shutdown.send_replace(true);
+        // The flag first: a client that joins a ring after the notice below was sent
+        // still sees the flag before it waits for a frame.
+        self.inner.shutting_down.store(true, Ordering::Release);
+        let feeds = self
+            .inner
+            .feeds
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        for feed in feeds.values() {
+            let _ = feed.tx.send(Frame::Shutdown);
+        }
     }
 
     /// Counts and buffer levels now.
@@ -433,6 +449,18 @@ impl Hub {
             lagged_total: self.inner.counters.lagged.load(Ordering::Relaxed),
             closed_slow_total: self.inner.counters.closed_slow.load(Ordering::Relaxed),
         }
+    }
+}
+
+/// One timer per channel: a heartbeat frame into its ring every `period`, which each
+/// client turns into a `: keepalive` comment.
+async fn heartbeat(tx: broadcast::Sender<Frame>, period: Duration) {
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        // Err only means there is no client right now.
+        let _ = tx.send(Frame::Heartbeat);
     }
 }
 

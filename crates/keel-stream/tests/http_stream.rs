@@ -179,10 +179,13 @@ async fn heartbeats_keep_an_idle_stream_alive(kind: Kind) {
     };
     let cfg = StreamConfig {
         heartbeat_interval: Duration::from_millis(150),
+        allowed_channels: vec![CH.to_owned(), "news".to_owned()],
         ..quick_config()
     };
     let app = spawn_app(fx.broker.clone(), cfg).await;
     let mut client = SseClient::connect(&app.url(""), None).await;
+    // Each channel's ring beats; a client of two channels still gets one beat a period.
+    let mut both = SseClient::connect(&app.url(&format!("?channel={CH},news")), None).await;
     let mut beats = 0;
     let start = std::time::Instant::now();
     while beats < 3 {
@@ -195,11 +198,22 @@ async fn heartbeats_keep_an_idle_stream_alive(kind: Kind) {
             Read::End | Read::Timeout => panic!("no heartbeat"),
         }
     }
+    let elapsed = start.elapsed();
     assert!(
-        start.elapsed() >= Duration::from_millis(400),
+        elapsed >= Duration::from_millis(400),
         "not faster than configured"
     );
     assert!(client.raw.contains("\n: keepalive\n\n"));
+    let mut two_channel_beats = 0;
+    while let Read::Item(item) = both.read(Duration::from_millis(50)).await {
+        if matches!(item, Item::Comment(ref c) if c == "keepalive") {
+            two_channel_beats += 1;
+        }
+    }
+    assert!(
+        (2..=4).contains(&two_channel_beats),
+        "{two_channel_beats} keepalives in {elapsed:?} on two channels, expected one per 150 ms"
+    );
 }
 
 async fn only_allowlisted_channels_can_be_read(kind: Kind) {
