@@ -79,6 +79,9 @@ pub(crate) struct Entry {
     pub(crate) identity: Rep,
     pub(crate) br: Option<Rep>,
     pub(crate) gzip: Option<Rep>,
+    /// The header lines of a full `200` for each form (identity, br, gzip), written once
+    /// at load by the same code as every other answer; see [`StaticFiles::plain_hit`].
+    pub(crate) wire: [Bytes; 3],
 }
 
 impl Entry {
@@ -455,21 +458,25 @@ fn assemble(
             reps.get(format!("{name}{}", encoding.suffix()).as_str())
                 .map(|r| (*r).clone())
         };
-        entries.insert(
-            Box::from(name),
-            Entry {
-                content_type: content_type(name),
-                cache_control: if immutable {
-                    CACHE_IMMUTABLE
-                } else {
-                    short_cache.clone()
-                },
-                last_modified: file.modified.and_then(last_modified),
-                identity: file.rep.clone(),
-                br: variant(Encoding::Brotli),
-                gzip: variant(Encoding::Gzip),
+        let mut entry = Entry {
+            content_type: content_type(name),
+            cache_control: if immutable {
+                CACHE_IMMUTABLE
+            } else {
+                short_cache.clone()
             },
-        );
+            last_modified: file.modified.and_then(last_modified),
+            identity: file.rep.clone(),
+            br: variant(Encoding::Brotli),
+            gzip: variant(Encoding::Gzip),
+            wire: Default::default(),
+        };
+        entry.wire = [
+            crate::serve::wire_head(&entry, None),
+            crate::serve::wire_head(&entry, Some(Encoding::Brotli)),
+            crate::serve::wire_head(&entry, Some(Encoding::Gzip)),
+        ];
+        entries.insert(Box::from(name), entry);
     }
     entries
 }

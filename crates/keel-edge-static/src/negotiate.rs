@@ -32,14 +32,30 @@ struct Weights {
 /// Choose the encoding to send, given which variants exist (`has_br`, `has_gzip`).
 /// `None` means identity.
 pub(crate) fn choose(headers: &HeaderMap, has_br: bool, has_gzip: bool) -> Option<Encoding> {
+    choose_from(
+        headers
+            .get_all(ACCEPT_ENCODING)
+            .iter()
+            .map(|v| v.as_bytes()),
+        has_br,
+        has_gzip,
+    )
+}
+
+/// [`choose`] over the raw `Accept-Encoding` field values of a request.
+pub(crate) fn choose_from<'a>(
+    values: impl Iterator<Item = &'a [u8]>,
+    has_br: bool,
+    has_gzip: bool,
+) -> Option<Encoding> {
     if !has_br && !has_gzip {
         return None;
     }
     let mut weights = Weights::default();
     let mut seen = false;
-    for value in headers.get_all(ACCEPT_ENCODING) {
+    for value in values {
         seen = true;
-        parse_into(value.as_bytes(), &mut weights);
+        parse_into(value, &mut weights);
     }
     if !seen {
         return None;

@@ -188,6 +188,87 @@ impl StaticFiles {
     }
 }
 
+/// A complete `200` to a plain `GET`/`HEAD`, ready for the wire: see
+/// [`StaticFiles::plain_hit`].
+#[derive(Clone, Debug)]
+pub struct PlainHit {
+    /// The header lines (`name: value\r\n` each), without the status line, `Date`,
+    /// `Connection` and the blank line that ends the head.
+    pub head: Bytes,
+    /// The whole body (a `GET` sends it, a `HEAD` does not).
+    pub body: Bytes,
+}
+
+/// Request headers that can make the answer anything but the plain `200`.
+const NOT_PLAIN: [&str; 6] = [
+    "range",
+    "if-match",
+    "if-none-match",
+    "if-modified-since",
+    "if-unmodified-since",
+    "if-range",
+];
+
+impl StaticFiles {
+    /// The answer [`StaticFiles::serve`] would give a `GET` or `HEAD` of `path`, as wire
+    /// bytes, when that answer is a `200` from memory: the file exists, is held in memory,
+    /// and `headers` (the request's raw name/value pairs) have no `Range` or `If-*`.
+    /// `None` means "ask [`StaticFiles::serve`]", never "not found".
+    ///
+    /// For servers that write responses themselves: the head was written at load by the
+    /// same code as `serve`'s (so the two cannot drift), and a hit costs a lookup and the
+    /// `Accept-Encoding` choice — no header map, no allocation.
+    pub fn plain_hit<'a>(
+        &self,
+        path: &str,
+        headers: impl Iterator<Item = (&'a str, &'a [u8])> + Clone,
+    ) -> Option<PlainHit> {
+        if headers
+            .clone()
+            .any(|(name, _)| NOT_PLAIN.iter().any(|n| name.eq_ignore_ascii_case(n)))
+        {
+            return None;
+        }
+        let name = path::normalize(path).ok()?;
+        let entry = self.entries.get(&*name)?;
+        let encoding = crate::negotiate::choose_from(
+            headers
+                .filter(|(name, _)| name.eq_ignore_ascii_case("accept-encoding"))
+                .map(|(_, value)| value),
+            entry.br.is_some(),
+            entry.gzip.is_some(),
+        );
+        let (rep, wire) = match encoding {
+            Some(Encoding::Brotli) => (entry.br.as_ref()?, &entry.wire[1]),
+            Some(Encoding::Gzip) => (entry.gzip.as_ref()?, &entry.wire[2]),
+            None => (&entry.identity, &entry.wire[0]),
+        };
+        match &rep.data {
+            Data::Memory(body) => Some(PlainHit {
+                head: wire.clone(),
+                body: body.clone(),
+            }),
+            Data::File(_) => None,
+        }
+    }
+}
+
+/// The header lines of a full `200` of `entry` in `encoding`, as `respond` builds them.
+pub(crate) fn wire_head(entry: &Entry, encoding: Option<Encoding>) -> Bytes {
+    let rep = entry.rep(encoding);
+    let mut h = HeaderMap::new();
+    representation(&mut h, entry, rep, encoding);
+    h.insert(CONTENT_LENGTH, rep.content_length.clone());
+    let mut out = Vec::with_capacity(256);
+    for (name, value) in &h {
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    Bytes::from(out)
+}
+
 /// Headers of a 200/206 (everything but the length and range).
 fn representation(h: &mut HeaderMap, entry: &Entry, rep: &Rep, encoding: Option<Encoding>) {
     h.reserve(10);

@@ -29,7 +29,7 @@ use tower_service::Service;
 use crate::body::StaticBody;
 use crate::error::StaticError;
 use crate::index::StaticFiles;
-use crate::serve::plain;
+use crate::serve::{plain, PlainHit};
 
 /// The current [`StaticFiles`], shared by every connection and replaced on reload.
 /// Cloning is cheap (one `Arc`).
@@ -70,6 +70,15 @@ impl StaticHandle {
     pub fn serve(&self, method: &Method, path: &str, headers: &HeaderMap) -> Response<StaticBody> {
         self.current.load().serve(method, path, headers)
     }
+
+    /// [`StaticFiles::plain_hit`] on the current index.
+    pub fn plain_hit<'a>(
+        &self,
+        path: &str,
+        headers: impl Iterator<Item = (&'a str, &'a [u8])> + Clone,
+    ) -> Option<PlainHit> {
+        self.current.load().plain_hit(path, headers)
+    }
 }
 
 /// A tower [`Service`] answering requests under a mount prefix from a [`StaticHandle`].
@@ -108,6 +117,18 @@ impl StaticService {
     /// The handle this service reads from (to reload it).
     pub fn handle(&self) -> &StaticHandle {
         &self.handle
+    }
+
+    /// [`StaticHandle::plain_hit`] for a request target (`/static/css/site.css?v=2`)
+    /// under this service's prefix; `None` outside it.
+    pub fn plain_hit<'a>(
+        &self,
+        target: &str,
+        headers: impl Iterator<Item = (&'a str, &'a [u8])> + Clone,
+    ) -> Option<PlainHit> {
+        let path = target.split_once('?').map_or(target, |(path, _)| path);
+        self.handle
+            .plain_hit(path.strip_prefix(&*self.prefix)?, headers)
     }
 
     /// Answer `req` (the `Service` impl without the `Ready` wrapper).

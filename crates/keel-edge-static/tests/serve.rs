@@ -557,3 +557,73 @@ async fn reload_swaps_the_index() {
         200
     );
 }
+
+/// `plain_hit` is `serve`'s plain 200 as wire bytes: the same header lines in the same
+/// order and the same body, for every form; and it declines whatever is not that.
+#[tokio::test]
+async fn plain_hit_is_the_same_answer_as_serve() {
+    use http::{HeaderMap, HeaderValue, Method};
+    let fx = fixture();
+    let files = StaticFiles::load(&fx.root, StaticOptions::default()).unwrap();
+    let css = fx.hashed("css/site.css");
+    let wire = |headers: &HeaderMap| {
+        let mut out = Vec::new();
+        for (name, value) in headers {
+            out.extend_from_slice(name.as_str().as_bytes());
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(value.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        out
+    };
+    for name in [css.as_str(), "css/site.css", "js/app.js"] {
+        for ae in [
+            None,
+            Some("br, gzip"),
+            Some("gzip"),
+            Some("br;q=0, gzip;q=0"),
+        ] {
+            let raw: Vec<(&str, &[u8])> = ae
+                .iter()
+                .map(|v| ("Accept-Encoding", v.as_bytes()))
+                .collect();
+            let hit = files
+                .plain_hit(name, raw.iter().copied())
+                .unwrap_or_else(|| panic!("{name} {ae:?}: no hit"));
+            let mut map = HeaderMap::new();
+            if let Some(v) = ae {
+                map.insert("accept-encoding", HeaderValue::from_static(v));
+            }
+            let response = files.serve(&Method::GET, name, &map);
+            assert_eq!(response.status(), 200);
+            assert_eq!(
+                String::from_utf8_lossy(&hit.head),
+                String::from_utf8_lossy(&wire(response.headers())),
+                "{name} {ae:?}"
+            );
+            let body = http_body_util::BodyExt::collect(response.into_body())
+                .await
+                .unwrap()
+                .to_bytes();
+            assert_eq!(hit.body, body, "{name} {ae:?}");
+        }
+    }
+    let with = |name: &'static str, value: &'static [u8]| {
+        files.plain_hit(&css, [(name, value)].into_iter()).is_none()
+    };
+    assert!(with("Range", b"bytes=0-1"));
+    assert!(with("If-None-Match", b"\"x\""));
+    assert!(with("if-modified-since", b"Wed, 21 Oct 2015 07:28:00 GMT"));
+    assert!(with("If-Range", b"\"x\""));
+    assert!(with("If-Match", b"*"));
+    assert!(with(
+        "If-Unmodified-Since",
+        b"Wed, 21 Oct 2015 07:28:00 GMT"
+    ));
+    assert!(files.plain_hit("nope.css", std::iter::empty()).is_none());
+    assert!(files
+        .plain_hit("../etc/passwd", std::iter::empty())
+        .is_none());
+    // Held on disk, not in memory: streamed by `serve`, never a hit.
+    assert!(files.plain_hit(BIG_NAME, std::iter::empty()).is_none());
+}

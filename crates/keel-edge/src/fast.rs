@@ -27,6 +27,7 @@ use http_body_util::BodyExt;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::{watch, Notify};
+use tokio::time::Instant;
 
 use crate::handler::{self, State};
 
@@ -92,6 +93,15 @@ pub(crate) async fn serve(
 ) -> Outcome {
     let mut buf = BytesMut::with_capacity(READ_ROOM);
     let mut out = Vec::with_capacity(16 * 1024);
+    // One stop registration and one idle timer for the connection's whole life, not one
+    // of each per request: the timer is moved only when it fires early (a wait is over
+    // `idle_timeout` only if it began at least that long ago), so a busy connection
+    // costs a clock read per request and no timer-wheel traffic.
+    let mut stop_wait = stop.clone();
+    let mut stopping = std::pin::pin!(crate::server::stopped(&mut stop_wait));
+    let mut wait_began = Instant::now();
+    let idle = tokio::time::sleep_until(wait_began + idle_timeout);
+    let mut idle = std::pin::pin!(idle);
     loop {
         if buf.is_empty() {
             // Room for a whole head in one read: reading into the few bytes left at the
@@ -99,37 +109,68 @@ pub(crate) async fn serve(
             // (Empty, the buffer is reclaimed from the front, not grown.)
             buf.reserve(READ_ROOM);
             // Between requests: the keep-alive wait, bounded like hyper's header timeout.
-            let read = tokio::select! {
-                read = tokio::time::timeout(idle_timeout, stream.read_buf(&mut buf)) => read,
-                () = crate::server::stopped(stop) => return Outcome::Closed,
+            wait_began = Instant::now();
+            let read = loop {
+                tokio::select! {
+                    read = stream.read_buf(&mut buf) => break read,
+                    () = &mut idle => {
+                        let deadline = wait_began + idle_timeout;
+                        if Instant::now() >= deadline {
+                            return Outcome::Closed;
+                        }
+                        idle.as_mut().reset(deadline);
+                    }
+                    () = &mut stopping => return Outcome::Closed,
+                }
             };
             match read {
-                Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return Outcome::Closed,
-                Ok(Ok(_)) => {}
+                Ok(0) | Err(_) => return Outcome::Closed,
+                Ok(_) => {}
             }
         }
-        let parsed = match parse(&buf, max_head_bytes) {
-            Some(parsed) => parsed,
+        let (written, keep_alive) = match parse(&buf, max_head_bytes, state) {
             None => return hand_over(stream, buf),
+            Some(Head::Hit {
+                head_len,
+                hit,
+                form,
+            }) => {
+                buf.advance(head_len);
+                let keep_alive = form.keep_alive && !*stop.borrow();
+                let written = write_hit(
+                    &mut stream,
+                    &mut out,
+                    &hit,
+                    form.http10,
+                    keep_alive,
+                    form.head_only,
+                )
+                .await;
+                (written, keep_alive)
+            }
+            Some(Head::Full {
+                head_len,
+                request,
+                form,
+            }) => {
+                let Some(response) = handler::handle_static(state, peer, &request) else {
+                    return hand_over(stream, buf);
+                };
+                buf.advance(head_len);
+                let keep_alive = form.keep_alive && !*stop.borrow();
+                let written = write_response(
+                    &mut stream,
+                    &mut out,
+                    response,
+                    form.http10,
+                    keep_alive,
+                    form.head_only,
+                )
+                .await;
+                (written, keep_alive)
+            }
         };
-        let Some(response) = handler::handle_static(state, peer, &parsed.request) else {
-            return hand_over(stream, buf);
-        };
-        buf.advance(parsed.head_len);
-        let keep_alive = parsed.keep_alive && !*stop.borrow();
-        let head_only = parsed.request.method() == Method::HEAD;
-        if write_response(
-            &mut stream,
-            &mut out,
-            response,
-            parsed.http10,
-            keep_alive,
-            head_only,
-        )
-        .await
-        .is_err()
-            || !keep_alive
-        {
+        if written.is_err() || !keep_alive {
             let _ = stream.shutdown().await;
             return Outcome::Closed;
         }
@@ -143,15 +184,32 @@ fn hand_over(stream: TcpStream, buf: BytesMut) -> Outcome {
     })
 }
 
-struct Parsed {
-    request: Request<()>,
-    head_len: usize,
+/// What a request's framing asks of the answer.
+#[derive(Clone, Copy)]
+struct Form {
     keep_alive: bool,
     http10: bool,
+    head_only: bool,
+}
+
+/// A complete, simple static request at the start of the buffer.
+enum Head {
+    /// The plain `200` from memory, already in wire form.
+    Hit {
+        head_len: usize,
+        hit: keel_edge_static::PlainHit,
+        form: Form,
+    },
+    /// Anything else the static phase answers (304, 206, 404, the access log …).
+    Full {
+        head_len: usize,
+        request: Request<()>,
+        form: Form,
+    },
 }
 
 /// A complete, simple static request at the start of `buf`, or `None` for hyper.
-fn parse(buf: &[u8], max_head_bytes: usize) -> Option<Parsed> {
+fn parse(buf: &[u8], max_head_bytes: usize, state: &State) -> Option<Head> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut head = httparse::Request::new(&mut headers);
     let head_len = match head.parse(buf) {
@@ -172,20 +230,19 @@ fn parse(buf: &[u8], max_head_bytes: usize) -> Option<Parsed> {
         1 => false,
         _ => return None,
     };
-    let mut map = HeaderMap::with_capacity(head.headers.len());
     let mut keep_alive = !http10;
     for h in head.headers.iter() {
-        let name = HeaderName::from_bytes(h.name.as_bytes()).ok()?;
-        if name == header::CONTENT_LENGTH {
+        let name = h.name;
+        if name.eq_ignore_ascii_case("content-length") {
             if h.value != b"0" {
                 return None;
             }
-        } else if name == header::TRANSFER_ENCODING
-            || name == header::EXPECT
-            || name == header::UPGRADE
+        } else if name.eq_ignore_ascii_case("transfer-encoding")
+            || name.eq_ignore_ascii_case("expect")
+            || name.eq_ignore_ascii_case("upgrade")
         {
             return None;
-        } else if name == header::CONNECTION {
+        } else if name.eq_ignore_ascii_case("connection") {
             for token in h.value.split(|b| *b == b',') {
                 let token = token.trim_ascii();
                 if token.eq_ignore_ascii_case(b"close") {
@@ -197,6 +254,30 @@ fn parse(buf: &[u8], max_head_bytes: usize) -> Option<Parsed> {
                 }
             }
         }
+    }
+    let form = Form {
+        keep_alive,
+        http10,
+        head_only: method == Method::HEAD,
+    };
+    let fields = head.headers.iter().map(|h| (h.name, h.value));
+    // Only targets any URI parser takes as they are; the rest go the way that checks.
+    let plain_target = path
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"-._~/%?=&+,;:@!$'()*".contains(&b));
+    if let Some(hit) = plain_target
+        .then(|| handler::plain_static_hit(state, path, fields))
+        .flatten()
+    {
+        return Some(Head::Hit {
+            head_len,
+            hit,
+            form,
+        });
+    }
+    let mut map = HeaderMap::with_capacity(head.headers.len());
+    for h in head.headers.iter() {
+        let name = HeaderName::from_bytes(h.name.as_bytes()).ok()?;
         map.append(name, HeaderValue::from_bytes(h.value).ok()?);
     }
     let uri: Uri = path.parse().ok()?;
@@ -209,12 +290,49 @@ fn parse(buf: &[u8], max_head_bytes: usize) -> Option<Parsed> {
         Version::HTTP_11
     };
     *request.headers_mut() = map;
-    Some(Parsed {
-        request,
+    Some(Head::Full {
         head_len,
-        keep_alive,
-        http10,
+        request,
+        form,
     })
+}
+
+/// Writes a [`keel_edge_static::PlainHit`]: status line, its header lines, `Date`, the
+/// connection's framing, and the body unless `head_only`, in one `writev`.
+async fn write_hit(
+    stream: &mut TcpStream,
+    out: &mut Vec<u8>,
+    hit: &keel_edge_static::PlainHit,
+    http10: bool,
+    keep_alive: bool,
+    head_only: bool,
+) -> io::Result<()> {
+    out.clear();
+    out.extend_from_slice(b"HTTP/1.1 200 OK\r\n");
+    out.extend_from_slice(&hit.head);
+    end_head(out, true, http10, keep_alive);
+    let body = if head_only || hit.body.is_empty() {
+        &[][..]
+    } else {
+        std::slice::from_ref(&hit.body)
+    };
+    write_all_vectored(stream, out, body).await
+}
+
+/// `Date` (unless the response has one), `Connection` when the version's default does
+/// not hold, and the blank line.
+fn end_head(out: &mut Vec<u8>, add_date: bool, http10: bool, keep_alive: bool) {
+    if add_date {
+        out.extend_from_slice(b"date: ");
+        with_date(|date| out.extend_from_slice(date));
+        out.extend_from_slice(b"\r\n");
+    }
+    match (keep_alive, http10) {
+        (false, false) => out.extend_from_slice(b"connection: close\r\n"),
+        (true, true) => out.extend_from_slice(b"connection: keep-alive\r\n"),
+        _ => {}
+    }
+    out.extend_from_slice(b"\r\n");
 }
 
 /// Writes status line, headers, `Date`, framing and body; the body is read to its end
@@ -256,17 +374,12 @@ async fn write_response(
         let length = http_body::Body::size_hint(&body).exact().unwrap_or(0);
         out.extend_from_slice(format!("content-length: {length}\r\n").as_bytes());
     }
-    if !parts.headers.contains_key(header::DATE) {
-        out.extend_from_slice(b"date: ");
-        with_date(|date| out.extend_from_slice(date));
-        out.extend_from_slice(b"\r\n");
-    }
-    match (keep_alive, http10) {
-        (false, false) => out.extend_from_slice(b"connection: close\r\n"),
-        (true, true) => out.extend_from_slice(b"connection: keep-alive\r\n"),
-        _ => {}
-    }
-    out.extend_from_slice(b"\r\n");
+    end_head(
+        out,
+        !parts.headers.contains_key(header::DATE),
+        http10,
+        keep_alive,
+    );
 
     // The head and the body's frames go out together in one writev: no copy of the
     // body into the head's buffer (a static file is one frame of shared bytes).
@@ -452,28 +565,45 @@ mod tests {
         );
     }
 
+    /// The general form of a parsed head (the state here serves no files, so never a hit).
+    fn full(buf: &[u8], max: usize) -> Option<(usize, Request<()>, Form)> {
+        let state = State::new(&crate::EdgeConfig::new(
+            SocketAddr::from(([127, 0, 0, 1], 0)),
+            crate::Backend::Upstreams(Vec::new()),
+        ));
+        match parse(buf, max, &state)? {
+            Head::Full {
+                head_len,
+                request,
+                form,
+            } => Some((head_len, request, form)),
+            Head::Hit { .. } => panic!("a hit without static files"),
+        }
+    }
+
     #[test]
     fn simple_static_gets_are_taken_and_the_rest_is_left_to_hyper() {
-        let p = parse(b"GET /static/a.css HTTP/1.1\r\nHost: x\r\n\r\nGET", 8192).unwrap();
-        assert_eq!(p.head_len, 39);
-        assert!(p.keep_alive && !p.http10);
-        assert_eq!(p.request.uri().path(), "/static/a.css");
-        assert_eq!(p.request.headers()["host"], "x");
+        let (len, request, form) =
+            full(b"GET /static/a.css HTTP/1.1\r\nHost: x\r\n\r\nGET", 8192).unwrap();
+        assert_eq!(len, 39);
+        assert!(form.keep_alive && !form.http10 && !form.head_only);
+        assert_eq!(request.uri().path(), "/static/a.css");
+        assert_eq!(request.headers()["host"], "x");
 
-        let p = parse(
+        let (_, _, form) = full(
             b"HEAD /static/a.css HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
             8192,
         )
         .unwrap();
-        assert!(p.keep_alive && p.http10);
-        let p = parse(b"GET /static/a.css HTTP/1.0\r\n\r\n", 8192).unwrap();
-        assert!(!p.keep_alive);
-        let p = parse(
+        assert!(form.keep_alive && form.http10 && form.head_only);
+        let (_, _, form) = full(b"GET /static/a.css HTTP/1.0\r\n\r\n", 8192).unwrap();
+        assert!(!form.keep_alive);
+        let (_, _, form) = full(
             b"GET /static/a.css HTTP/1.1\r\nConnection: close\r\n\r\n",
             8192,
         )
         .unwrap();
-        assert!(!p.keep_alive);
+        assert!(!form.keep_alive);
 
         for other in [
             &b"GET / HTTP/1.1\r\n\r\n"[..],
@@ -488,12 +618,12 @@ mod tests {
             b"OPTIONS * HTTP/1.1\r\n\r\n",
         ] {
             assert!(
-                parse(other, 8192).is_none(),
+                full(other, 8192).is_none(),
                 "{}",
                 String::from_utf8_lossy(other)
             );
         }
         // A head over the cap is hyper's to refuse with 431.
-        assert!(parse(b"GET /static/a.css HTTP/1.1\r\nHost: x\r\n\r\n", 20).is_none());
+        assert!(full(b"GET /static/a.css HTTP/1.1\r\nHost: x\r\n\r\n", 20).is_none());
     }
 }

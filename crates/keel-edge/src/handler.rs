@@ -120,8 +120,8 @@ pub(crate) fn handle_static<B>(
     if !request.uri().path().starts_with(STATIC_PREFIX) {
         return None;
     }
-    let started = Instant::now();
     let entry = state.access_log.as_ref().map(|_| {
+        let started = Instant::now();
         let dynamic = state.dynamic.load();
         let client = dynamic.trusted.client_ip(peer.ip(), request.headers());
         log_entry(client, request, started)
@@ -139,6 +139,20 @@ fn log_entry<B>(client: IpAddr, request: &Request<B>, started: Instant) -> Entry
         request.headers(),
         started,
     )
+}
+
+/// The static phase's plain `200` as wire bytes ([`keel_edge_static::StaticFiles::plain_hit`])
+/// when nothing else in that phase would happen: `None` with an access log (the entry
+/// needs the parsed request) or when the answer is anything but that `200`.
+pub(crate) fn plain_static_hit<'a>(
+    state: &State,
+    target: &str,
+    headers: impl Iterator<Item = (&'a str, &'a [u8])> + Clone,
+) -> Option<keel_edge_static::PlainHit> {
+    if state.access_log.is_some() {
+        return None;
+    }
+    state.statics.as_ref()?.plain_hit(target, headers)
 }
 
 /// Whether this edge answers `/static/` itself (the fast path is worth trying).
