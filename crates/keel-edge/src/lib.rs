@@ -25,6 +25,7 @@ mod headers;
 mod proxy;
 mod server;
 mod tls;
+mod upstream;
 
 use std::future::Future;
 use std::net::SocketAddr;

@@ -1,5 +1,6 @@
 //! Upstream peers: choosing one (round-robin), ejecting one that keeps failing, and
-//! forwarding a request over a pooled HTTP/1.1 connection.
+//! forwarding a request over a pooled HTTP/1.1 connection: the worker's own pool for a
+//! request without a body ([`crate::upstream`]), hyper-util's client for the rest.
 //!
 //! Like nginx's `upstream` block with `max_fails`/`fail_timeout`: a peer that fails
 //! `max_fails` times in a row is skipped for `fail_timeout`; if every peer is ejected the
@@ -24,6 +25,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
+use crate::upstream;
 use crate::{BalanceConfig, HealthCheck, Strategy};
 
 /// An upstream `host:port`, kept parsed so a request's URI is built without parsing.
@@ -82,7 +84,12 @@ pub(crate) enum ProxyError {
 pub(crate) struct Peers {
     peers: Vec<Peer>,
     next: AtomicUsize,
+    /// Requests with a body, and the active health checks.
     client: Client<HttpConnector, Body>,
+    /// Owned by these peers; bodiless requests go over each worker's own pool of
+    /// connections ([`crate::upstream`]), keyed by it.
+    pool_owner: Arc<()>,
+    connect_timeout: Duration,
     epoch: Instant,
     balance: BalanceConfig,
     response_timeout: Duration,
@@ -117,6 +124,8 @@ impl Peers {
                 .collect(),
             next: AtomicUsize::new(0),
             client,
+            pool_owner: upstream::owner_token(),
+            connect_timeout,
             epoch: Instant::now(),
             balance,
             response_timeout,
@@ -210,6 +219,55 @@ impl Peers {
         mut request: Request<Body>,
     ) -> Result<(Response<Body>, &UpstreamAddr), ProxyError> {
         let peer = &self.peers[i];
+        // Only least-connections needs the in-flight count, and counting costs a body wrapper.
+        let active = (self.balance.strategy == Strategy::LeastConnections)
+            .then(|| ActiveGuard::new(&peer.active));
+        let bodiless = matches!(*request.method(), Method::GET | Method::HEAD)
+            && axum::body::HttpBody::size_hint(request.body()).exact() == Some(0);
+        if bodiless {
+            let head = upstream::request_head(
+                request.method(),
+                request
+                    .uri()
+                    .path_and_query()
+                    .map_or("/", PathAndQuery::as_str),
+                request.headers(),
+                peer.addr.0.as_str(),
+            );
+            let key = upstream::PoolKey {
+                owner: Arc::downgrade(&self.pool_owner),
+                peer: i,
+            };
+            let exchange = upstream::exchange(
+                peer.addr.0.as_str(),
+                &key,
+                &head,
+                request.method() == Method::HEAD,
+                self.connect_timeout,
+            );
+            return match tokio::time::timeout(self.response_timeout, exchange).await {
+                Ok(Ok(response)) => Ok(self.delivered(i, response, active)),
+                Ok(Err(error)) => {
+                    self.failed(i);
+                    let peer = peer.addr.to_string();
+                    Err(match error {
+                        upstream::ExchangeError::Connect(detail) => {
+                            ProxyError::Connect { peer, detail }
+                        }
+                        upstream::ExchangeError::Upstream(detail) => {
+                            ProxyError::Upstream { peer, detail }
+                        }
+                    })
+                }
+                Err(_) => {
+                    self.failed(i);
+                    Err(ProxyError::Timeout {
+                        peer: peer.addr.to_string(),
+                        timeout: self.response_timeout,
+                    })
+                }
+            };
+        }
         let mut parts = axum::http::uri::Parts::default();
         parts.scheme = Some(Scheme::HTTP);
         parts.authority = Some(peer.addr.0.clone());
@@ -232,30 +290,9 @@ impl Peers {
         // HTTP/1.0 and HTTP/2 clients alike reach the upstream over pooled HTTP/1.1.
         *request.version_mut() = Version::HTTP_11;
 
-        // Only least-connections needs the in-flight count, and counting costs a body wrapper.
-        let active = (self.balance.strategy == Strategy::LeastConnections)
-            .then(|| ActiveGuard::new(&peer.active));
         let sent = tokio::time::timeout(self.response_timeout, self.client.request(request)).await;
         match sent {
-            Ok(Ok(response)) => {
-                self.succeeded(i);
-                let idle = self
-                    .body_idle_timeout
-                    .map(|limit| (limit, Box::pin(tokio::time::sleep(limit))));
-                // Wrapping costs a box and a poll per frame: only when something needs it.
-                let response = if active.is_some() || idle.is_some() {
-                    response.map(|body| {
-                        Body::new(Streamed {
-                            inner: Body::new(body),
-                            _active: active,
-                            idle,
-                        })
-                    })
-                } else {
-                    response.map(Body::new)
-                };
-                Ok((response, &peer.addr))
-            }
+            Ok(Ok(response)) => Ok(self.delivered(i, response.map(Body::new), active)),
             Ok(Err(error)) if body_over_limit(&error) => Err(ProxyError::BodyTooLarge),
             Ok(Err(error)) => {
                 self.failed(i);
@@ -275,6 +312,35 @@ impl Peers {
                 })
             }
         }
+    }
+}
+
+impl Peers {
+    /// A peer answered: its failures are forgiven, and the body gets the wrappers the
+    /// configuration asks for.
+    fn delivered(
+        &self,
+        i: usize,
+        response: Response<Body>,
+        active: Option<ActiveGuard>,
+    ) -> (Response<Body>, &UpstreamAddr) {
+        self.succeeded(i);
+        let idle = self
+            .body_idle_timeout
+            .map(|limit| (limit, Box::pin(tokio::time::sleep(limit))));
+        // Wrapping costs a box and a poll per frame: only when something needs it.
+        let response = if active.is_some() || idle.is_some() {
+            response.map(|body| {
+                Body::new(Streamed {
+                    inner: body,
+                    _active: active,
+                    idle,
+                })
+            })
+        } else {
+            response
+        };
+        (response, &self.peers[i].addr)
     }
 }
 

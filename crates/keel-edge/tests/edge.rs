@@ -1380,3 +1380,99 @@ async fn large_static_files_stream_through_the_fast_path_intact() {
     edge.stop().await;
     backend.stop().await;
 }
+
+/// A scripted upstream: each accepted connection answers its requests with the next
+/// answers of `script` (one per request), then closes without saying so.
+async fn scripted_upstream(script: Vec<(&'static str, usize)>) -> SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let script = std::sync::Arc::new(std::sync::Mutex::new(script.into_iter()));
+    tokio::spawn(async move {
+        loop {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let script = script.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    // One request head at a time (the edge sends no bodies here).
+                    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match stream.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                    let end = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+                    buf.drain(..end);
+                    let next = script.lock().unwrap().next();
+                    let Some((answer, keep)) = next else { return };
+                    stream.write_all(answer.as_bytes()).await.unwrap();
+                    // `keep` answers on this connection, then close (silently, for the
+                    // keep-alive ones: the edge finds out when it reuses the connection).
+                    if keep == 0 {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// Bodiless requests go over the edge's own upstream connections: chunked, length and
+/// close-delimited answers arrive whole, HEAD and 304 carry no body, a pooled connection
+/// the upstream closed meanwhile is replaced without an error, and 1xx answers are
+/// skipped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bodiless_requests_get_every_kind_of_upstream_answer_right() {
+    let upstream = scripted_upstream(vec![
+        // Chunked with an extension and a trailer; the connection stays open for more.
+        (
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;x=1\r\nhello\r\n7\r\n, world\r\n0\r\nX-T: 1\r\n\r\n",
+            1,
+        ),
+        // Length, then the upstream closes this kept-alive connection without a word.
+        ("HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nlength", 0),
+        // Early hints first, then the answer.
+        (
+            "HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+            1,
+        ),
+        // HEAD: the length of the GET, no body.
+        ("HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n", 1),
+        ("HTTP/1.1 304 Not Modified\r\nETag: \"a\"\r\n\r\n", 1),
+        // No length and a close: the body runs to the end of the connection.
+        ("HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil the close", 0),
+    ])
+    .await;
+    // Health checks are off by default: every request the upstream sees is the test's.
+    let cfg = EdgeConfig::new(LOCAL.into(), upstreams(&[upstream]));
+    let edge = spawn_edge(cfg).await;
+    let client = reqwest::Client::new();
+    let url = format!("http://{}/x", edge.addr);
+
+    let chunked = client.get(&url).send().await.unwrap();
+    assert_eq!(chunked.status(), 200);
+    assert!(chunked.headers().get("x-t").is_none());
+    assert_eq!(chunked.text().await.unwrap(), "hello, world");
+    let length = client.get(&url).send().await.unwrap();
+    assert_eq!(length.headers()["content-length"], "6");
+    assert_eq!(length.text().await.unwrap(), "length");
+    // The connection that answered "length" was closed by the upstream after it: the
+    // edge must notice on reuse and open a new one, not answer 502.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let hinted = client.get(&url).send().await.unwrap();
+    assert_eq!(hinted.status(), 200);
+    assert_eq!(hinted.text().await.unwrap(), "ok");
+    let head = client.head(&url).send().await.unwrap();
+    assert_eq!(head.status(), 200);
+    assert_eq!(head.headers()["content-length"], "1000");
+    assert_eq!(head.bytes().await.unwrap().len(), 0);
+    let not_modified = client.get(&url).send().await.unwrap();
+    assert_eq!(not_modified.status(), 304);
+    assert_eq!(not_modified.headers()["etag"], "\"a\"");
+    let until_close = client.get(&url).send().await.unwrap();
+    assert_eq!(until_close.status(), 200);
+    assert_eq!(until_close.text().await.unwrap(), "until the close");
+}
