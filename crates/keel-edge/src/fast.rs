@@ -1,17 +1,22 @@
-//! The fast path for static files on plain HTTP/1.x connections.
+//! The fast path for `GET` and `HEAD` on plain HTTP/1.x connections.
 //!
-//! A `GET`/`HEAD` of `/static/…` with a complete, simple request head is answered here:
-//! the head parsed with httparse, the response made by the same static phase as every
-//! other request (`handler::handle_static`: same files, headers, conditional requests,
-//! ranges and access log), and written with one `write` per response. hyper's per-request
-//! machinery (its dispatcher, service future, header map conversions and body framing) is
-//! most of the user-space cost of a small static response, and nginx does without it.
+//! A `GET`/`HEAD` with a complete, simple request head and no body is answered here: the
+//! head parsed with httparse; `/static/…` by the same static phase as every other request
+//! (`handler::handle_static`: same files, headers, conditional requests, ranges and access
+//! log), the plain `200` of a file in memory even from a head written at load; any other
+//! path by every phase of the edge (`handler::handle`: limit_req, forwarded headers, the
+//! backend, the access log). The answer is written as hyper's server would frame it
+//! (`Content-Length`, chunked for HTTP/1.1, to the close for HTTP/1.0), the head and the
+//! ready part of the body in one `writev`, later frames as they come. hyper's per-request
+//! machinery (its dispatcher, service future and body framing) was most of the
+//! user-space cost of a small answer, and nginx does without it.
 //!
-//! Anything else — another path, a body, `Expect`, `Upgrade`, a head split across reads, a
-//! malformed or oversized head — hands the connection to hyper for the rest of its life,
-//! with the bytes already read replayed first ([`Prefixed`]). So hyper still enforces the
-//! header read timeout, the header size cap (431) and every error answer; this path only
-//! ever answers requests that are complete and well-formed.
+//! Anything else — another method, a body, `Expect`, `Upgrade`, a target not in
+//! origin-form, a head split across reads, a malformed or oversized head — hands the
+//! connection to hyper for the rest of its life, with the bytes already read replayed
+//! first ([`Prefixed`]). So hyper still enforces the header read timeout, the header size
+//! cap (431) and every error answer; this path only ever answers requests that are
+//! complete and well-formed.
 
 use std::io;
 use std::net::SocketAddr;
@@ -21,7 +26,9 @@ use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
 use axum::body::Body;
-use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, Request, Uri, Version};
+use axum::http::{
+    header, HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, Uri, Version,
+};
 use bytes::{Buf, Bytes, BytesMut};
 use http_body_util::BodyExt;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
@@ -82,7 +89,7 @@ impl Drop for Tracked<'_> {
     }
 }
 
-/// Serves static requests on `stream` until one is not for this path.
+/// Serves requests on `stream` until one is not for this path.
 pub(crate) async fn serve(
     mut stream: TcpStream,
     peer: SocketAddr,
@@ -158,16 +165,24 @@ pub(crate) async fn serve(
                 };
                 buf.advance(head_len);
                 let keep_alive = form.keep_alive && !*stop.borrow();
-                let written = write_response(
-                    &mut stream,
-                    &mut out,
-                    response,
-                    form.http10,
-                    keep_alive,
-                    form.head_only,
-                )
-                .await;
-                (written, keep_alive)
+                match write_response(&mut stream, &mut out, response, form, keep_alive).await {
+                    Ok(open) => (Ok(()), open),
+                    Err(error) => (Err(error), false),
+                }
+            }
+            Some(Head::Other {
+                head_len,
+                request,
+                form,
+            }) => {
+                buf.advance(head_len);
+                let request = request.map(|()| Body::empty());
+                let response = handler::handle(state, peer, "http", request).await;
+                let keep_alive = form.keep_alive && !*stop.borrow();
+                match write_response(&mut stream, &mut out, response, form, keep_alive).await {
+                    Ok(open) => (Ok(()), open),
+                    Err(error) => (Err(error), false),
+                }
             }
         };
         if written.is_err() || !keep_alive {
@@ -192,7 +207,7 @@ struct Form {
     head_only: bool,
 }
 
-/// A complete, simple static request at the start of the buffer.
+/// A complete, simple `GET` or `HEAD` at the start of the buffer.
 enum Head {
     /// The plain `200` from memory, already in wire form.
     Hit {
@@ -202,6 +217,13 @@ enum Head {
     },
     /// Anything else the static phase answers (304, 206, 404, the access log …).
     Full {
+        head_len: usize,
+        request: Request<()>,
+        form: Form,
+    },
+    /// A `GET` or `HEAD` of any other path: every phase of the edge, as hyper's
+    /// connections run them (limit_req, forwarded headers, the backend, the access log).
+    Other {
         head_len: usize,
         request: Request<()>,
         form: Form,
@@ -222,7 +244,9 @@ fn parse(buf: &[u8], max_head_bytes: usize, state: &State) -> Option<Head> {
         _ => return None,
     };
     let path = head.path?;
-    if !handler::is_static_path(path.as_bytes()) {
+    let is_static = handler::is_static_path(path.as_bytes());
+    // Origin-form only: absolute-form and `*` are hyper's to judge.
+    if !path.starts_with('/') {
         return None;
     }
     let http10 = match head.version? {
@@ -265,7 +289,7 @@ fn parse(buf: &[u8], max_head_bytes: usize, state: &State) -> Option<Head> {
     let plain_target = path
         .bytes()
         .all(|b| b.is_ascii_alphanumeric() || b"-._~/%?=&+,;:@!$'()*".contains(&b));
-    if let Some(hit) = plain_target
+    if let Some(hit) = (is_static && plain_target)
         .then(|| handler::plain_static_hit(state, path, fields))
         .flatten()
     {
@@ -290,10 +314,18 @@ fn parse(buf: &[u8], max_head_bytes: usize, state: &State) -> Option<Head> {
         Version::HTTP_11
     };
     *request.headers_mut() = map;
-    Some(Head::Full {
-        head_len,
-        request,
-        form,
+    Some(if is_static {
+        Head::Full {
+            head_len,
+            request,
+            form,
+        }
+    } else {
+        Head::Other {
+            head_len,
+            request,
+            form,
+        }
     })
 }
 
@@ -335,33 +367,52 @@ fn end_head(out: &mut Vec<u8>, add_date: bool, http10: bool, keep_alive: bool) {
     out.extend_from_slice(b"\r\n");
 }
 
-/// Writes status line, headers, `Date`, framing and body; the body is read to its end
-/// (the access log entry is written when it ends) even for HEAD.
+/// How a response's body is delimited on the wire.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Framing {
+    /// No body may follow (HEAD, 1xx, 204, 304).
+    None,
+    /// `Content-Length`.
+    Length,
+    /// `Transfer-Encoding: chunked` (HTTP/1.1 clients, length unknown).
+    Chunked,
+    /// To the close (HTTP/1.0 clients, length unknown).
+    Close,
+}
+
+/// Writes status line, headers, `Date`, framing and body, as hyper's server would: the
+/// head and whatever body is ready go out in one `writev`, and later frames as soon as
+/// they come (a live stream is never held back). The body is read to its end even for
+/// HEAD (the access log entry is written when it ends). Returns whether the connection
+/// can carry another request.
 async fn write_response(
     stream: &mut TcpStream,
     out: &mut Vec<u8>,
     response: axum::http::Response<Body>,
-    http10: bool,
+    form: Form,
     keep_alive: bool,
-    head_only: bool,
-) -> io::Result<()> {
+) -> io::Result<bool> {
     let (parts, mut body) = response.into_parts();
+    let status = parts.status;
     out.clear();
     // HTTP/1.1 in the status line whatever the request's version, as nginx and RFC 9110
     // (a server sends its own version); keep-alive for 1.0 is said explicitly below.
     out.extend_from_slice(b"HTTP/1.1 ");
-    out.extend_from_slice(parts.status.as_str().as_bytes());
+    out.extend_from_slice(status.as_str().as_bytes());
     out.push(b' ');
-    out.extend_from_slice(
-        parts
-            .status
-            .canonical_reason()
-            .unwrap_or("Unknown")
-            .as_bytes(),
-    );
+    out.extend_from_slice(status.canonical_reason().unwrap_or("Unknown").as_bytes());
     out.extend_from_slice(b"\r\n");
+    let mut keep_alive = keep_alive;
     for (name, value) in &parts.headers {
-        if name == header::CONNECTION || name == header::TRANSFER_ENCODING {
+        if name == header::CONNECTION {
+            // An answer that must end the connection says so (413 with an unread body).
+            keep_alive &= !value
+                .as_bytes()
+                .split(|b| *b == b',')
+                .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"));
+            continue;
+        }
+        if name == header::TRANSFER_ENCODING {
             continue;
         }
         out.extend_from_slice(name.as_str().as_bytes());
@@ -369,29 +420,68 @@ async fn write_response(
         out.extend_from_slice(value.as_bytes());
         out.extend_from_slice(b"\r\n");
     }
-    // Every static response states its length (StaticBody knows it exactly).
-    if !parts.headers.contains_key(header::CONTENT_LENGTH) {
-        let length = http_body::Body::size_hint(&body).exact().unwrap_or(0);
+    let no_body = form.head_only
+        || status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED;
+    let framing = if no_body {
+        Framing::None
+    } else if parts.headers.contains_key(header::CONTENT_LENGTH) {
+        Framing::Length
+    } else if let Some(length) = http_body::Body::size_hint(&body).exact() {
         out.extend_from_slice(format!("content-length: {length}\r\n").as_bytes());
-    }
+        Framing::Length
+    } else if !form.http10 {
+        out.extend_from_slice(b"transfer-encoding: chunked\r\n");
+        Framing::Chunked
+    } else {
+        keep_alive = false;
+        Framing::Close
+    };
     end_head(
         out,
         !parts.headers.contains_key(header::DATE),
-        http10,
+        form.http10,
         keep_alive,
     );
 
-    // The head and the body's frames go out together in one writev: no copy of the
-    // body into the head's buffer (a static file is one frame of shared bytes).
+    // The head and the body's frames go out together: no copy of the body into the
+    // head's buffer (a static file is one frame of shared bytes).
     let mut pending: Vec<Bytes> = Vec::new();
     let mut pending_len = out.len();
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(io::Error::other)?;
-        if let Ok(data) = frame.into_data() {
-            if !head_only && !data.is_empty() {
-                pending_len += data.len();
-                pending.push(data);
+    loop {
+        let ready = std::future::poll_fn(|cx| {
+            Poll::Ready(http_body::Body::poll_frame(Pin::new(&mut body), cx))
+        })
+        .await;
+        let next = match ready {
+            Poll::Ready(next) => next,
+            Poll::Pending => {
+                // Nothing more yet: send what there is before waiting for the rest.
+                if pending_len > 0 {
+                    write_all_vectored(stream, out, &pending).await?;
+                    out.clear();
+                    pending.clear();
+                    pending_len = 0;
+                }
+                body.frame().await
             }
+        };
+        let Some(frame) = next else { break };
+        let frame = frame.map_err(io::Error::other)?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        if framing == Framing::None || data.is_empty() {
+            continue;
+        }
+        if framing == Framing::Chunked {
+            let size = Bytes::from(format!("{:x}\r\n", data.len()));
+            pending_len += size.len() + data.len() + 2;
+            pending.extend([size, data, Bytes::from_static(b"\r\n")]);
+        } else {
+            pending_len += data.len();
+            pending.push(data);
         }
         if pending_len >= WRITE_CHUNK {
             write_all_vectored(stream, out, &pending).await?;
@@ -400,10 +490,14 @@ async fn write_response(
             pending_len = 0;
         }
     }
+    if framing == Framing::Chunked {
+        pending_len += 5;
+        pending.push(Bytes::from_static(b"0\r\n\r\n"));
+    }
     if pending_len > 0 {
         write_all_vectored(stream, out, &pending).await?;
     }
-    Ok(())
+    Ok(keep_alive)
 }
 
 /// Writes `head` then every buffer of `body`, in as few `writev` calls as the socket takes.
@@ -576,6 +670,11 @@ mod tests {
                 head_len,
                 request,
                 form,
+            }
+            | Head::Other {
+                head_len,
+                request,
+                form,
             } => Some((head_len, request, form)),
             Head::Hit { .. } => panic!("a hit without static files"),
         }
@@ -605,8 +704,13 @@ mod tests {
         .unwrap();
         assert!(!form.keep_alive);
 
+        // Any other path too: the edge's phases answer it here.
+        let (_, request, _) = full(b"GET /api/x?y=1 HTTP/1.1\r\nHost: x\r\n\r\n", 8192).unwrap();
+        assert_eq!(request.uri(), "/api/x?y=1");
+
         for other in [
-            &b"GET / HTTP/1.1\r\n\r\n"[..],
+            &b"POST /api/x HTTP/1.1\r\nContent-Length: 1\r\n\r\nx"[..],
+            b"DELETE /api/x HTTP/1.1\r\n\r\n",
             b"POST /static/a.css HTTP/1.1\r\nContent-Length: 1\r\n\r\nx",
             b"GET /static/a.css HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
             b"GET /static/a.css HTTP/1.1\r\nContent-Length: 5\r\n\r\n",

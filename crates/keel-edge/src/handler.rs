@@ -155,11 +155,6 @@ pub(crate) fn plain_static_hit<'a>(
     state.statics.as_ref()?.plain_hit(target, headers)
 }
 
-/// Whether this edge answers `/static/` itself (the fast path is worth trying).
-pub(crate) fn serves_static(state: &State) -> bool {
-    state.statics.is_some()
-}
-
 /// Whether `path` is one the static phase answers.
 pub(crate) fn is_static_path(path: &[u8]) -> bool {
     path.starts_with(STATIC_PREFIX.as_bytes())

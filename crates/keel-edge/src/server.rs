@@ -2,9 +2,8 @@
 //! with ALPN), a header read deadline against slowloris that also closes idle keep-alive
 //! connections, a cap on open connections, and a graceful stop bounded in time.
 //!
-//! Plain connections of an edge that serves static files start on the fast path
-//! (`fast.rs`), which answers simple static requests itself and hands anything else,
-//! with the bytes it read, to hyper.
+//! Plain connections start on the fast path (`fast.rs`), which answers simple `GET` and
+//! `HEAD` requests itself and hands anything else, with the bytes it read, to hyper.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -189,7 +188,7 @@ async fn connection(
     watcher: Watcher,
 ) {
     match mode {
-        Mode::Plain if handler::serves_static(&shared.state) => {
+        Mode::Plain => {
             let tracked = shared.fast.enter();
             let mut stop = shared.stop.clone();
             let outcome = fast::serve(
@@ -213,17 +212,6 @@ async fn connection(
                 )
                 .await;
             }
-        }
-        Mode::Plain => {
-            serve_io(
-                TokioIo::new(stream),
-                peer,
-                "http",
-                &shared.http1,
-                shared,
-                watcher,
-            )
-            .await
         }
         Mode::Redirect { https_port } => {
             let service = service_fn(move |request: Request<Incoming>| async move {

@@ -1444,6 +1444,11 @@ async fn bodiless_requests_get_every_kind_of_upstream_answer_right() {
         ("HTTP/1.1 304 Not Modified\r\nETag: \"a\"\r\n\r\n", 1),
         // No length and a close: the body runs to the end of the connection.
         ("HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil the close", 0),
+        // Chunked again, for an HTTP/1.0 client: it gets the body up to the close.
+        (
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nold\r\n0\r\n\r\n",
+            1,
+        ),
     ])
     .await;
     // Health checks are off by default: every request the upstream sees is the test's.
@@ -1475,4 +1480,11 @@ async fn bodiless_requests_get_every_kind_of_upstream_answer_right() {
     let until_close = client.get(&url).send().await.unwrap();
     assert_eq!(until_close.status(), 200);
     assert_eq!(until_close.text().await.unwrap(), "until the close");
+    let old = raw(edge.addr, b"GET /x HTTP/1.0\r\n\r\n").await;
+    assert!(old.starts_with("HTTP/1.1 200 OK\r\n"), "{old}");
+    assert!(
+        !old.to_ascii_lowercase().contains("transfer-encoding"),
+        "{old}"
+    );
+    assert!(old.ends_with("\r\n\r\nold"), "{old}");
 }
