@@ -449,6 +449,10 @@ async fn write_response(
     // head's buffer (a static file is one frame of shared bytes).
     let mut pending: Vec<Bytes> = Vec::new();
     let mut pending_len = out.len();
+    // While the body waits (a live stream between events), a client that goes away must
+    // end it at once, as hyper notices: otherwise its socket and the upstream's stay open
+    // until the next event fails to be written.
+    let mut watch_client = true;
     loop {
         let ready = std::future::poll_fn(|cx| {
             Poll::Ready(http_body::Body::poll_frame(Pin::new(&mut body), cx))
@@ -464,7 +468,21 @@ async fn write_response(
                     pending.clear();
                     pending_len = 0;
                 }
-                body.frame().await
+                if watch_client {
+                    tokio::select! {
+                        next = body.frame() => next,
+                        gone = client_gone(stream) => {
+                            if gone {
+                                return Err(io::ErrorKind::ConnectionAborted.into());
+                            }
+                            // A pipelined request arrived: it waits for this answer.
+                            watch_client = false;
+                            body.frame().await
+                        }
+                    }
+                } else {
+                    body.frame().await
+                }
             }
         };
         let Some(frame) = next else { break };
@@ -498,6 +516,13 @@ async fn write_response(
         write_all_vectored(stream, out, &pending).await?;
     }
     Ok(keep_alive)
+}
+
+/// Resolves when the client's side of `stream` has something to say: `true` if it closed
+/// (or failed), `false` if it sent bytes (left unread for the next request).
+async fn client_gone(stream: &TcpStream) -> bool {
+    let mut byte = [0u8; 1];
+    matches!(stream.peek(&mut byte).await, Ok(0) | Err(_))
 }
 
 /// Writes `head` then every buffer of `body`, in as few `writev` calls as the socket takes.

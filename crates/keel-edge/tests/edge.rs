@@ -1488,3 +1488,45 @@ async fn bodiless_requests_get_every_kind_of_upstream_answer_right() {
     );
     assert!(old.ends_with("\r\n\r\nold"), "{old}");
 }
+
+/// A client that leaves a live stream between events frees both of the edge's sockets at
+/// once (the upstream sees its connection close), not at the next event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_leaving_a_quiet_stream_closes_the_upstream_connection() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let upstream = listener.local_addr().unwrap();
+    let (closed_tx, closed_rx) = oneshot::channel::<Duration>();
+    tokio::spawn(async move {
+        let (mut stream, _) = listener.accept().await.unwrap();
+        let mut buf = vec![0u8; 4096];
+        let _ = stream.read(&mut buf).await.unwrap();
+        stream
+            .write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n7\r\ndata: 1\r\n")
+            .await
+            .unwrap();
+        // Then nothing, like a stream between events: until the edge lets go.
+        let quiet = std::time::Instant::now();
+        let _ = stream.read(&mut buf).await;
+        let _ = closed_tx.send(quiet.elapsed());
+    });
+    let edge = spawn_edge(EdgeConfig::new(LOCAL.into(), upstreams(&[upstream]))).await;
+    let mut client = tokio::net::TcpStream::connect(edge.addr).await.unwrap();
+    client
+        .write_all(b"GET /stream/ HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !String::from_utf8_lossy(&got).contains("data: 1") {
+        let n = client.read(&mut buf).await.unwrap();
+        assert!(n > 0, "closed before the first event");
+        got.extend_from_slice(&buf[..n]);
+    }
+    drop(client);
+    let quiet_for = tokio::time::timeout(Duration::from_secs(3), closed_rx)
+        .await
+        .expect("the upstream connection stayed open after the client left")
+        .unwrap();
+    assert!(quiet_for < Duration::from_secs(3), "{quiet_for:?}");
+}
