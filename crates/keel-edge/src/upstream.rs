@@ -344,6 +344,14 @@ impl RawBody {
         }
     }
 
+    /// Up to `remaining` bytes of what was read, and how many are still to come.
+    fn take(&mut self, remaining: u64) -> (Bytes, u64) {
+        let take = usize::try_from(remaining)
+            .unwrap_or(usize::MAX)
+            .min(self.buf.len());
+        (self.buf.split_to(take).freeze(), remaining - take as u64)
+    }
+
     /// Bytes of the body (or chunk framing) already read, as far as `framing` allows.
     fn step(&mut self) -> Result<Step, String> {
         loop {
@@ -353,11 +361,7 @@ impl RawBody {
                     if self.buf.is_empty() {
                         return Ok(Step::NeedMore);
                     }
-                    let take = usize::try_from(remaining)
-                        .unwrap_or(usize::MAX)
-                        .min(self.buf.len());
-                    let data = self.buf.split_to(take).freeze();
-                    let left = remaining - take as u64;
+                    let (data, left) = self.take(remaining);
                     self.framing = Framing::Length(left);
                     if left == 0 {
                         self.finish();
@@ -396,11 +400,7 @@ impl RawBody {
                     if self.buf.is_empty() {
                         return Ok(Step::NeedMore);
                     }
-                    let take = usize::try_from(remaining)
-                        .unwrap_or(usize::MAX)
-                        .min(self.buf.len());
-                    let data = self.buf.split_to(take).freeze();
-                    let left = remaining - take as u64;
+                    let (data, left) = self.take(remaining);
                     self.framing = Framing::Chunked(if left == 0 {
                         Chunk::DataEnd
                     } else {
