@@ -155,27 +155,13 @@ pub(crate) async fn serve(
                 .await;
                 (written, keep_alive)
             }
-            Some(Head::Full {
-                head_len,
-                request,
-                form,
-            }) => {
-                let Some(response) = handler::handle_static(state, peer, &request) else {
-                    return hand_over(stream, buf);
-                };
-                buf.advance(head_len);
-                let keep_alive = form.keep_alive && !*stop.borrow();
-                match write_response(&mut stream, &mut out, response, form, keep_alive).await {
-                    Ok(open) => (Ok(()), open),
-                    Err(error) => (Err(error), false),
-                }
-            }
-            Some(Head::Other {
+            Some(Head::Request {
                 head_len,
                 request,
                 form,
             }) => {
                 buf.advance(head_len);
+                // Every phase, the static one first, as on hyper's connections.
                 let request = request.map(|()| Body::empty());
                 let response = handler::handle(state, peer, "http", request).await;
                 let keep_alive = form.keep_alive && !*stop.borrow();
@@ -215,22 +201,17 @@ enum Head {
         hit: keel_edge_static::PlainHit,
         form: Form,
     },
-    /// Anything else the static phase answers (304, 206, 404, the access log …).
-    Full {
-        head_len: usize,
-        request: Request<()>,
-        form: Form,
-    },
-    /// A `GET` or `HEAD` of any other path: every phase of the edge, as hyper's
-    /// connections run them (limit_req, forwarded headers, the backend, the access log).
-    Other {
+    /// Anything else: every phase of the edge, as hyper's connections run them (the
+    /// static phase's 304, 206, 404 and access log; limit_req, forwarded headers, the
+    /// backend).
+    Request {
         head_len: usize,
         request: Request<()>,
         form: Form,
     },
 }
 
-/// A complete, simple static request at the start of `buf`, or `None` for hyper.
+/// A complete, simple `GET` or `HEAD` at the start of `buf`, or `None` for hyper.
 fn parse(buf: &[u8], max_head_bytes: usize, state: &State) -> Option<Head> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut head = httparse::Request::new(&mut headers);
@@ -314,18 +295,10 @@ fn parse(buf: &[u8], max_head_bytes: usize, state: &State) -> Option<Head> {
         Version::HTTP_11
     };
     *request.headers_mut() = map;
-    Some(if is_static {
-        Head::Full {
-            head_len,
-            request,
-            form,
-        }
-    } else {
-        Head::Other {
-            head_len,
-            request,
-            form,
-        }
+    Some(Head::Request {
+        head_len,
+        request,
+        form,
     })
 }
 
@@ -691,12 +664,7 @@ mod tests {
             crate::Backend::Upstreams(Vec::new()),
         ));
         match parse(buf, max, &state)? {
-            Head::Full {
-                head_len,
-                request,
-                form,
-            }
-            | Head::Other {
+            Head::Request {
                 head_len,
                 request,
                 form,
