@@ -17,6 +17,7 @@ use crate::error::SiteError;
 pub const TEMPLATES: &[(&str, &str)] = &[
     ("base.html", include_str!("../templates/base.html")),
     ("_forms.html", include_str!("../templates/_forms.html")),
+    ("_posts.html", include_str!("../templates/_posts.html")),
     ("home.html", include_str!("../templates/home.html")),
     ("post.html", include_str!("../templates/post.html")),
     ("login.html", include_str!("../templates/login.html")),
