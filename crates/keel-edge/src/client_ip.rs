@@ -28,23 +28,36 @@ impl TrustedProxies {
 
     /// The client address for a request from `peer` with these headers.
     pub fn client_ip(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
+        let fields: Vec<crate::headers::Field<'_>> = headers
+            .iter()
+            .map(|(name, value)| (name.as_str().as_bytes(), value.as_bytes()))
+            .collect();
+        self.client_ip_of_fields(peer, fields.into_iter())
+    }
+
+    /// [`TrustedProxies::client_ip`] for the fields of a head as read off the wire.
+    pub(crate) fn client_ip_of_fields<'a, I>(&self, peer: IpAddr, fields: I) -> IpAddr
+    where
+        I: Iterator<Item = crate::headers::Field<'a>> + Clone,
+    {
         let peer = canonical(peer);
         if !self.trusts(peer) {
             return peer;
         }
         let mut client = peer;
         // Every X-Forwarded-For header line, in order, as one comma-separated list.
-        let hops: Vec<IpAddr> = headers
-            .get_all("x-forwarded-for")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
+        let hops: Vec<IpAddr> = fields
+            .clone()
+            .filter(|(name, _)| name.eq_ignore_ascii_case(b"x-forwarded-for"))
+            .filter_map(|(_, value)| std::str::from_utf8(value).ok())
             .flat_map(|v| v.split(','))
             .filter_map(|s| s.trim().parse::<IpAddr>().ok())
             .collect();
         if hops.is_empty() {
-            if let Some(ip) = headers
-                .get("x-real-ip")
-                .and_then(|v| v.to_str().ok())
+            if let Some(ip) = fields
+                .clone()
+                .find(|(name, _)| name.eq_ignore_ascii_case(b"x-real-ip"))
+                .and_then(|(_, value)| std::str::from_utf8(value).ok())
                 .and_then(|v| v.trim().parse::<IpAddr>().ok())
             {
                 return canonical(ip);

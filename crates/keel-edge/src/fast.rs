@@ -5,7 +5,10 @@
 //! (`handler::handle_static`: same files, headers, conditional requests, ranges and access
 //! log), the plain `200` of a file in memory even from a head written at load; any other
 //! path by every phase of the edge (`handler::handle`: limit_req, forwarded headers, the
-//! backend, the access log). The answer is written as hyper's server would frame it
+//! backend, the access log). A request for upstream peers never becomes a `Request` at
+//! all when nothing needs one (`handler::prepare_proxy`): its head is rewritten for the
+//! peer from the fields as read, and the peer's answer is written back from the wire form
+//! it was read in. The answer is written as hyper's server would frame it
 //! (`Content-Length`, chunked for HTTP/1.1, to the close for HTTP/1.0), the head and the
 //! ready part of the body in one `writev`, later frames as they come. hyper's per-request
 //! machinery (its dispatcher, service future and body framing) was most of the
@@ -18,7 +21,7 @@
 //! cap (431) and every error answer; this path only ever answers requests that are
 //! complete and well-formed.
 
-use std::io;
+use std::io::{self, Write as _};
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -36,7 +39,9 @@ use tokio::net::TcpStream;
 use tokio::sync::{watch, Notify};
 use tokio::time::Instant;
 
-use crate::handler::{self, State};
+use crate::handler::{self, Proxied, State};
+use crate::headers;
+use crate::upstream::Answer;
 
 /// Headers a fast-path request may have; more goes to hyper.
 const MAX_HEADERS: usize = 64;
@@ -100,6 +105,8 @@ pub(crate) async fn serve(
 ) -> Outcome {
     let mut buf = BytesMut::with_capacity(READ_ROOM);
     let mut out = Vec::with_capacity(16 * 1024);
+    // The body frames waiting to go out behind `out`, kept for the connection's life.
+    let mut frames: Vec<Bytes> = Vec::with_capacity(8);
     // One stop registration and one idle timer for the connection's whole life, not one
     // of each per request: the timer is moved only when it fires early (a wait is over
     // `idle_timeout` only if it began at least that long ago), so a busy connection
@@ -135,7 +142,7 @@ pub(crate) async fn serve(
                 Ok(_) => {}
             }
         }
-        let (written, keep_alive) = match parse(&buf, max_head_bytes, state) {
+        let (written, keep_alive) = match parse(&buf, max_head_bytes, state, peer) {
             None => return hand_over(stream, buf),
             Some(Head::Hit {
                 head_len,
@@ -155,6 +162,36 @@ pub(crate) async fn serve(
                 .await;
                 (written, keep_alive)
             }
+            Some(Head::Proxy {
+                head_len,
+                request,
+                form,
+            }) => {
+                buf.advance(head_len);
+                let answer = handler::proxy(request).await;
+                let keep_alive = form.keep_alive && !*stop.borrow();
+                let written = match answer {
+                    Proxied::Upstream(answer) => {
+                        write_answer(&mut stream, &mut out, &mut frames, answer, form, keep_alive)
+                            .await
+                    }
+                    Proxied::Edge(response) => {
+                        write_response(
+                            &mut stream,
+                            &mut out,
+                            &mut frames,
+                            response,
+                            form,
+                            keep_alive,
+                        )
+                        .await
+                    }
+                };
+                match written {
+                    Ok(open) => (Ok(()), open),
+                    Err(error) => (Err(error), false),
+                }
+            }
             Some(Head::Request {
                 head_len,
                 request,
@@ -165,7 +202,16 @@ pub(crate) async fn serve(
                 let request = request.map(|()| Body::empty());
                 let response = handler::handle(state, peer, "http", request).await;
                 let keep_alive = form.keep_alive && !*stop.borrow();
-                match write_response(&mut stream, &mut out, response, form, keep_alive).await {
+                let written = write_response(
+                    &mut stream,
+                    &mut out,
+                    &mut frames,
+                    response,
+                    form,
+                    keep_alive,
+                )
+                .await;
+                match written {
                     Ok(open) => (Ok(()), open),
                     Err(error) => (Err(error), false),
                 }
@@ -201,6 +247,13 @@ enum Head {
         hit: keel_edge_static::PlainHit,
         form: Form,
     },
+    /// A request for upstream peers, taken through the edge's phases on its head as read
+    /// (`handler::prepare_proxy`): no `Request` is built, and the answer stays in wire form.
+    Proxy {
+        head_len: usize,
+        request: handler::ProxyRequest,
+        form: Form,
+    },
     /// Anything else: every phase of the edge, as hyper's connections run them (the
     /// static phase's 304, 206, 404 and access log; limit_req, forwarded headers, the
     /// backend).
@@ -212,7 +265,7 @@ enum Head {
 }
 
 /// A complete, simple `GET` or `HEAD` at the start of `buf`, or `None` for hyper.
-fn parse(buf: &[u8], max_head_bytes: usize, state: &State) -> Option<Head> {
+fn parse(buf: &[u8], max_head_bytes: usize, state: &State, peer: SocketAddr) -> Option<Head> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut head = httparse::Request::new(&mut headers);
     let head_len = match head.parse(buf) {
@@ -279,6 +332,18 @@ fn parse(buf: &[u8], max_head_bytes: usize, state: &State) -> Option<Head> {
             hit,
             form,
         });
+    }
+    let wire = head.headers.iter().map(|h| (h.name.as_bytes(), h.value));
+    if plain_target && wire.clone().all(|(_, value)| headers::valid_value(value)) {
+        if let Some(request) =
+            handler::prepare_proxy(state, peer, "http", form.head_only, path, wire)
+        {
+            return Some(Head::Proxy {
+                head_len,
+                request,
+                form,
+            });
+        }
     }
     let mut map = HeaderMap::with_capacity(head.headers.len());
     for h in head.headers.iter() {
@@ -361,20 +426,14 @@ enum Framing {
 async fn write_response(
     stream: &mut TcpStream,
     out: &mut Vec<u8>,
+    frames: &mut Vec<Bytes>,
     response: axum::http::Response<Body>,
     form: Form,
     keep_alive: bool,
 ) -> io::Result<bool> {
-    let (parts, mut body) = response.into_parts();
-    let status = parts.status;
+    let (parts, body) = response.into_parts();
     out.clear();
-    // HTTP/1.1 in the status line whatever the request's version, as nginx and RFC 9110
-    // (a server sends its own version); keep-alive for 1.0 is said explicitly below.
-    out.extend_from_slice(b"HTTP/1.1 ");
-    out.extend_from_slice(status.as_str().as_bytes());
-    out.push(b' ');
-    out.extend_from_slice(status.canonical_reason().unwrap_or("Unknown").as_bytes());
-    out.extend_from_slice(b"\r\n");
+    status_line(out, parts.status);
     let mut keep_alive = keep_alive;
     for (name, value) in &parts.headers {
         if name == header::CONNECTION {
@@ -393,50 +452,120 @@ async fn write_response(
         out.extend_from_slice(value.as_bytes());
         out.extend_from_slice(b"\r\n");
     }
-    let no_body = form.head_only
-        || status.is_informational()
-        || status == StatusCode::NO_CONTENT
-        || status == StatusCode::NOT_MODIFIED;
-    let framing = if no_body {
-        Framing::None
-    } else if parts.headers.contains_key(header::CONTENT_LENGTH) {
-        Framing::Length
-    } else if let Some(length) = http_body::Body::size_hint(&body).exact() {
-        out.extend_from_slice(format!("content-length: {length}\r\n").as_bytes());
-        Framing::Length
-    } else if !form.http10 {
-        out.extend_from_slice(b"transfer-encoding: chunked\r\n");
-        Framing::Chunked
-    } else {
-        keep_alive = false;
-        Framing::Close
-    };
+    let has_length = parts.headers.contains_key(header::CONTENT_LENGTH);
+    let framing = framing(out, form, parts.status, has_length, &body, &mut keep_alive);
     end_head(
         out,
         !parts.headers.contains_key(header::DATE),
         form.http10,
         keep_alive,
     );
+    write_body(stream, out, frames, body, framing).await?;
+    Ok(keep_alive)
+}
 
-    // The head and the body's frames go out together: no copy of the body into the
-    // head's buffer (a static file is one frame of shared bytes).
-    let mut pending: Vec<Bytes> = Vec::new();
+/// [`write_response`] for an upstream's answer in wire form: its header lines are
+/// written as they are (hop-by-hop ones were left out when they were read).
+async fn write_answer<B>(
+    stream: &mut TcpStream,
+    out: &mut Vec<u8>,
+    frames: &mut Vec<Bytes>,
+    answer: Answer<B>,
+    form: Form,
+    keep_alive: bool,
+) -> io::Result<bool>
+where
+    B: http_body::Body<Data = Bytes> + Unpin,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    out.clear();
+    status_line(out, answer.status);
+    out.extend_from_slice(&answer.lines);
+    let mut keep_alive = keep_alive;
+    let framing = framing(
+        out,
+        form,
+        answer.status,
+        answer.has_length,
+        &answer.body,
+        &mut keep_alive,
+    );
+    end_head(out, !answer.has_date, form.http10, keep_alive);
+    write_body(stream, out, frames, answer.body, framing).await?;
+    Ok(keep_alive)
+}
+
+/// HTTP/1.1 in the status line whatever the request's version, as nginx and RFC 9110
+/// (a server sends its own version); keep-alive for 1.0 is said explicitly in the head.
+fn status_line(out: &mut Vec<u8>, status: StatusCode) {
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(status.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(status.canonical_reason().unwrap_or("Unknown").as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
+/// How the body is delimited, with the header that says so added to `out` when the
+/// answer has none: no body for HEAD, 1xx, 204 and 304; the answer's own length, or the
+/// body's when it is known; chunked for HTTP/1.1; else to the close.
+fn framing(
+    out: &mut Vec<u8>,
+    form: Form,
+    status: StatusCode,
+    has_length: bool,
+    body: &impl http_body::Body,
+    keep_alive: &mut bool,
+) -> Framing {
+    let no_body = form.head_only
+        || status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED;
+    if no_body {
+        Framing::None
+    } else if has_length {
+        Framing::Length
+    } else if let Some(length) = body.size_hint().exact() {
+        // Infallible: writing to a Vec.
+        let _ = write!(out, "content-length: {length}\r\n");
+        Framing::Length
+    } else if !form.http10 {
+        out.extend_from_slice(b"transfer-encoding: chunked\r\n");
+        Framing::Chunked
+    } else {
+        *keep_alive = false;
+        Framing::Close
+    }
+}
+
+/// Writes whatever head is in `out` and the body's frames behind it: the head and the
+/// ready part of the body in one `writev` (no copy of the body into the head's buffer; a
+/// static file is one frame of shared bytes), later frames as they come.
+async fn write_body<B>(
+    stream: &mut TcpStream,
+    out: &mut Vec<u8>,
+    pending: &mut Vec<Bytes>,
+    mut body: B,
+    framing: Framing,
+) -> io::Result<()>
+where
+    B: http_body::Body<Data = Bytes> + Unpin,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    pending.clear();
     let mut pending_len = out.len();
     // While the body waits (a live stream between events), a client that goes away must
     // end it at once, as hyper notices: otherwise its socket and the upstream's stay open
     // until the next event fails to be written.
     let mut watch_client = true;
     loop {
-        let ready = std::future::poll_fn(|cx| {
-            Poll::Ready(http_body::Body::poll_frame(Pin::new(&mut body), cx))
-        })
-        .await;
+        let ready =
+            std::future::poll_fn(|cx| Poll::Ready(Pin::new(&mut body).poll_frame(cx))).await;
         let next = match ready {
             Poll::Ready(next) => next,
             Poll::Pending => {
                 // Nothing more yet: send what there is before waiting for the rest.
                 if pending_len > 0 {
-                    write_all_vectored(stream, out, &pending).await?;
+                    write_all_vectored(stream, out, pending).await?;
                     out.clear();
                     pending.clear();
                     pending_len = 0;
@@ -475,7 +604,7 @@ async fn write_response(
             pending.push(data);
         }
         if pending_len >= WRITE_CHUNK {
-            write_all_vectored(stream, out, &pending).await?;
+            write_all_vectored(stream, out, pending).await?;
             out.clear();
             pending.clear();
             pending_len = 0;
@@ -486,9 +615,9 @@ async fn write_response(
         pending.push(Bytes::from_static(b"0\r\n\r\n"));
     }
     if pending_len > 0 {
-        write_all_vectored(stream, out, &pending).await?;
+        write_all_vectored(stream, out, pending).await?;
     }
-    Ok(keep_alive)
+    Ok(())
 }
 
 /// Resolves when the client's side of `stream` has something to say: `true` if it closed
@@ -499,29 +628,51 @@ async fn client_gone(stream: &TcpStream) -> bool {
 }
 
 /// Writes `head` then every buffer of `body`, in as few `writev` calls as the socket takes.
-async fn write_all_vectored(stream: &mut TcpStream, head: &[u8], body: &[Bytes]) -> io::Result<()> {
-    let mut parts: Vec<&[u8]> = Vec::with_capacity(body.len() + 1);
-    if !head.is_empty() {
-        parts.push(head);
-    }
-    parts.extend(body.iter().map(|b| &b[..]));
-    let mut first = 0;
-    while first < parts.len() {
-        let slices: Vec<io::IoSlice<'_>> =
-            parts[first..].iter().map(|p| io::IoSlice::new(p)).collect();
-        let mut written = stream.write_vectored(&slices).await?;
+async fn write_all_vectored(
+    stream: &mut TcpStream,
+    mut head: &[u8],
+    mut body: &[Bytes],
+) -> io::Result<()> {
+    // The slices of one call live on the stack: an answer is a head and a few frames.
+    const MAX_SLICES: usize = 16;
+    // How much of `body[0]` is already written.
+    let mut offset = 0;
+    loop {
+        while body.first().is_some_and(|first| first.len() == offset) {
+            body = &body[1..];
+            offset = 0;
+        }
+        let mut slices = [io::IoSlice::new(&[]); MAX_SLICES];
+        let mut count = 0;
+        if !head.is_empty() {
+            slices[0] = io::IoSlice::new(head);
+            count = 1;
+        }
+        for (i, part) in body.iter().take(MAX_SLICES - count).enumerate() {
+            slices[count] = io::IoSlice::new(if i == 0 { &part[offset..] } else { part });
+            count += 1;
+        }
+        if count == 0 {
+            return Ok(());
+        }
+        let mut written = stream.write_vectored(&slices[..count]).await?;
         if written == 0 {
             return Err(io::ErrorKind::WriteZero.into());
         }
-        while first < parts.len() && written >= parts[first].len() {
-            written -= parts[first].len();
-            first += 1;
-        }
-        if written > 0 {
-            parts[first] = &parts[first][written..];
+        let from_head = written.min(head.len());
+        head = &head[from_head..];
+        written -= from_head;
+        while let Some(first) = body.first() {
+            let left = first.len() - offset;
+            if written < left {
+                offset += written;
+                break;
+            }
+            written -= left;
+            offset = 0;
+            body = &body[1..];
         }
     }
-    Ok(())
 }
 
 /// The `Date` header value, formatted once per second per thread (as hyper caches it).
@@ -657,20 +808,49 @@ mod tests {
         );
     }
 
-    /// The general form of a parsed head (the state here serves no files, so never a hit).
+    fn peer() -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], 40000))
+    }
+
+    /// The general form of a parsed head (the state here serves no files, so never a hit,
+    /// and has no upstream peers, so never the wire form).
     fn full(buf: &[u8], max: usize) -> Option<(usize, Request<()>, Form)> {
         let state = State::new(&crate::EdgeConfig::new(
             SocketAddr::from(([127, 0, 0, 1], 0)),
-            crate::Backend::Upstreams(Vec::new()),
+            crate::Backend::InProcess(axum::Router::new()),
         ));
-        match parse(buf, max, &state)? {
+        match parse(buf, max, &state, peer())? {
             Head::Request {
                 head_len,
                 request,
                 form,
             } => Some((head_len, request, form)),
             Head::Hit { .. } => panic!("a hit without static files"),
+            Head::Proxy { .. } => panic!("the wire form without peers"),
         }
+    }
+
+    /// For upstream peers, a plain bodiless request stays in wire form; what the general
+    /// form must check (an unusual target, a control byte in a value) does not.
+    #[test]
+    fn requests_for_peers_stay_in_wire_form_when_they_can() {
+        let state = State::new(&crate::EdgeConfig::new(
+            SocketAddr::from(([127, 0, 0, 1], 0)),
+            crate::Backend::Upstreams(vec!["127.0.0.1:9".parse().unwrap()]),
+        ));
+        let wire = |buf: &[u8]| match parse(buf, 8192, &state, peer()) {
+            Some(Head::Proxy { head_len, form, .. }) => Some((head_len, form)),
+            // The general form, or hyper's.
+            Some(Head::Request { .. }) | None => None,
+            Some(Head::Hit { .. }) => panic!("a hit without static files"),
+        };
+        let (len, form) = wire(b"GET /api/x?y=1 HTTP/1.1\r\nHost: x\r\n\r\nGET").unwrap();
+        assert_eq!(len, 36);
+        assert!(form.keep_alive && !form.head_only);
+        let (_, form) = wire(b"HEAD /api/x HTTP/1.0\r\n\r\n").unwrap();
+        assert!(form.head_only && form.http10 && !form.keep_alive);
+        assert!(wire(b"GET /api/\"x\" HTTP/1.1\r\nHost: x\r\n\r\n").is_none());
+        assert!(wire(b"GET /api/x HTTP/1.1\r\nX-A: \x7f\r\n\r\n").is_none());
     }
 
     #[test]

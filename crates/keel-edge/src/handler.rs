@@ -19,7 +19,8 @@ use keel_edge_static::StaticService;
 /// Where collected static files are served, as in the classic `location /static/`.
 const STATIC_PREFIX: &str = "/static/";
 use crate::headers;
-use crate::proxy::{Peers, ProxyError};
+use crate::proxy::{Forwarding, Peers, ProxyError, Streamed};
+use crate::upstream::{Answer, RawBody};
 use crate::{Backend, EdgeConfig, LimitConfig};
 
 #[derive(Debug)]
@@ -183,12 +184,9 @@ pub(crate) async fn handle(
         .map(|_| log_entry(client, &request, started));
 
     // Phase: limit_req. Rejections cost the zone nothing (nginx), and end here.
-    if let Some(limit) = &dynamic.limit {
-        if let Some(limiter) = limit.for_path(request.uri().path()) {
-            let decision = limiter.check(&client, state.clock.now_ms());
-            if let Some(response) = apply_limit(decision, limit.status, client).await {
-                return finish(state, entry, response);
-            }
+    if let Some((decision, status)) = limit(state, &dynamic, request.uri().path(), client) {
+        if let Some(response) = apply_limit(decision, status, client).await {
+            return finish(state, entry, response);
         }
     }
 
@@ -208,23 +206,29 @@ pub(crate) async fn handle(
         request = request.map(|body| Body::new(http_body_util::Limited::new(body, limit)));
     }
 
-    // Phase: rewrite the request for the backend.
-    headers::remove_hop_by_hop(request.headers_mut());
-    headers::set_forwarded(
-        request.headers_mut(),
+    // Phase: the backend, with the forwarding headers set in whichever form the request
+    // travels in.
+    let forwarding = Forwarding {
         client,
-        crate::client_ip::canonical(peer.ip()),
+        peer: crate::client_ip::canonical(peer.ip()),
         proto,
-    );
-
-    // Phase: the backend.
+    };
     let upstream_started = Instant::now();
     let (mut response, upstream) = match &dynamic.target {
-        Target::InProcess(router) => match router.clone().oneshot(request).await {
-            Ok(response) => (response, None),
-            Err(never) => match never {},
-        },
-        Target::Peers(peers) => match peers.forward(request).await {
+        Target::InProcess(router) => {
+            headers::remove_hop_by_hop(request.headers_mut());
+            headers::set_forwarded(
+                request.headers_mut(),
+                forwarding.client,
+                forwarding.peer,
+                forwarding.proto,
+            );
+            match router.clone().oneshot(request).await {
+                Ok(response) => (response, None),
+                Err(never) => match never {},
+            }
+        }
+        Target::Peers(peers) => match peers.forward(request, forwarding).await {
             Ok((response, peer)) => (response, Some(peer)),
             Err(ProxyError::BodyTooLarge) => {
                 let max = state.max_body_bytes.unwrap_or(0);
@@ -246,6 +250,108 @@ pub(crate) async fn handle(
 
     // Phase: log (when the body has been sent).
     finish(state, entry, response)
+}
+
+/// A bodiless `GET`/`HEAD` for upstream peers as the fast path read it, past the phases
+/// that need only its head ([`prepare_proxy`]).
+pub(crate) struct ProxyRequest {
+    dynamic: std::sync::Arc<Dynamic>,
+    client: IpAddr,
+    limit: Option<(Decision, StatusCode)>,
+    head: crate::headers::UpstreamHead,
+    head_only: bool,
+}
+
+/// What [`proxy`] ends with: the upstream's answer, or the edge's own (a rejection by
+/// limit_req, a 502 or 504 page).
+pub(crate) enum Proxied {
+    Upstream(Answer<Streamed<RawBody>>),
+    Edge(Response<Body>),
+}
+
+/// [`handle`]'s phases for a bodiless `GET`/`HEAD` (an origin-form `target`, the head's
+/// `fields`) on the wire form of its head, when they need nothing else: upstream peers,
+/// no access log (its entry takes the parsed request) and not a static path. `None`
+/// when the request must take [`handle`].
+pub(crate) fn prepare_proxy<'a, I>(
+    state: &State,
+    peer: SocketAddr,
+    proto: &'static str,
+    head_only: bool,
+    target: &str,
+    fields: I,
+) -> Option<ProxyRequest>
+where
+    I: Iterator<Item = crate::headers::Field<'a>> + Clone,
+{
+    if state.access_log.is_some() || (state.statics.is_some() && is_static_path(target.as_bytes()))
+    {
+        return None;
+    }
+    let dynamic = state.dynamic.load_full();
+    if !matches!(dynamic.target, Target::Peers(_)) {
+        return None;
+    }
+    let client = dynamic
+        .trusted
+        .client_ip_of_fields(peer.ip(), fields.clone());
+    let forwarding = Forwarding {
+        client,
+        peer: crate::client_ip::canonical(peer.ip()),
+        proto,
+    };
+    let method = if head_only { "HEAD" } else { "GET" };
+    let path = &target[..target.find('?').unwrap_or(target.len())];
+    Some(ProxyRequest {
+        head: forwarding.head(method, target, fields),
+        limit: limit(state, &dynamic, path, client),
+        client,
+        dynamic,
+        head_only,
+    })
+}
+
+/// The rest of [`handle`]'s phases for a [`ProxyRequest`]: limit_req and the peers.
+pub(crate) async fn proxy(request: ProxyRequest) -> Proxied {
+    let ProxyRequest {
+        dynamic,
+        client,
+        limit,
+        head,
+        head_only,
+    } = request;
+    if let Some((decision, status)) = limit {
+        if let Some(response) = apply_limit(decision, status, client).await {
+            return Proxied::Edge(response);
+        }
+    }
+    let Target::Peers(peers) = &dynamic.target else {
+        // prepare_proxy took only requests for peers, and the configuration is pinned.
+        return Proxied::Edge(error_page(&ProxyError::Upstream {
+            peer: "app".to_owned(),
+            detail: "no upstream peers".to_owned(),
+        }));
+    };
+    match peers.forward_head(&head, head_only).await {
+        Ok((answer, _)) => Proxied::Upstream(answer),
+        Err(error) => {
+            tracing::warn!(%error, %client, "proxy error");
+            Proxied::Edge(error_page(&error))
+        }
+    }
+}
+
+/// The limit_req decision for a request, when a zone covers its path, and the status of
+/// a rejection.
+fn limit(
+    state: &State,
+    dynamic: &Dynamic,
+    path: &str,
+    client: IpAddr,
+) -> Option<(Decision, StatusCode)> {
+    let limit = dynamic.limit.as_ref()?;
+    let limiter = limit.for_path(path)?;
+    Some((limiter.check(&client, state.clock.now_ms()), limit.status))
 }
 
 fn finish(state: &State, entry: Option<Entry>, response: Response<Body>) -> Response<Body> {

@@ -11,6 +11,7 @@
 
 use std::fmt;
 use std::future::Future;
+use std::net::IpAddr;
 use std::pin::Pin;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
@@ -25,7 +26,8 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
-use crate::upstream;
+use crate::headers::{self, UpstreamHead};
+use crate::upstream::{self, RawBody};
 use crate::{BalanceConfig, HealthCheck, Strategy};
 
 /// An upstream `host:port`, kept parsed so a request's URI is built without parsing.
@@ -186,24 +188,51 @@ impl Peers {
     }
 
     /// Forwards `request` to a peer; returns the response (body streaming) and the peer.
+    /// The forwarding headers are set here, in whichever form the request travels in.
     pub(crate) async fn forward(
         &self,
-        request: Request<Body>,
+        mut request: Request<Body>,
+        forwarding: Forwarding,
     ) -> Result<(Response<Body>, &UpstreamAddr), ProxyError> {
+        let no_body = axum::body::HttpBody::size_hint(request.body()).exact() == Some(0);
+        if no_body && matches!(*request.method(), Method::GET | Method::HEAD) {
+            let fields: Vec<headers::Field<'_>> = request
+                .headers()
+                .iter()
+                .map(|(name, value)| (name.as_str().as_bytes(), value.as_bytes()))
+                .collect();
+            let head = forwarding.head(
+                request.method().as_str(),
+                request
+                    .uri()
+                    .path_and_query()
+                    .map_or("/", PathAndQuery::as_str),
+                fields.into_iter(),
+            );
+            let (answer, peer) = self
+                .forward_head(&head, request.method() == Method::HEAD)
+                .await?;
+            return Ok((answer.into_response(), peer));
+        }
+        headers::remove_hop_by_hop(request.headers_mut());
+        headers::set_forwarded(
+            request.headers_mut(),
+            forwarding.client,
+            forwarding.peer,
+            forwarding.proto,
+        );
         let first = self.choose(None);
         // A copy for a second attempt only when one can happen: cloning every request's
         // headers "just in case" showed up in profiles.
-        let retry = (self.peers.len() > 1
-            && is_idempotent(request.method())
-            && axum::body::HttpBody::size_hint(request.body()).exact() == Some(0))
-        .then(|| {
-            let mut copy = Request::new(Body::empty());
-            *copy.method_mut() = request.method().clone();
-            *copy.uri_mut() = request.uri().clone();
-            *copy.version_mut() = request.version();
-            *copy.headers_mut() = request.headers().clone();
-            copy
-        });
+        let retry =
+            (self.peers.len() > 1 && is_idempotent(request.method()) && no_body).then(|| {
+                let mut copy = Request::new(Body::empty());
+                *copy.method_mut() = request.method().clone();
+                *copy.uri_mut() = request.uri().clone();
+                *copy.version_mut() = request.version();
+                *copy.headers_mut() = request.headers().clone();
+                copy
+            });
         match (self.try_peer(first, request).await, retry) {
             (Err(ProxyError::Connect { .. }), Some(copy)) => {
                 let second = self.choose(Some(first));
@@ -213,61 +242,76 @@ impl Peers {
         }
     }
 
+    /// Sends a bodiless `GET`/`HEAD`, already in wire form, over this worker's own
+    /// connections ([`crate::upstream`]); a failed connect is retried on another peer.
+    pub(crate) async fn forward_head(
+        &self,
+        head: &UpstreamHead,
+        head_only: bool,
+    ) -> Result<(upstream::Answer<Streamed<RawBody>>, &UpstreamAddr), ProxyError> {
+        let first = self.choose(None);
+        match self.exchange(first, head, head_only).await {
+            Err(ProxyError::Connect { .. }) if self.peers.len() > 1 => {
+                let second = self.choose(Some(first));
+                self.exchange(second, head, head_only).await
+            }
+            result => result,
+        }
+    }
+
+    async fn exchange(
+        &self,
+        i: usize,
+        head: &UpstreamHead,
+        head_only: bool,
+    ) -> Result<(upstream::Answer<Streamed<RawBody>>, &UpstreamAddr), ProxyError> {
+        let peer = &self.peers[i];
+        // Only least-connections needs the in-flight count.
+        let active = (self.balance.strategy == Strategy::LeastConnections)
+            .then(|| ActiveGuard::new(&peer.active));
+        let key = upstream::PoolKey {
+            owner: Arc::downgrade(&self.pool_owner),
+            peer: i,
+        };
+        let authority = peer.addr.0.as_str();
+        let bytes = head.for_peer(authority);
+        let exchange = upstream::exchange(authority, &key, &bytes, head_only, self.connect_timeout);
+        match tokio::time::timeout(self.response_timeout, exchange).await {
+            Ok(Ok(answer)) => {
+                let answer = answer.map_body(|body| self.delivered(i, body, active));
+                Ok((answer, &peer.addr))
+            }
+            Ok(Err(error)) => {
+                self.failed(i);
+                let peer = peer.addr.to_string();
+                Err(match error {
+                    upstream::ExchangeError::Connect(detail) => {
+                        ProxyError::Connect { peer, detail }
+                    }
+                    upstream::ExchangeError::Upstream(detail) => {
+                        ProxyError::Upstream { peer, detail }
+                    }
+                })
+            }
+            Err(_) => {
+                self.failed(i);
+                Err(ProxyError::Timeout {
+                    peer: peer.addr.to_string(),
+                    timeout: self.response_timeout,
+                })
+            }
+        }
+    }
+
+    /// A request with a body, over hyper-util's client.
     async fn try_peer(
         &self,
         i: usize,
         mut request: Request<Body>,
     ) -> Result<(Response<Body>, &UpstreamAddr), ProxyError> {
         let peer = &self.peers[i];
-        // Only least-connections needs the in-flight count, and counting costs a body wrapper.
         let active = (self.balance.strategy == Strategy::LeastConnections)
             .then(|| ActiveGuard::new(&peer.active));
-        let bodiless = matches!(*request.method(), Method::GET | Method::HEAD)
-            && axum::body::HttpBody::size_hint(request.body()).exact() == Some(0);
-        if bodiless {
-            let head = upstream::request_head(
-                request.method(),
-                request
-                    .uri()
-                    .path_and_query()
-                    .map_or("/", PathAndQuery::as_str),
-                request.headers(),
-                peer.addr.0.as_str(),
-            );
-            let key = upstream::PoolKey {
-                owner: Arc::downgrade(&self.pool_owner),
-                peer: i,
-            };
-            let exchange = upstream::exchange(
-                peer.addr.0.as_str(),
-                &key,
-                &head,
-                request.method() == Method::HEAD,
-                self.connect_timeout,
-            );
-            return match tokio::time::timeout(self.response_timeout, exchange).await {
-                Ok(Ok(response)) => Ok(self.delivered(i, response, active)),
-                Ok(Err(error)) => {
-                    self.failed(i);
-                    let peer = peer.addr.to_string();
-                    Err(match error {
-                        upstream::ExchangeError::Connect(detail) => {
-                            ProxyError::Connect { peer, detail }
-                        }
-                        upstream::ExchangeError::Upstream(detail) => {
-                            ProxyError::Upstream { peer, detail }
-                        }
-                    })
-                }
-                Err(_) => {
-                    self.failed(i);
-                    Err(ProxyError::Timeout {
-                        peer: peer.addr.to_string(),
-                        timeout: self.response_timeout,
-                    })
-                }
-            };
-        }
         let mut parts = axum::http::uri::Parts::default();
         parts.scheme = Some(Scheme::HTTP);
         parts.authority = Some(peer.addr.0.clone());
@@ -292,7 +336,10 @@ impl Peers {
 
         let sent = tokio::time::timeout(self.response_timeout, self.client.request(request)).await;
         match sent {
-            Ok(Ok(response)) => Ok(self.delivered(i, response.map(Body::new), active)),
+            Ok(Ok(response)) => {
+                let response = response.map(|body| Body::new(self.delivered(i, body, active)));
+                Ok((response, &peer.addr))
+            }
             Ok(Err(error)) if body_over_limit(&error) => Err(ProxyError::BodyTooLarge),
             Ok(Err(error)) => {
                 self.failed(i);
@@ -313,34 +360,41 @@ impl Peers {
             }
         }
     }
+
+    /// A peer answered: its failures are forgiven, and the body gets what the
+    /// configuration asks for (the in-flight count, the idle timeout).
+    fn delivered<B>(&self, i: usize, body: B, active: Option<ActiveGuard>) -> Streamed<B> {
+        self.succeeded(i);
+        Streamed {
+            inner: body,
+            _active: active,
+            idle: self
+                .body_idle_timeout
+                .map(|limit| (limit, Box::pin(tokio::time::sleep(limit)))),
+        }
+    }
 }
 
-impl Peers {
-    /// A peer answered: its failures are forgiven, and the body gets the wrappers the
-    /// configuration asks for.
-    fn delivered(
+/// The values of the forwarding headers of one request.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Forwarding {
+    /// `X-Real-IP`: the client (the socket peer unless that is a trusted proxy).
+    pub(crate) client: IpAddr,
+    /// Appended to `X-Forwarded-For`: the socket peer.
+    pub(crate) peer: IpAddr,
+    /// `X-Forwarded-Proto`.
+    pub(crate) proto: &'static str,
+}
+
+impl Forwarding {
+    /// The head of a bodiless request to a peer, from the client's fields.
+    pub(crate) fn head<'a>(
         &self,
-        i: usize,
-        response: Response<Body>,
-        active: Option<ActiveGuard>,
-    ) -> (Response<Body>, &UpstreamAddr) {
-        self.succeeded(i);
-        let idle = self
-            .body_idle_timeout
-            .map(|limit| (limit, Box::pin(tokio::time::sleep(limit))));
-        // Wrapping costs a box and a poll per frame: only when something needs it.
-        let response = if active.is_some() || idle.is_some() {
-            response.map(|body| {
-                Body::new(Streamed {
-                    inner: body,
-                    _active: active,
-                    idle,
-                })
-            })
-        } else {
-            response
-        };
-        (response, &self.peers[i].addr)
+        method: &str,
+        target: &str,
+        fields: impl Iterator<Item = headers::Field<'a>> + Clone,
+    ) -> UpstreamHead {
+        headers::upstream_head(method, target, fields, self.client, self.peer, self.proto)
     }
 }
 
@@ -380,8 +434,8 @@ async fn probe(
 /// up until the body ends or is dropped (least-conn), and ends a body that has sent
 /// nothing for the idle timeout, if one is set (a live SSE stream sends heartbeats, so a
 /// timeout above their interval never cuts a healthy one).
-struct Streamed {
-    inner: Body,
+pub(crate) struct Streamed<B> {
+    inner: B,
     _active: Option<ActiveGuard>,
     idle: Option<(Duration, Pin<Box<tokio::time::Sleep>>)>,
 }
@@ -406,7 +460,11 @@ impl Drop for ActiveGuard {
 #[error("the upstream sent nothing for {0:?}; the response was cut")]
 struct BodyIdle(Duration);
 
-impl http_body::Body for Streamed {
+impl<B> http_body::Body for Streamed<B>
+where
+    B: http_body::Body<Data = bytes::Bytes> + Unpin,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     type Data = bytes::Bytes;
     type Error = axum::Error;
 
@@ -415,7 +473,9 @@ impl http_body::Body for Streamed {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<http_body::Frame<bytes::Bytes>, axum::Error>>> {
         let this = &mut *self;
-        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        let polled = Pin::new(&mut this.inner)
+            .poll_frame(cx)
+            .map_err(axum::Error::new);
         if let Some((limit, sleep)) = &mut this.idle {
             match &polled {
                 Poll::Ready(Some(Ok(_))) => {

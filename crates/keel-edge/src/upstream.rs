@@ -5,10 +5,11 @@
 //! it every request and response through channels, with a pool shared by all workers
 //! behind a lock. For the requests that make up almost all of a proxy's traffic (`GET`
 //! and `HEAD`, no body) this module does the exchange in the task of the client's
-//! connection instead: write the head, parse the answer's head with httparse, and stream
-//! the body as a [`RawBody`] that gives the connection back to the pool when the body
-//! ends — as nginx's workers keep their own `keepalive` connections. Requests with a body
-//! still go through hyper-util's client.
+//! connection instead: write the head, parse the answer's head with httparse into the
+//! header lines to pass on ([`Answer`]; a `Response` is made of it only for connections
+//! that hyper serves), and stream the body as a [`RawBody`] that gives the connection
+//! back to the pool when the body ends — as nginx's workers keep their own `keepalive`
+//! connections. Requests with a body still go through hyper-util's client.
 //!
 //! Framing of the answer follows RFC 9112 §6.3: no body for `HEAD`, 1xx, 204 and 304;
 //! `Transfer-Encoding: chunked` decoded (trailers dropped; the edge re-frames the body for
@@ -63,26 +64,39 @@ thread_local! {
     static POOL: RefCell<Vec<Idle>> = const { RefCell::new(Vec::new()) };
 }
 
+// The pool is kept in the order connections went idle (pushed at the back, removed
+// without reordering), so the expired ones are always at the front: each call looks at
+// the few entries it needs, not at the whole pool, which it did on every request.
+
 fn checkout(key: &PoolKey) -> Option<TcpStream> {
     POOL.with(|pool| {
         let mut pool = pool.borrow_mut();
         let now = Instant::now();
-        pool.retain(|idle| {
-            idle.key.owner.strong_count() > 0 && now.duration_since(idle.since) < POOL_IDLE
-        });
+        // The most recently idle first: the likeliest to be still open upstream.
         let at = pool.iter().rposition(|idle| idle.key.is(key))?;
-        Some(pool.swap_remove(at).stream)
+        let idle = pool.remove(at);
+        // Everything older than this one is older still: the caller connects anew.
+        let fresh = now.duration_since(idle.since) < POOL_IDLE && idle.key.owner.strong_count() > 0;
+        fresh.then_some(idle.stream)
     })
 }
 
 fn checkin(key: PoolKey, stream: TcpStream) {
     POOL.with(|pool| {
         let mut pool = pool.borrow_mut();
-        if pool.iter().filter(|idle| idle.key.is(&key)).count() < POOL_MAX {
+        let now = Instant::now();
+        let expired = pool
+            .iter()
+            .position(|idle| now.duration_since(idle.since) < POOL_IDLE)
+            .unwrap_or(pool.len());
+        pool.drain(..expired);
+        let full = pool.len() >= POOL_MAX
+            && pool.iter().filter(|idle| idle.key.is(&key)).count() >= POOL_MAX;
+        if !full {
             pool.push(Idle {
                 key,
                 stream,
-                since: Instant::now(),
+                since: now,
             });
         }
     });
@@ -105,7 +119,7 @@ pub(crate) async fn exchange(
     head: &[u8],
     head_only: bool,
     connect_timeout: Duration,
-) -> Result<Response<Body>, ExchangeError> {
+) -> Result<Answer, ExchangeError> {
     if let Some(stream) = checkout(key) {
         match attempt(stream, key, head, head_only).await {
             Ok(response) => return Ok(response),
@@ -145,7 +159,7 @@ async fn attempt(
     key: &PoolKey,
     head: &[u8],
     head_only: bool,
-) -> Result<Response<Body>, Attempt> {
+) -> Result<Answer, Attempt> {
     if stream.write_all(head).await.is_err() {
         return Err(Attempt::Stale);
     }
@@ -168,25 +182,23 @@ async fn attempt(
                 continue;
             }
             let framing = parsed.framing(head_only);
-            let reusable = parsed.keep_alive;
-            let mut response = Response::new(Body::empty());
-            *response.status_mut() = parsed.status;
-            *response.version_mut() = Version::HTTP_11;
-            *response.headers_mut() = parsed.headers;
-            let body = RawBody {
+            let mut body = RawBody {
                 stream: Some(stream),
                 buf,
                 framing,
-                reusable,
+                reusable: parsed.keep_alive,
                 key: key.clone(),
             };
             if body.framing == Framing::Done {
-                let mut body = body;
                 body.finish();
-                return Ok(response);
             }
-            *response.body_mut() = Body::new(body);
-            return Ok(response);
+            return Ok(Answer {
+                status: parsed.status,
+                lines: parsed.lines,
+                has_date: parsed.has_date,
+                has_length: parsed.length.is_some() && !parsed.chunked && !parsed.close_delimited,
+                body,
+            });
         }
         if buf.len() > MAX_HEAD {
             return Err(Attempt::Failed("the answer's head is too large".to_owned()));
@@ -194,10 +206,70 @@ async fn attempt(
     }
 }
 
+/// An upstream's answer, its head as the edge passes it on and its body streaming.
+pub(crate) struct Answer<B = RawBody> {
+    pub(crate) status: StatusCode,
+    /// `name: value\r\n` for each field passed on: names in lower case; hop-by-hop
+    /// fields (and any `Connection` names) left out, and `Content-Length` when
+    /// `Transfer-Encoding` overrides it. The edge frames the body for its own client.
+    pub(crate) lines: Vec<u8>,
+    /// Whether `lines` has a `Date`.
+    pub(crate) has_date: bool,
+    /// Whether `lines` has the `Content-Length` that frames the body.
+    pub(crate) has_length: bool,
+    pub(crate) body: B,
+}
+
+impl<B> Answer<B> {
+    pub(crate) fn map_body<C>(self, f: impl FnOnce(B) -> C) -> Answer<C> {
+        Answer {
+            status: self.status,
+            lines: self.lines,
+            has_date: self.has_date,
+            has_length: self.has_length,
+            body: f(self.body),
+        }
+    }
+
+    /// The answer as a `Response`, for connections served by hyper.
+    pub(crate) fn into_response(self) -> Response<Body>
+    where
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let mut headers = HeaderMap::with_capacity(8);
+        for line in self.lines.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            let Some(colon) = line.iter().position(|b| *b == b':') else {
+                continue;
+            };
+            let value = line[colon + 1..].trim_ascii_start();
+            // Both were checked when the head was read.
+            if let (Ok(name), Ok(value)) = (
+                HeaderName::from_bytes(&line[..colon]),
+                HeaderValue::from_bytes(value),
+            ) {
+                headers.append(name, value);
+            }
+        }
+        let body = if http_body::Body::is_end_stream(&self.body) {
+            Body::empty()
+        } else {
+            Body::new(self.body)
+        };
+        let mut response = Response::new(body);
+        *response.status_mut() = self.status;
+        *response.version_mut() = Version::HTTP_11;
+        *response.headers_mut() = headers;
+        response
+    }
+}
+
 struct Parsed {
     len: usize,
     status: StatusCode,
-    headers: HeaderMap,
+    lines: Vec<u8>,
+    has_date: bool,
     informational: bool,
     keep_alive: bool,
     chunked: bool,
@@ -241,17 +313,22 @@ fn parse_head(buf: &[u8]) -> Result<Option<Parsed>, String> {
         return Err("101 Switching Protocols to a request that asked for no upgrade".to_owned());
     }
     let http11 = head.version == Some(1);
-    let mut map = HeaderMap::with_capacity(head.headers.len());
+    let fields = head.headers.iter().map(|h| (h.name.as_bytes(), h.value));
+    let has_connection = fields
+        .clone()
+        .any(|(n, _)| n.eq_ignore_ascii_case(b"connection"));
     let mut keep_alive = http11;
     let mut chunked = false;
     let mut close_delimited = false;
+    let mut has_date = false;
     let mut length: Option<u64> = None;
     for h in head.headers.iter() {
-        let name = HeaderName::from_bytes(h.name.as_bytes())
-            .map_err(|_| format!("bad header name {:?}", h.name))?;
-        let value = HeaderValue::from_bytes(h.value)
-            .map_err(|_| format!("bad value of header {:?}", h.name))?;
-        if name == axum::http::header::CONNECTION {
+        let name = h.name.as_bytes();
+        // What a HeaderValue takes: a value it would refuse is refused here too.
+        if !crate::headers::valid_value(h.value) {
+            return Err(format!("bad value of header {:?}", h.name));
+        }
+        if name.eq_ignore_ascii_case(b"connection") {
             for token in h.value.split(|b| *b == b',') {
                 let token = token.trim_ascii();
                 if token.eq_ignore_ascii_case(b"close") {
@@ -260,7 +337,7 @@ fn parse_head(buf: &[u8]) -> Result<Option<Parsed>, String> {
                     keep_alive = true;
                 }
             }
-        } else if name == axum::http::header::TRANSFER_ENCODING {
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
             // Chunked must be the last coding; any other final coding runs to the close.
             let last = h
                 .value
@@ -270,7 +347,7 @@ fn parse_head(buf: &[u8]) -> Result<Option<Parsed>, String> {
                 .trim_ascii();
             chunked = last.eq_ignore_ascii_case(b"chunked");
             close_delimited = !chunked;
-        } else if name == axum::http::header::CONTENT_LENGTH {
+        } else if name.eq_ignore_ascii_case(b"content-length") {
             let n = std::str::from_utf8(h.value)
                 .ok()
                 .and_then(|v| v.trim().parse::<u64>().ok())
@@ -279,18 +356,31 @@ fn parse_head(buf: &[u8]) -> Result<Option<Parsed>, String> {
                 return Err("conflicting Content-Length headers".to_owned());
             }
             length = Some(n);
+        } else if name.eq_ignore_ascii_case(b"date") {
+            has_date = true;
         }
-        map.append(name, value);
     }
-    if chunked || close_delimited {
-        // Transfer-Encoding wins over Content-Length (RFC 9112 §6.3): the length is not
-        // the body's and must not reach the client.
-        map.remove(axum::http::header::CONTENT_LENGTH);
+    // Transfer-Encoding wins over Content-Length (RFC 9112 §6.3): the length is not the
+    // body's and must not reach the client.
+    let drop_length = chunked || close_delimited;
+    let mut lines = Vec::with_capacity(len);
+    for (name, value) in fields.clone() {
+        if crate::headers::is_hop_by_hop(name)
+            || (drop_length && name.eq_ignore_ascii_case(b"content-length"))
+            || (has_connection && crate::headers::named_by_connection(fields.clone(), name))
+        {
+            continue;
+        }
+        lines.extend(name.iter().map(u8::to_ascii_lowercase));
+        lines.extend_from_slice(b": ");
+        lines.extend_from_slice(value);
+        lines.extend_from_slice(b"\r\n");
     }
     Ok(Some(Parsed {
         len,
         status,
-        headers: map,
+        lines,
+        has_date,
         informational: (100..200).contains(&code),
         keep_alive: keep_alive && !close_delimited,
         chunked,
@@ -513,35 +603,6 @@ impl http_body::Body for RawBody {
     }
 }
 
-/// The head of a request without a body, as sent to a peer: request line with the
-/// origin-form target, the (already rewritten) headers, and `Host` when the client sent
-/// none.
-pub(crate) fn request_head(
-    method: &axum::http::Method,
-    target: &str,
-    headers: &HeaderMap,
-    authority: &str,
-) -> Vec<u8> {
-    let mut out = Vec::with_capacity(256 + headers.len() * 32);
-    out.extend_from_slice(method.as_str().as_bytes());
-    out.push(b' ');
-    out.extend_from_slice(target.as_bytes());
-    out.extend_from_slice(b" HTTP/1.1\r\n");
-    if !headers.contains_key(axum::http::header::HOST) {
-        out.extend_from_slice(b"host: ");
-        out.extend_from_slice(authority.as_bytes());
-        out.extend_from_slice(b"\r\n");
-    }
-    for (name, value) in headers {
-        out.extend_from_slice(name.as_str().as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
-        out.extend_from_slice(b"\r\n");
-    }
-    out.extend_from_slice(b"\r\n");
-    out
-}
-
 /// A fresh key for a new set of peers: the token it returns must live as long as they do.
 pub(crate) fn owner_token() -> Arc<()> {
     Arc::new(())
@@ -607,6 +668,38 @@ mod tests {
         }
     }
 
+    /// The map of a hyper connection's response holds exactly the lines passed on.
+    #[test]
+    fn an_answer_becomes_a_response_with_the_same_fields() {
+        let token = owner_token();
+        let answer = Answer {
+            status: StatusCode::CREATED,
+            lines:
+                b"content-type: text/plain\r\nset-cookie: a=1\r\nset-cookie: b=2\r\nx-empty: \r\n"
+                    .to_vec(),
+            has_date: false,
+            has_length: false,
+            body: RawBody {
+                stream: None,
+                buf: BytesMut::new(),
+                framing: Framing::Done,
+                reusable: false,
+                key: PoolKey {
+                    owner: Arc::downgrade(&token),
+                    peer: 0,
+                },
+            },
+        };
+        let response = answer.into_response();
+        assert_eq!(response.status(), StatusCode::CREATED);
+        let headers = response.headers();
+        assert_eq!(headers.len(), 4);
+        assert_eq!(headers["content-type"], "text/plain");
+        let cookies: Vec<_> = headers.get_all("set-cookie").iter().collect();
+        assert_eq!(cookies, ["a=1", "b=2"]);
+        assert_eq!(headers["x-empty"], "");
+    }
+
     #[test]
     fn lengths_stop_at_the_length() {
         let (data, end) = body_of(Framing::Length(5), b"hello");
@@ -631,7 +724,7 @@ mod tests {
         .unwrap()
         .unwrap();
         assert_eq!(p.framing(false), Framing::Chunked(Chunk::Size));
-        assert!(!p.headers.contains_key("content-length"));
+        assert!(!String::from_utf8_lossy(&p.lines).contains("content-length"));
         let p = parse_head(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n")
             .unwrap()
             .unwrap();
@@ -653,6 +746,19 @@ mod tests {
             parse_head(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n")
                 .is_err()
         );
+        // Hop-by-hop fields, and those Connection names, are not passed on.
+        let p = parse_head(
+            b"HTTP/1.1 200 OK\r\nConnection: keep-alive, X-Secret\r\nKeep-Alive: timeout=5\r\n\
+              X-Secret: 1\r\nContent-Type: text/plain\r\nDate: x\r\nContent-Length: 2\r\n\r\n",
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            p.lines,
+            b"content-type: text/plain\r\ndate: x\r\ncontent-length: 2\r\n"
+        );
+        assert!(p.has_date && p.keep_alive);
+        assert!(parse_head(b"HTTP/1.1 200 OK\r\nX-A: a\x7fb\r\n\r\n").is_err());
         assert!(parse_head(b"HTTP/1.1 200 OK\r\nContent-Len")
             .unwrap()
             .is_none());

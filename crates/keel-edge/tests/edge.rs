@@ -1530,3 +1530,91 @@ async fn a_client_leaving_a_quiet_stream_closes_the_upstream_connection() {
         .unwrap();
     assert!(quiet_for < Duration::from_secs(3), "{quiet_for:?}");
 }
+
+/// `request` written whole (the fast path, which keeps a request for upstream peers in
+/// wire form) or split inside its head (handed to hyper, which builds a `Request`).
+async fn raw_split(addr: SocketAddr, request: &[u8], split: bool) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    if split {
+        stream.write_all(&request[..10]).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        stream.write_all(&request[10..]).await.unwrap();
+    } else {
+        stream.write_all(request).await.unwrap();
+    }
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer)).await;
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// The fields of an answer's head, lower-cased, without `Date`, sorted.
+fn answer_fields(answer: &str) -> Vec<String> {
+    let head = answer.split("\r\n\r\n").next().unwrap();
+    let mut fields: Vec<String> = head
+        .lines()
+        .skip(1)
+        .map(str::to_ascii_lowercase)
+        .filter(|line| !line.starts_with("date:"))
+        .collect();
+    fields.sort();
+    fields
+}
+
+/// A request kept in wire form and one made into a `Request` reach the upstream with the
+/// same fields, and the upstream's answer reaches the client with the same fields: the
+/// forwarding ones set, hop-by-hop ones (and those `Connection` names) gone both ways.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_and_answers_are_rewritten_alike_in_wire_form_and_as_requests() {
+    let backend = spawn_backend("a").await;
+    let edge = spawn_edge(EdgeConfig::new(LOCAL.into(), upstreams(&[backend.addr]))).await;
+    let request = b"GET /echo?x=1 HTTP/1.1\r\nHost: blog.example\r\n\
+        X-Forwarded-For: 198.51.100.1\r\nx-forwarded-for: 198.51.100.2\r\n\
+        X-Real-IP: forged\r\nConnection: close, X-Private\r\nX-Private: secret\r\n\
+        Keep-Alive: timeout=5\r\nTE: trailers\r\nAccept: */*\r\n\r\n";
+    let mut echoed = Vec::new();
+    for split in [false, true] {
+        let answer = raw_split(edge.addr, request, split).await;
+        assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+        let body = answer.split("\r\n\r\n").nth(1).unwrap();
+        let seen: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(seen["host"], "blog.example", "{seen}");
+        assert_eq!(seen["x-real-ip"], "127.0.0.1", "{seen}");
+        assert_eq!(
+            seen["x-forwarded-for"], "198.51.100.1, 198.51.100.2, 127.0.0.1",
+            "{seen}"
+        );
+        assert_eq!(seen["x-forwarded-proto"], "http", "{seen}");
+        for gone in ["x-private", "keep-alive", "te", "connection"] {
+            assert!(seen.get(gone).is_none(), "{gone} passed: {seen}");
+        }
+        echoed.push(seen);
+    }
+    assert_eq!(echoed[0], echoed[1]);
+    edge.stop().await;
+    backend.stop().await;
+
+    let answer = "HTTP/1.1 201 Created\r\nConnection: keep-alive, X-Secret\r\n\
+        Keep-Alive: timeout=5\r\nX-Secret: 1\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\n\
+        Content-Type: text/plain\r\nContent-Length: 2\r\n\r\nok";
+    let upstream = scripted_upstream(vec![(answer, 1), (answer, 1)]).await;
+    let edge = spawn_edge(EdgeConfig::new(LOCAL.into(), upstreams(&[upstream]))).await;
+    let request = b"GET /x HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n";
+    for split in [false, true] {
+        let answer = raw_split(edge.addr, request, split).await;
+        assert!(answer.starts_with("HTTP/1.1 201 Created\r\n"), "{answer}");
+        assert!(answer.ends_with("\r\n\r\nok"), "{answer}");
+        assert_eq!(
+            answer_fields(&answer),
+            [
+                "connection: close",
+                "content-length: 2",
+                "content-type: text/plain",
+                "set-cookie: a=1",
+                "set-cookie: b=2",
+            ],
+            "split: {split}"
+        );
+    }
+    edge.stop().await;
+}
