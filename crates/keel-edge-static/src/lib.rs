@@ -79,5 +79,5 @@ pub use options::{
     DEFAULT_MEMORY_LIMIT_TOTAL_BYTES, DEFAULT_STREAM_CHUNK_BYTES,
 };
 pub use path::{normalize as normalize_path, PathRejection, MAX_PATH_BYTES};
-pub use serve::PlainHit;
+pub use serve::{PlainHit, PlainHitRef};
 pub use service::{StaticHandle, StaticService};

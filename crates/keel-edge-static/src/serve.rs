@@ -199,6 +199,25 @@ pub struct PlainHit {
     pub body: Bytes,
 }
 
+/// A [`PlainHit`] borrowed from the index: see [`StaticFiles::with_plain_hit`].
+#[derive(Clone, Copy, Debug)]
+pub struct PlainHitRef<'a> {
+    /// As [`PlainHit::head`].
+    pub head: &'a Bytes,
+    /// As [`PlainHit::body`].
+    pub body: &'a Bytes,
+}
+
+impl PlainHitRef<'_> {
+    /// The hit with its own references to the bytes.
+    pub fn to_owned(self) -> PlainHit {
+        PlainHit {
+            head: self.head.clone(),
+            body: self.body.clone(),
+        }
+    }
+}
+
 /// Request headers that can make the answer anything but the plain `200`.
 const NOT_PLAIN: [&str; 6] = [
     "range",
@@ -223,6 +242,19 @@ impl StaticFiles {
         path: &str,
         headers: impl Iterator<Item = (&'a str, &'a [u8])> + Clone,
     ) -> Option<PlainHit> {
+        self.with_plain_hit(path, headers, |hit| hit.to_owned())
+    }
+
+    /// [`StaticFiles::plain_hit`] lent to `f` instead of cloned: a server that can write
+    /// the answer at once touches no reference count. Those counts are shared by every
+    /// thread serving the file, so each clone and drop of a popular file's bytes moved a
+    /// cache line between cores.
+    pub fn with_plain_hit<'a, R>(
+        &self,
+        path: &str,
+        headers: impl Iterator<Item = (&'a str, &'a [u8])> + Clone,
+        f: impl FnOnce(PlainHitRef<'_>) -> R,
+    ) -> Option<R> {
         if headers
             .clone()
             .any(|(name, _)| NOT_PLAIN.iter().any(|n| name.eq_ignore_ascii_case(n)))
@@ -244,10 +276,7 @@ impl StaticFiles {
             None => (&entry.identity, &entry.wire[0]),
         };
         match &rep.data {
-            Data::Memory(body) => Some(PlainHit {
-                head: wire.clone(),
-                body: body.clone(),
-            }),
+            Data::Memory(body) => Some(f(PlainHitRef { head: wire, body })),
             Data::File(_) => None,
         }
     }

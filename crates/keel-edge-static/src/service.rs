@@ -29,7 +29,7 @@ use tower_service::Service;
 use crate::body::StaticBody;
 use crate::error::StaticError;
 use crate::index::StaticFiles;
-use crate::serve::{plain, PlainHit};
+use crate::serve::{plain, PlainHit, PlainHitRef};
 
 /// The current [`StaticFiles`], shared by every connection and replaced on reload.
 /// Cloning is cheap (one `Arc`).
@@ -79,6 +79,16 @@ impl StaticHandle {
     ) -> Option<PlainHit> {
         self.current.load().plain_hit(path, headers)
     }
+
+    /// [`StaticFiles::with_plain_hit`] on the current index.
+    pub fn with_plain_hit<'a, R>(
+        &self,
+        path: &str,
+        headers: impl Iterator<Item = (&'a str, &'a [u8])> + Clone,
+        f: impl FnOnce(PlainHitRef<'_>) -> R,
+    ) -> Option<R> {
+        self.current.load().with_plain_hit(path, headers, f)
+    }
 }
 
 /// A tower [`Service`] answering requests under a mount prefix from a [`StaticHandle`].
@@ -126,9 +136,19 @@ impl StaticService {
         target: &str,
         headers: impl Iterator<Item = (&'a str, &'a [u8])> + Clone,
     ) -> Option<PlainHit> {
+        self.with_plain_hit(target, headers, |hit| hit.to_owned())
+    }
+
+    /// [`StaticService::plain_hit`] lent to `f` ([`StaticFiles::with_plain_hit`]).
+    pub fn with_plain_hit<'a, R>(
+        &self,
+        target: &str,
+        headers: impl Iterator<Item = (&'a str, &'a [u8])> + Clone,
+        f: impl FnOnce(PlainHitRef<'_>) -> R,
+    ) -> Option<R> {
         let path = target.split_once('?').map_or(target, |(path, _)| path);
         self.handle
-            .plain_hit(path.strip_prefix(&*self.prefix)?, headers)
+            .with_plain_hit(path.strip_prefix(&*self.prefix)?, headers, f)
     }
 
     /// Answer `req` (the `Service` impl without the `Ready` wrapper).

@@ -142,18 +142,20 @@ fn log_entry<B>(client: IpAddr, request: &Request<B>, started: Instant) -> Entry
     )
 }
 
-/// The static phase's plain `200` as wire bytes ([`keel_edge_static::StaticFiles::plain_hit`])
-/// when nothing else in that phase would happen: `None` with an access log (the entry
-/// needs the parsed request) or when the answer is anything but that `200`.
-pub(crate) fn plain_static_hit<'a>(
+/// The static phase's plain `200` as wire bytes, lent to `f`
+/// ([`keel_edge_static::StaticFiles::with_plain_hit`]), when nothing else in that phase
+/// would happen: `None` with an access log (the entry needs the parsed request) or when
+/// the answer is anything but that `200`.
+pub(crate) fn with_plain_static_hit<'a, R>(
     state: &State,
     target: &str,
     headers: impl Iterator<Item = (&'a str, &'a [u8])> + Clone,
-) -> Option<keel_edge_static::PlainHit> {
+    f: impl FnOnce(keel_edge_static::PlainHitRef<'_>) -> R,
+) -> Option<R> {
     if state.access_log.is_some() {
         return None;
     }
-    state.statics.as_ref()?.plain_hit(target, headers)
+    state.statics.as_ref()?.with_plain_hit(target, headers, f)
 }
 
 /// Whether `path` is one the static phase answers.

@@ -1345,7 +1345,7 @@ async fn stopping_waits_for_an_in_flight_request() {
 async fn large_static_files_stream_through_the_fast_path_intact() {
     use tokio::io::AsyncWriteExt;
     let source = tempfile::tempdir().unwrap();
-    let big: Vec<u8> = (0..3 * 1024 * 1024u32)
+    let big: Vec<u8> = (0..12 * 1024 * 1024u32)
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
         .collect();
     std::fs::write(source.path().join("big.bin"), &big).unwrap();
@@ -1355,30 +1355,39 @@ async fn large_static_files_stream_through_the_fast_path_intact() {
         sources: vec![keel_static::Source::Dir(source.path().to_owned())],
     })
     .unwrap();
-    let options = keel_edge::StaticOptions {
-        memory_limit_per_file_bytes: 64 * 1024,
-        ..keel_edge::StaticOptions::default()
-    };
-    let files = keel_edge::StaticFiles::load(root.path(), options).unwrap();
-    let backend = spawn_backend("a").await;
-    let mut cfg = EdgeConfig::new(LOCAL.into(), upstreams(&[backend.addr]));
-    cfg.static_files = Some(keel_edge::StaticHandle::new(files));
-    let edge = spawn_edge(cfg).await;
+    // Streamed from disk, then held in memory: a plain hit far larger than the socket
+    // takes at once, to a client that waits before reading, is written in part at once
+    // and the rest when the socket has room.
+    for memory_limit_per_file_bytes in [64 * 1024, 16 * 1024 * 1024] {
+        let options = keel_edge::StaticOptions {
+            memory_limit_per_file_bytes,
+            ..keel_edge::StaticOptions::default()
+        };
+        let files = keel_edge::StaticFiles::load(root.path(), options).unwrap();
+        let backend = spawn_backend("a").await;
+        let mut cfg = EdgeConfig::new(LOCAL.into(), upstreams(&[backend.addr]));
+        cfg.static_files = Some(keel_edge::StaticHandle::new(files));
+        let edge = spawn_edge(cfg).await;
 
-    let mut stream = tokio::net::TcpStream::connect(edge.addr).await.unwrap();
-    let mut pending = Vec::new();
-    for _ in 0..2 {
-        stream
-            .write_all(b"GET /static/big.bin HTTP/1.1\r\nHost: x\r\n\r\n")
-            .await
-            .unwrap();
-        let (head, body) = read_response(&mut stream, &mut pending).await;
-        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-        assert_eq!(body.len(), big.len());
-        assert!(body == big, "the streamed body differs");
+        // A small receive window, so the edge's socket cannot take the file at once.
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(16 * 1024).unwrap();
+        let mut stream = socket.connect(edge.addr).await.unwrap();
+        let mut pending = Vec::new();
+        for _ in 0..2 {
+            stream
+                .write_all(b"GET /static/big.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+                .await
+                .unwrap();
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let (head, body) = read_response(&mut stream, &mut pending).await;
+            assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+            assert_eq!(body.len(), big.len());
+            assert!(body == big, "the body differs");
+        }
+        edge.stop().await;
+        backend.stop().await;
     }
-    edge.stop().await;
-    backend.stop().await;
 }
 
 /// A scripted upstream: each accepted connection answers its requests with the next
