@@ -1,7 +1,9 @@
 //! The phases every request passes, in order, in one function: static files (answered
 //! whole by `handle_static`, which the fast path shares) → client address → limit_req →
 //! backend (in-process router or upstream peers) with forwarded headers → response headers
-//! → log.
+//! → log. A bodiless request for upstream peers that the fast path read takes the same
+//! phases on the wire form of its head (`prepare_proxy`, then `proxy`), sharing the
+//! limit_req decision, the realip walk and the forwarding rewrite with `handle`.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
@@ -215,6 +217,7 @@ pub(crate) async fn handle(
         peer: crate::client_ip::canonical(peer.ip()),
         proto,
     };
+    headers::host_from_authority(&mut request);
     let upstream_started = Instant::now();
     let (mut response, upstream) = match &dynamic.target {
         Target::InProcess(router) => {

@@ -37,6 +37,26 @@ pub(crate) fn remove_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
+/// Gives a request that names its host only in its URI (HTTP/2's `:authority`) a `Host`
+/// field with that name, so the backend sees what nginx's `$host` would be instead of
+/// the address it was reached at. A request with a `Host` field keeps it.
+pub(crate) fn host_from_authority<B>(request: &mut axum::http::Request<B>) {
+    if request.headers().contains_key(header::HOST) {
+        return;
+    }
+    let Some(authority) = request.uri().authority() else {
+        return;
+    };
+    // `user@host` is not a host (RFC 9113 §8.3.1 forbids userinfo there anyway).
+    let host = authority
+        .as_str()
+        .rsplit_once('@')
+        .map_or(authority.as_str(), |(_, host)| host);
+    if let Ok(value) = HeaderValue::from_str(host) {
+        request.headers_mut().insert(header::HOST, value);
+    }
+}
+
 /// Sets `X-Real-IP`, appends the peer to `X-Forwarded-For`, sets `X-Forwarded-Proto`.
 /// `Host` is left as the client sent it.
 pub(crate) fn set_forwarded(headers: &mut HeaderMap, client: IpAddr, peer: IpAddr, proto: &str) {

@@ -700,6 +700,13 @@ async fn tls_offers_http2_and_http1_and_redirects_plain_http() {
     assert_eq!(response.version(), reqwest::Version::HTTP_2);
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(body["x-forwarded-proto"], "https", "{body}");
+    // HTTP/2 names the host in `:authority`, not in a Host field: the app still gets the
+    // name the client asked for (nginx's `$host`), not the upstream's address.
+    assert_eq!(
+        body["host"],
+        format!("localhost:{}", tls.port()).as_str(),
+        "{body}"
+    );
     let response = https_client(root, true).get(&url).send().await.unwrap();
     assert_eq!(response.version(), reqwest::Version::HTTP_11);
     assert_eq!(response.status(), StatusCode::OK);
