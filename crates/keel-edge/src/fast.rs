@@ -146,6 +146,8 @@ pub(crate) async fn serve(
                 Ok(_) => {}
             }
         }
+        // Only the answer just before a wait may stand for its start.
+        answered = None;
         let stopping_now = *stop.borrow();
         let parsed = parse(&buf, max_head_bytes, state, peer, |hit, form| {
             write_hit_now(
@@ -666,6 +668,8 @@ where
     if pending_len > 0 {
         write_all_vectored(stream, out, pending).await?;
     }
+    // An idle connection holds no answer's bytes.
+    pending.clear();
     Ok(())
 }
 

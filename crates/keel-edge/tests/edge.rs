@@ -1634,3 +1634,46 @@ async fn requests_and_answers_are_rewritten_alike_in_wire_form_and_as_requests()
     }
     edge.stop().await;
 }
+
+/// The keep-alive wait is timed from the end of the answer before it, even when that
+/// answer was a long stream that followed a static hit in the same read (the hit's own
+/// clock reading must not stand for the wait's start).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keep_alive_wait_after_a_long_answer_is_timed_from_its_end() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // Keep-alive timeout 800 ms; the stream lasts about 1.5 s.
+    let (edge, backend, _root) = static_edge(None, None).await;
+    let mut stream = tokio::net::TcpStream::connect(edge.addr).await.unwrap();
+    stream
+        .write_all(
+            b"GET /static/css/site.css HTTP/1.1\r\nHost: x\r\n\r\n\
+              GET /events HTTP/1.1\r\nHost: x\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    while !(got.ends_with(b"0\r\n\r\n") && String::from_utf8_lossy(&got).contains("second")) {
+        let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf))
+            .await
+            .expect("the stream did not end")
+            .unwrap();
+        assert!(n > 0, "closed early: {}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&buf[..n]);
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    stream
+        .write_all(b"GET /static/css/site.css HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let n = tokio::time::timeout(Duration::from_secs(2), stream.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"),
+        "the connection was closed at the end of the stream"
+    );
+    edge.stop().await;
+    backend.stop().await;
+}
