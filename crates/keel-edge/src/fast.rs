@@ -186,27 +186,7 @@ pub(crate) async fn serve(
                 buf.advance(head_len);
                 let answer = handler::proxy(request).await;
                 let keep_alive = form.keep_alive && !*stop.borrow();
-                let written = match answer {
-                    Proxied::Upstream(answer) => {
-                        write_answer(&mut stream, &mut out, &mut frames, answer, form, keep_alive)
-                            .await
-                    }
-                    Proxied::Edge(response) => {
-                        write_response(
-                            &mut stream,
-                            &mut out,
-                            &mut frames,
-                            response,
-                            form,
-                            keep_alive,
-                        )
-                        .await
-                    }
-                };
-                match written {
-                    Ok(open) => (Ok(()), open),
-                    Err(error) => (Err(error), false),
-                }
+                write_proxied(&mut stream, &mut out, &mut frames, answer, form, keep_alive).await
             }
             Some(Head::Request {
                 head_len,
@@ -218,19 +198,8 @@ pub(crate) async fn serve(
                 let request = request.map(|()| Body::empty());
                 let response = handler::handle(state, peer, "http", request).await;
                 let keep_alive = form.keep_alive && !*stop.borrow();
-                let written = write_response(
-                    &mut stream,
-                    &mut out,
-                    &mut frames,
-                    response,
-                    form,
-                    keep_alive,
-                )
-                .await;
-                match written {
-                    Ok(open) => (Ok(()), open),
-                    Err(error) => (Err(error), false),
-                }
+                let answer = Proxied::Response(response);
+                write_proxied(&mut stream, &mut out, &mut frames, answer, form, keep_alive).await
             }
         };
         if written.is_err() || !keep_alive {
@@ -469,6 +438,30 @@ enum Framing {
     Chunked,
     /// To the close (HTTP/1.0 clients, length unknown).
     Close,
+}
+
+/// Writes either form of answer; returns how the write went and whether the connection
+/// can carry another request.
+async fn write_proxied(
+    stream: &mut TcpStream,
+    out: &mut Vec<u8>,
+    frames: &mut Vec<Bytes>,
+    answer: Proxied,
+    form: Form,
+    keep_alive: bool,
+) -> (io::Result<()>, bool) {
+    let written = match answer {
+        Proxied::Upstream(answer) => {
+            write_answer(stream, out, frames, answer, form, keep_alive).await
+        }
+        Proxied::Response(response) => {
+            write_response(stream, out, frames, response, form, keep_alive).await
+        }
+    };
+    match written {
+        Ok(open) => (Ok(()), open),
+        Err(error) => (Err(error), false),
+    }
 }
 
 /// Writes status line, headers, `Date`, framing and body, as hyper's server would: the

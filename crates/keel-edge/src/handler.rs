@@ -221,13 +221,7 @@ pub(crate) async fn handle(
     let upstream_started = Instant::now();
     let (mut response, upstream) = match &dynamic.target {
         Target::InProcess(router) => {
-            headers::remove_hop_by_hop(request.headers_mut());
-            headers::set_forwarded(
-                request.headers_mut(),
-                forwarding.client,
-                forwarding.peer,
-                forwarding.proto,
-            );
+            forwarding.rewrite(request.headers_mut());
             match router.clone().oneshot(request).await {
                 Ok(response) => (response, None),
                 Err(never) => match never {},
@@ -267,11 +261,12 @@ pub(crate) struct ProxyRequest {
     head_only: bool,
 }
 
-/// What [`proxy`] ends with: the upstream's answer, or the edge's own (a rejection by
-/// limit_req, a 502 or 504 page).
+/// An answer to write: an upstream's in wire form ([`proxy`]), or a `Response` (the
+/// edge's own from [`proxy`]: a rejection by limit_req, a 502 or 504 page; or any from
+/// [`handle`]).
 pub(crate) enum Proxied {
     Upstream(Answer<Streamed<RawBody>>),
-    Edge(Response<Body>),
+    Response(Response<Body>),
 }
 
 /// [`handle`]'s phases for a bodiless `GET`/`HEAD` (an origin-form `target`, the head's
@@ -327,12 +322,12 @@ pub(crate) async fn proxy(request: ProxyRequest) -> Proxied {
     } = request;
     if let Some((decision, status)) = limit {
         if let Some(response) = apply_limit(decision, status, client).await {
-            return Proxied::Edge(response);
+            return Proxied::Response(response);
         }
     }
     let Target::Peers(peers) = &dynamic.target else {
         // prepare_proxy took only requests for peers, and the configuration is pinned.
-        return Proxied::Edge(error_page(&ProxyError::Upstream {
+        return Proxied::Response(error_page(&ProxyError::Upstream {
             peer: "app".to_owned(),
             detail: "no upstream peers".to_owned(),
         }));
@@ -341,7 +336,7 @@ pub(crate) async fn proxy(request: ProxyRequest) -> Proxied {
         Ok((answer, _)) => Proxied::Upstream(answer),
         Err(error) => {
             tracing::warn!(%error, %client, "proxy error");
-            Proxied::Edge(error_page(&error))
+            Proxied::Response(error_page(&error))
         }
     }
 }

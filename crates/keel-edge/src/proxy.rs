@@ -214,13 +214,7 @@ impl Peers {
                 .await?;
             return Ok((answer.into_response(), peer));
         }
-        headers::remove_hop_by_hop(request.headers_mut());
-        headers::set_forwarded(
-            request.headers_mut(),
-            forwarding.client,
-            forwarding.peer,
-            forwarding.proto,
-        );
+        forwarding.rewrite(request.headers_mut());
         let first = self.choose(None);
         // A copy for a second attempt only when one can happen: cloning every request's
         // headers "just in case" showed up in profiles.
@@ -387,7 +381,14 @@ pub(crate) struct Forwarding {
 }
 
 impl Forwarding {
-    /// The head of a bodiless request to a peer, from the client's fields.
+    /// The rewrite on a request's map: hop-by-hop fields out, forwarding fields in.
+    pub(crate) fn rewrite(&self, map: &mut axum::http::HeaderMap) {
+        headers::remove_hop_by_hop(map);
+        headers::set_forwarded(map, self.client, self.peer, self.proto);
+    }
+
+    /// The same rewrite for a bodiless request to a peer, written as its head from the
+    /// client's fields.
     pub(crate) fn head<'a>(
         &self,
         method: &str,
