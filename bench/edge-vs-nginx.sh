@@ -8,7 +8,10 @@
 #    `wrk -t2 -c100` for requests/s, and `wrk -t1 -c1 --latency` for the median latency
 #    each adds over calling the backend directly.
 # Rounds alternate keel and nginx so drift on the shared machine hits both; the table
-# gives the median of the rounds and the keel/nginx ratio.
+# gives the median of the rounds and the keel/nginx ratio. With each requests/s run it
+# also gives the CPU time per request of the server (all its threads and processes, from
+# /proc) and of wrk (bash's `time`): wrk shares the 2 cores, so the requests/s ratio is
+# (server + wrk) / (other server + wrk), while CPU per request compares the servers alone.
 #
 # nginx is configured as a careful operator would for this job (not a strawman):
 # worker_processes auto, sendfile, open_file_cache, upstream keepalive with HTTP/1.1.
@@ -74,6 +77,7 @@ keel_port=$(free_port)
   --static-root "$work/static" --rate off --no-access-log --health-check off \
   --log-level warn >/dev/null 2>&1 &
 pids+=($!)
+keel_pid=$!
 wait_port "$keel_port"
 
 nginx_port=$(free_port)
@@ -115,7 +119,15 @@ http {
 EOF
 nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" &
 pids+=($!)
+nginx_master=$!
 wait_port "$nginx_port"
+# nginx's master and its workers.
+nginx_pids=("$nginx_master")
+for stat in /proc/[0-9]*/stat; do
+  if [ "$(awk '{print $4}' "$stat" 2>/dev/null)" = "$nginx_master" ]; then
+    pid=${stat#/proc/}; nginx_pids+=("${pid%/stat}")
+  fi
+done
 
 # Same bytes from both before measuring anything.
 for port in "$keel_port" "$nginx_port"; do
@@ -124,7 +136,29 @@ for port in "$keel_port" "$nginx_port"; do
   curl -sf "http://127.0.0.1:$port/todos/1" >/dev/null || { echo "proxy on :$port failed" >&2; exit 1; }
 done
 
-rps() { wrk -t2 -c100 -d"$duration" "$1" | awk '/Requests\/sec/ {print $2}'; }
+# CPU ticks (user + system) used so far by every thread of the given processes.
+cpu_ticks() {
+  local total=0 stat
+  for pid in "$@"; do
+    for stat in /proc/"$pid"/task/*/stat; do
+      total=$((total + $(awk '{print $14 + $15}' "$stat")))
+    done
+  done
+  echo "$total"
+}
+hz=$(getconf CLK_TCK)
+# `wrk -t2 -c100` on URL; prints "req/s server-µs-per-request wrk-µs-per-request" for the
+# server made of PIDS.
+measure() {
+  local url=$1; shift
+  local before after out
+  before=$(cpu_ticks "$@")
+  out=$( { TIMEFORMAT='WRKCPU %U %S'; time wrk -t2 -c100 -d"$duration" "$url"; } 2>&1 )
+  after=$(cpu_ticks "$@")
+  echo "$out" | awk -v b="$before" -v a="$after" -v hz="$hz" '
+    /requests in/ {n = $1} /Requests\/sec/ {r = $2} /^WRKCPU/ {w = $2 + $3}
+    END {printf "%s %.2f %.2f\n", r, (a - b) / hz * 1e6 / n, w * 1e6 / n}'
+}
 # Median latency at one connection, in microseconds.
 p50_us() {
   wrk -t1 -c1 -d"$duration" --latency "$1" | awk '/^ +50%/ {
@@ -136,11 +170,22 @@ p50_us() {
 declare -A results
 for round in $(seq "$rounds"); do
   for server in keel nginx; do
-    port=$keel_port; [ $server = nginx ] && port=$nginx_port
-    results[$server,static,$round]=$(rps "http://127.0.0.1:$port/static/css/site.css")
-    results[$server,proxy,$round]=$(rps "http://127.0.0.1:$port/todos/1")
+    if [ $server = keel ]; then port=$keel_port; procs=("$keel_pid");
+    else port=$nginx_port; procs=("${nginx_pids[@]}"); fi
+    for what in static proxy; do
+      url="http://127.0.0.1:$port/todos/1"
+      [ $what = static ] && url="http://127.0.0.1:$port/static/css/site.css"
+      read -r r c w < <(measure "$url" "${procs[@]}")
+      results[$server,$what,$round]=$r
+      results[$server,$what-cpu,$round]=$c
+      results[$server,$what-wrk,$round]=$w
+    done
     results[$server,p50,$round]=$(p50_us "http://127.0.0.1:$port/todos/1")
-    echo "round $round $server: static ${results[$server,static,$round]} req/s, proxy ${results[$server,proxy,$round]} req/s, proxy p50 ${results[$server,p50,$round]} us" >&2
+    echo "round $round $server: static ${results[$server,static,$round]} req/s" \
+      "(${results[$server,static-cpu,$round]} us CPU/req, wrk ${results[$server,static-wrk,$round]})," \
+      "proxy ${results[$server,proxy,$round]} req/s" \
+      "(${results[$server,proxy-cpu,$round]} us CPU/req, wrk ${results[$server,proxy-wrk,$round]})," \
+      "proxy p50 ${results[$server,p50,$round]} us" >&2
   done
   results[direct,p50,$round]=$(p50_us "http://127.0.0.1:$backend_port/todos/1")
   echo "round $round backend direct p50 ${results[direct,p50,$round]} us" >&2
@@ -152,12 +197,17 @@ col() { local key=$1 server=$2; local v=(); for r in $(seq "$rounds"); do v+=("$
 ks=$(col static keel); ns=$(col static nginx)
 kp=$(col proxy keel); np=$(col proxy nginx)
 kl=$(col p50 keel); nl=$(col p50 nginx); dl=$(col p50 direct)
+cpu=()
+for key in static-cpu static-wrk proxy-cpu proxy-wrk; do
+  cpu+=("$(col $key keel)" "$(col $key nginx)")
+done
 
 report="$work/report.md"
-python3 - "$ks" "$ns" "$kp" "$np" "$kl" "$nl" "$dl" "$duration" "$rounds" "$css_bytes" >"$report" <<'PY'
+python3 - "$ks" "$ns" "$kp" "$np" "$kl" "$nl" "$dl" "$duration" "$rounds" "$css_bytes" "${cpu[@]}" >"$report" <<'PY'
 import sys, platform, datetime, os
 ks, ns, kp, np_, kl, nl, dl = map(float, sys.argv[1:8])
 duration, rounds, css = sys.argv[8], sys.argv[9], sys.argv[10]
+ksc, nsc, ksw, nsw, kpc, npc, kpw, npw = map(float, sys.argv[11:19])
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
 print(f"# keel edge vs nginx — {datetime.datetime.utcnow():%Y-%m-%dT%H:%MZ}")
 print()
@@ -170,6 +220,15 @@ print(f"| static {css} B CSS, wrk -t2 -c100 (req/s) | {ks:,.0f} | {ns:,.0f} | {k
 print(f"| proxy to the same backend, wrk -t2 -c100 (req/s) | {kp:,.0f} | {np_:,.0f} | {kp/np_:.2f} | ≥ 1.00 |")
 print(f"| proxy median latency, wrk -t1 -c1 (µs) | {kl:.0f} | {nl:.0f} | {kl/nl:.2f} | |")
 print(f"| added median latency over the backend alone ({dl:.0f} µs) | {kl-dl:.0f} µs | {nl-dl:.0f} µs | | ≤ 200 µs |")
+print()
+print("CPU time per request during the requests/s runs (median of the rounds), in µs:")
+print()
+print("| | keel edge | nginx | keel / nginx |")
+print("|---|---:|---:|---:|")
+print(f"| static: the server | {ksc:.2f} | {nsc:.2f} | {ksc/nsc:.2f} |")
+print(f"| static: wrk, on the same cores | {ksw:.2f} | {nsw:.2f} | |")
+print(f"| proxy: the server (the backend not counted) | {kpc:.2f} | {npc:.2f} | {kpc/npc:.2f} |")
+print(f"| proxy: wrk, on the same cores | {kpw:.2f} | {npw:.2f} | |")
 PY
 cat "$report"
 if [ -n "$out" ]; then cp "$report" "$out"; echo "written to $out" >&2; fi
