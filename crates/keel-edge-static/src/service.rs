@@ -29,7 +29,7 @@ use tower_service::Service;
 use crate::body::StaticBody;
 use crate::error::StaticError;
 use crate::index::StaticFiles;
-use crate::serve::{plain, PlainHit, PlainHitRef};
+use crate::serve::{plain, PlainHitRef};
 
 /// The current [`StaticFiles`], shared by every connection and replaced on reload.
 /// Cloning is cheap (one `Arc`).
@@ -69,15 +69,6 @@ impl StaticHandle {
     /// [`StaticFiles::serve`] on the current index.
     pub fn serve(&self, method: &Method, path: &str, headers: &HeaderMap) -> Response<StaticBody> {
         self.current.load().serve(method, path, headers)
-    }
-
-    /// [`StaticFiles::plain_hit`] on the current index.
-    pub fn plain_hit<'a>(
-        &self,
-        path: &str,
-        headers: impl Iterator<Item = (&'a str, &'a [u8])> + Clone,
-    ) -> Option<PlainHit> {
-        self.current.load().plain_hit(path, headers)
     }
 
     /// [`StaticFiles::with_plain_hit`] on the current index.
@@ -129,17 +120,8 @@ impl StaticService {
         &self.handle
     }
 
-    /// [`StaticHandle::plain_hit`] for a request target (`/static/css/site.css?v=2`)
+    /// [`StaticHandle::with_plain_hit`] for a request target (`/static/css/site.css?v=2`)
     /// under this service's prefix; `None` outside it.
-    pub fn plain_hit<'a>(
-        &self,
-        target: &str,
-        headers: impl Iterator<Item = (&'a str, &'a [u8])> + Clone,
-    ) -> Option<PlainHit> {
-        self.with_plain_hit(target, headers, |hit| hit.to_owned())
-    }
-
-    /// [`StaticService::plain_hit`] lent to `f` ([`StaticFiles::with_plain_hit`]).
     pub fn with_plain_hit<'a, R>(
         &self,
         target: &str,
