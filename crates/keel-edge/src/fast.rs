@@ -39,7 +39,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{watch, Notify};
 use tokio::time::Instant;
 
-use crate::handler::{self, Proxied, State};
+use crate::handler::{self, Reply, State};
 use crate::headers;
 use crate::upstream::Answer;
 
@@ -158,14 +158,17 @@ pub(crate) async fn serve(
                 form.keep_alive && !stopping_now,
             )
         });
-        let (written, keep_alive) = match parsed {
-            None => return hand_over(stream, buf),
-            Some(Head::Hit {
-                head_len,
-                written,
-                form,
-            }) => {
-                buf.advance(head_len);
+        let Some(Parsed {
+            head_len,
+            form,
+            head,
+        }) = parsed
+        else {
+            return hand_over(stream, buf);
+        };
+        buf.advance(head_len);
+        let (written, keep_alive) = match head {
+            Head::Hit(written) => {
                 let written = match written {
                     HitWrite::Done(at) => {
                         answered = Some(at);
@@ -178,28 +181,18 @@ pub(crate) async fn serve(
                 };
                 (written, form.keep_alive && !stopping_now)
             }
-            Some(Head::Proxy {
-                head_len,
-                request,
-                form,
-            }) => {
-                buf.advance(head_len);
-                let answer = handler::proxy(request).await;
+            Head::Proxy(request) => {
+                let reply = handler::proxy(request).await;
                 let keep_alive = form.keep_alive && !*stop.borrow();
-                write_proxied(&mut stream, &mut out, &mut frames, answer, form, keep_alive).await
+                write_reply(&mut stream, &mut out, &mut frames, reply, form, keep_alive).await
             }
-            Some(Head::Request {
-                head_len,
-                request,
-                form,
-            }) => {
-                buf.advance(head_len);
+            Head::Request(request) => {
                 // Every phase, the static one first, as on hyper's connections.
                 let request = request.map(|()| Body::empty());
                 let response = handler::handle(state, peer, "http", request).await;
                 let keep_alive = form.keep_alive && !*stop.borrow();
-                let answer = Proxied::Response(response);
-                write_proxied(&mut stream, &mut out, &mut frames, answer, form, keep_alive).await
+                let reply = Reply::Response(response);
+                write_reply(&mut stream, &mut out, &mut frames, reply, form, keep_alive).await
             }
         };
         if written.is_err() || !keep_alive {
@@ -224,29 +217,24 @@ struct Form {
     head_only: bool,
 }
 
-/// A complete, simple `GET` or `HEAD` at the start of the buffer.
+/// A complete, simple `GET` or `HEAD` at the start of the buffer: how long its head is,
+/// what its framing asks, and what it is.
+struct Parsed {
+    head_len: usize,
+    form: Form,
+    head: Head,
+}
+
 enum Head {
     /// The plain `200` from memory, written (or begun) while the head was parsed.
-    Hit {
-        head_len: usize,
-        written: HitWrite,
-        form: Form,
-    },
+    Hit(HitWrite),
     /// A request for upstream peers, taken through the edge's phases on its head as read
     /// (`handler::prepare_proxy`): no `Request` is built, and the answer stays in wire form.
-    Proxy {
-        head_len: usize,
-        request: handler::ProxyRequest,
-        form: Form,
-    },
+    Proxy(handler::ProxyRequest),
     /// Anything else: every phase of the edge, as hyper's connections run them (the
     /// static phase's 304, 206, 404 and access log; limit_req, forwarded headers, the
     /// backend).
-    Request {
-        head_len: usize,
-        request: Request<()>,
-        form: Form,
-    },
+    Request(Request<()>),
 }
 
 /// How far writing a plain static hit got without waiting.
@@ -270,7 +258,7 @@ fn parse(
     state: &State,
     peer: SocketAddr,
     on_hit: impl FnOnce(keel_edge_static::PlainHitRef<'_>, Form) -> HitWrite,
-) -> Option<Head> {
+) -> Option<Parsed> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut head = httparse::Request::new(&mut headers);
     let head_len = match head.parse(buf) {
@@ -328,26 +316,25 @@ fn parse(
     let plain_target = path
         .bytes()
         .all(|b| b.is_ascii_alphanumeric() || b"-._~/%?=&+,;:@!$'()*".contains(&b));
+    let parsed = |head| {
+        Some(Parsed {
+            head_len,
+            form,
+            head,
+        })
+    };
     if let Some(written) = (is_static && plain_target)
         .then(|| handler::with_plain_static_hit(state, path, fields, |hit| on_hit(hit, form)))
         .flatten()
     {
-        return Some(Head::Hit {
-            head_len,
-            written,
-            form,
-        });
+        return parsed(Head::Hit(written));
     }
     let wire = head.headers.iter().map(|h| (h.name.as_bytes(), h.value));
     if plain_target && wire.clone().all(|(_, value)| headers::valid_value(value)) {
         if let Some(request) =
             handler::prepare_proxy(state, peer, "http", form.head_only, path, wire)
         {
-            return Some(Head::Proxy {
-                head_len,
-                request,
-                form,
-            });
+            return parsed(Head::Proxy(request));
         }
     }
     let mut map = HeaderMap::with_capacity(head.headers.len());
@@ -365,11 +352,7 @@ fn parse(
         Version::HTTP_11
     };
     *request.headers_mut() = map;
-    Some(Head::Request {
-        head_len,
-        request,
-        form,
-    })
+    parsed(Head::Request(request))
 }
 
 /// Writes a plain static hit as far as the socket takes it without waiting: status line,
@@ -410,9 +393,8 @@ fn write_hit_now(
     }
 }
 
-/// `Date` (unless the response has one), `Connection` when the version's default does
-/// not hold, and the blank line.
-/// `date` is the clock read for it, if one is wanted.
+/// `Date` when `date` (the clock read for it) is given, `Connection` when the version's
+/// default does not hold, and the blank line.
 fn end_head(out: &mut Vec<u8>, date: Option<Instant>, http10: bool, keep_alive: bool) {
     if let Some(now) = date {
         out.extend_from_slice(b"date: ");
@@ -440,21 +422,21 @@ enum Framing {
     Close,
 }
 
-/// Writes either form of answer; returns how the write went and whether the connection
+/// Writes either form of reply; returns how the write went and whether the connection
 /// can carry another request.
-async fn write_proxied(
+async fn write_reply(
     stream: &mut TcpStream,
     out: &mut Vec<u8>,
     frames: &mut Vec<Bytes>,
-    answer: Proxied,
+    reply: Reply,
     form: Form,
     keep_alive: bool,
 ) -> (io::Result<()>, bool) {
-    let written = match answer {
-        Proxied::Upstream(answer) => {
+    let written = match reply {
+        Reply::Upstream(answer) => {
             write_answer(stream, out, frames, answer, form, keep_alive).await
         }
-        Proxied::Response(response) => {
+        Reply::Response(response) => {
             write_response(stream, out, frames, response, form, keep_alive).await
         }
     };
@@ -498,12 +480,12 @@ async fn write_response(
         out.extend_from_slice(value.as_bytes());
         out.extend_from_slice(b"\r\n");
     }
-    let has_length = parts.headers.contains_key(header::CONTENT_LENGTH);
-    let framing = framing(out, form, parts.status, has_length, &body, &mut keep_alive);
-    let date = (!parts.headers.contains_key(header::DATE)).then(Instant::now);
-    end_head(out, date, form.http10, keep_alive);
-    write_body(stream, out, frames, body, framing).await?;
-    Ok(keep_alive)
+    let fields = HeadFields {
+        status: parts.status,
+        has_length: parts.headers.contains_key(header::CONTENT_LENGTH),
+        has_date: parts.headers.contains_key(header::DATE),
+    };
+    write_rest(stream, out, frames, fields, body, form, keep_alive).await
 }
 
 /// [`write_response`] for an upstream's answer in wire form: its header lines are
@@ -523,18 +505,49 @@ where
     out.clear();
     status_line(out, answer.status);
     out.extend_from_slice(&answer.lines);
+    let fields = HeadFields {
+        status: answer.status,
+        has_length: answer.has_length,
+        has_date: answer.has_date,
+    };
+    write_rest(stream, out, frames, fields, answer.body, form, keep_alive).await
+}
+
+/// What the end of a head depends on, once its status line and header lines are written.
+struct HeadFields {
+    status: StatusCode,
+    has_length: bool,
+    has_date: bool,
+}
+
+/// The rest of an answer whose status line and header lines are in `out`: the framing
+/// header, `Date`, `Connection`, the blank line, then the body. Returns whether the
+/// connection can carry another request.
+async fn write_rest<B>(
+    stream: &mut TcpStream,
+    out: &mut Vec<u8>,
+    frames: &mut Vec<Bytes>,
+    fields: HeadFields,
+    body: B,
+    form: Form,
+    keep_alive: bool,
+) -> io::Result<bool>
+where
+    B: http_body::Body<Data = Bytes> + Unpin,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let mut keep_alive = keep_alive;
     let framing = framing(
         out,
         form,
-        answer.status,
-        answer.has_length,
-        &answer.body,
+        fields.status,
+        fields.has_length,
+        &body,
         &mut keep_alive,
     );
-    let date = (!answer.has_date).then(Instant::now);
+    let date = (!fields.has_date).then(Instant::now);
     end_head(out, date, form.http10, keep_alive);
-    write_body(stream, out, frames, answer.body, framing).await?;
+    write_body(stream, out, frames, body, framing).await?;
     Ok(keep_alive)
 }
 
@@ -608,9 +621,7 @@ where
             Poll::Pending => {
                 // Nothing more yet: send what there is before waiting for the rest.
                 if pending_len > 0 {
-                    write_all_vectored(stream, out, pending).await?;
-                    out.clear();
-                    pending.clear();
+                    flush(stream, out, pending).await?;
                     pending_len = 0;
                 }
                 if watch_client {
@@ -648,9 +659,7 @@ where
             pending.push(data);
         }
         if pending_len >= WRITE_CHUNK {
-            write_all_vectored(stream, out, pending).await?;
-            out.clear();
-            pending.clear();
+            flush(stream, out, pending).await?;
             pending_len = 0;
         }
     }
@@ -659,9 +668,20 @@ where
         pending.push(Bytes::from_static(b"0\r\n\r\n"));
     }
     if pending_len > 0 {
-        write_all_vectored(stream, out, pending).await?;
+        // Also empties the frame list: an idle connection holds no answer's bytes.
+        flush(stream, out, pending).await?;
     }
-    // An idle connection holds no answer's bytes.
+    Ok(())
+}
+
+/// Writes the head bytes and frames waiting to go out, and empties both.
+async fn flush(
+    stream: &mut TcpStream,
+    out: &mut Vec<u8>,
+    pending: &mut Vec<Bytes>,
+) -> io::Result<()> {
+    write_all_vectored(stream, out, pending).await?;
+    out.clear();
     pending.clear();
     Ok(())
 }
@@ -878,14 +898,11 @@ mod tests {
             SocketAddr::from(([127, 0, 0, 1], 0)),
             crate::Backend::InProcess(axum::Router::new()),
         ));
-        match parse(buf, max, &state, peer(), no_hit)? {
-            Head::Request {
-                head_len,
-                request,
-                form,
-            } => Some((head_len, request, form)),
-            Head::Hit { .. } => panic!("a hit without static files"),
-            Head::Proxy { .. } => panic!("the wire form without peers"),
+        let parsed = parse(buf, max, &state, peer(), no_hit)?;
+        match parsed.head {
+            Head::Request(request) => Some((parsed.head_len, request, parsed.form)),
+            Head::Hit(_) => panic!("a hit without static files"),
+            Head::Proxy(_) => panic!("the wire form without peers"),
         }
     }
 
@@ -897,11 +914,14 @@ mod tests {
             SocketAddr::from(([127, 0, 0, 1], 0)),
             crate::Backend::Upstreams(vec!["127.0.0.1:9".parse().unwrap()]),
         ));
-        let wire = |buf: &[u8]| match parse(buf, 8192, &state, peer(), no_hit) {
-            Some(Head::Proxy { head_len, form, .. }) => Some((head_len, form)),
-            // The general form, or hyper's.
-            Some(Head::Request { .. }) | None => None,
-            Some(Head::Hit { .. }) => panic!("a hit without static files"),
+        let wire = |buf: &[u8]| {
+            let parsed = parse(buf, 8192, &state, peer(), no_hit)?;
+            match parsed.head {
+                Head::Proxy(_) => Some((parsed.head_len, parsed.form)),
+                // The general form (or, above, hyper's).
+                Head::Request(_) => None,
+                Head::Hit(_) => panic!("a hit without static files"),
+            }
         };
         let (len, form) = wire(b"GET /api/x?y=1 HTTP/1.1\r\nHost: x\r\n\r\nGET").unwrap();
         assert_eq!(len, 36);

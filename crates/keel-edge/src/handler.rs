@@ -261,10 +261,10 @@ pub(crate) struct ProxyRequest {
     head_only: bool,
 }
 
-/// An answer to write: an upstream's in wire form ([`proxy`]), or a `Response` (the
+/// A reply to write: an upstream's answer in wire form ([`proxy`]), or a `Response` (the
 /// edge's own from [`proxy`]: a rejection by limit_req, a 502 or 504 page; or any from
 /// [`handle`]).
-pub(crate) enum Proxied {
+pub(crate) enum Reply {
     Upstream(Answer<Streamed<RawBody>>),
     Response(Response<Body>),
 }
@@ -312,7 +312,7 @@ where
 }
 
 /// The rest of [`handle`]'s phases for a [`ProxyRequest`]: limit_req and the peers.
-pub(crate) async fn proxy(request: ProxyRequest) -> Proxied {
+pub(crate) async fn proxy(request: ProxyRequest) -> Reply {
     let ProxyRequest {
         dynamic,
         client,
@@ -322,21 +322,21 @@ pub(crate) async fn proxy(request: ProxyRequest) -> Proxied {
     } = request;
     if let Some((decision, status)) = limit {
         if let Some(response) = apply_limit(decision, status, client).await {
-            return Proxied::Response(response);
+            return Reply::Response(response);
         }
     }
     let Target::Peers(peers) = &dynamic.target else {
         // prepare_proxy took only requests for peers, and the configuration is pinned.
-        return Proxied::Response(error_page(&ProxyError::Upstream {
+        return Reply::Response(error_page(&ProxyError::Upstream {
             peer: "app".to_owned(),
             detail: "no upstream peers".to_owned(),
         }));
     };
     match peers.forward_head(&head, head_only).await {
-        Ok((answer, _)) => Proxied::Upstream(answer),
+        Ok((answer, _)) => Reply::Upstream(answer),
         Err(error) => {
             tracing::warn!(%error, %client, "proxy error");
-            Proxied::Response(error_page(&error))
+            Reply::Response(error_page(&error))
         }
     }
 }

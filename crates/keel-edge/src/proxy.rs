@@ -260,9 +260,7 @@ impl Peers {
         head_only: bool,
     ) -> Result<(upstream::Answer<Streamed<RawBody>>, &UpstreamAddr), ProxyError> {
         let peer = &self.peers[i];
-        // Only least-connections needs the in-flight count.
-        let active = (self.balance.strategy == Strategy::LeastConnections)
-            .then(|| ActiveGuard::new(&peer.active));
+        let active = self.in_flight(i);
         let key = upstream::PoolKey {
             owner: Arc::downgrade(&self.pool_owner),
             peer: i,
@@ -287,13 +285,7 @@ impl Peers {
                     }
                 })
             }
-            Err(_) => {
-                self.failed(i);
-                Err(ProxyError::Timeout {
-                    peer: peer.addr.to_string(),
-                    timeout: self.response_timeout,
-                })
-            }
+            Err(_) => Err(self.timed_out(i)),
         }
     }
 
@@ -304,8 +296,7 @@ impl Peers {
         mut request: Request<Body>,
     ) -> Result<(Response<Body>, &UpstreamAddr), ProxyError> {
         let peer = &self.peers[i];
-        let active = (self.balance.strategy == Strategy::LeastConnections)
-            .then(|| ActiveGuard::new(&peer.active));
+        let active = self.in_flight(i);
         let mut parts = axum::http::uri::Parts::default();
         parts.scheme = Some(Scheme::HTTP);
         parts.authority = Some(peer.addr.0.clone());
@@ -345,13 +336,23 @@ impl Peers {
                     Err(ProxyError::Upstream { peer, detail })
                 }
             }
-            Err(_) => {
-                self.failed(i);
-                Err(ProxyError::Timeout {
-                    peer: peer.addr.to_string(),
-                    timeout: self.response_timeout,
-                })
-            }
+            Err(_) => Err(self.timed_out(i)),
+        }
+    }
+
+    /// Counts a request to peer `i` as in flight until the guard (held by its body) drops;
+    /// only least-connections needs the count.
+    fn in_flight(&self, i: usize) -> Option<ActiveGuard> {
+        (self.balance.strategy == Strategy::LeastConnections)
+            .then(|| ActiveGuard::new(&self.peers[i].active))
+    }
+
+    /// Peer `i` sent no answer's head within the response timeout: a failure of its.
+    fn timed_out(&self, i: usize) -> ProxyError {
+        self.failed(i);
+        ProxyError::Timeout {
+            peer: self.peers[i].addr.to_string(),
+            timeout: self.response_timeout,
         }
     }
 

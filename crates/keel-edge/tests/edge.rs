@@ -505,12 +505,7 @@ async fn static_files_are_served_by_the_edge_and_never_rate_limited() {
 }
 
 async fn raw(addr: SocketAddr, request: &[u8]) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    stream.write_all(request).await.unwrap();
-    let mut answer = Vec::new();
-    let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer)).await;
-    String::from_utf8_lossy(&answer).into_owned()
+    raw_split(addr, request, false).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
