@@ -7,14 +7,17 @@
 # 2. Proxy: both in front of the same backend (`keel mock-upstream --latency 0`),
 #    `wrk -t2 -c100` for requests/s, and `wrk -t1 -c1 --latency` for the median latency
 #    each adds over calling the backend directly.
-# Rounds alternate keel and nginx so drift on the shared machine hits both; the table
-# gives the median of the rounds and the keel/nginx ratio. With each requests/s run it
+# In each round every measurement runs on both servers back to back, the first one
+# alternating between rounds, so drift on the shared machine hits both; the report gives
+# the median of the rounds, the keel/nginx ratio of those medians, and the ratio within
+# each round with its median and range. With each requests/s run it
 # also gives the CPU time per request of the server (all its threads and processes, from
 # /proc) and of wrk (bash's `time`): wrk shares the 2 cores, so the requests/s ratio is
 # (server + wrk) / (other server + wrk), while CPU per request compares the servers alone.
 #
 # nginx is configured as a careful operator would for this job (not a strawman):
-# worker_processes auto, sendfile, open_file_cache, upstream keepalive with HTTP/1.1.
+# worker_processes auto, a reuseport listener per worker, sendfile, open_file_cache,
+# upstream keepalive with HTTP/1.1.
 # Both run without access logs and without rate limits, since every request comes from
 # one address. Everything listens on 127.0.0.1 and is stopped by pid at the end.
 set -euo pipefail
@@ -104,7 +107,10 @@ http {
     keepalive 128;
   }
   server {
-    listen 127.0.0.1:$nginx_port;
+    # One listening socket per worker, as keel has: without it the kernel hands most
+    # connections to one worker (92 of 100 seen here), and nginx's result depends on
+    # how that split falls in each run.
+    listen 127.0.0.1:$nginx_port reuseport;
     location /static/ { alias $work/static/; }
     location / {
       proxy_pass http://app;
@@ -168,27 +174,40 @@ p50_us() {
 }
 
 declare -A results
+port_of() { if [ "$1" = keel ]; then echo "$keel_port"; else echo "$nginx_port"; fi; }
+procs_of() { if [ "$1" = keel ]; then echo "$keel_pid"; else echo "${nginx_pids[@]}"; fi; }
 for round in $(seq "$rounds"); do
-  for server in keel nginx; do
-    if [ $server = keel ]; then port=$keel_port; procs=("$keel_pid");
-    else port=$nginx_port; procs=("${nginx_pids[@]}"); fi
-    for what in static proxy; do
-      url="http://127.0.0.1:$port/todos/1"
-      [ $what = static ] && url="http://127.0.0.1:$port/static/css/site.css"
-      read -r r c w < <(measure "$url" "${procs[@]}")
+  # Each measurement runs on both servers back to back, the first one alternating by
+  # round (keel nginx, nginx keel, ...), so the pair of a round sees the same machine
+  # and drift during a round favours neither.
+  if [ $((round % 2)) = 1 ]; then order=(keel nginx); else order=(nginx keel); fi
+  for what in static proxy; do
+    for server in "${order[@]}"; do
+      url="http://127.0.0.1:$(port_of $server)/todos/1"
+      [ $what = static ] && url="http://127.0.0.1:$(port_of $server)/static/css/site.css"
+      # shellcheck disable=SC2046 # pids, split on purpose
+      read -r r c w < <(measure "$url" $(procs_of $server))
       results[$server,$what,$round]=$r
       results[$server,$what-cpu,$round]=$c
       results[$server,$what-wrk,$round]=$w
     done
-    results[$server,p50,$round]=$(p50_us "http://127.0.0.1:$port/todos/1")
+  done
+  for server in "${order[@]}"; do
+    results[$server,p50,$round]=$(p50_us "http://127.0.0.1:$(port_of $server)/todos/1")
+  done
+  results[direct,p50,$round]=$(p50_us "http://127.0.0.1:$backend_port/todos/1")
+  for server in keel nginx; do
     echo "round $round $server: static ${results[$server,static,$round]} req/s" \
       "(${results[$server,static-cpu,$round]} us CPU/req, wrk ${results[$server,static-wrk,$round]})," \
       "proxy ${results[$server,proxy,$round]} req/s" \
       "(${results[$server,proxy-cpu,$round]} us CPU/req, wrk ${results[$server,proxy-wrk,$round]})," \
       "proxy p50 ${results[$server,p50,$round]} us" >&2
   done
-  results[direct,p50,$round]=$(p50_us "http://127.0.0.1:$backend_port/todos/1")
-  echo "round $round backend direct p50 ${results[direct,p50,$round]} us" >&2
+  for what in static proxy; do
+    results[ratio,$what,$round]=$(awk -v k="${results[keel,$what,$round]}" -v n="${results[nginx,$what,$round]}" 'BEGIN {printf "%.3f", k / n}')
+  done
+  echo "round $round keel/nginx: static ${results[ratio,static,$round]}, proxy ${results[ratio,proxy,$round]};" \
+    "backend direct p50 ${results[direct,p50,$round]} us" >&2
 done
 
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
@@ -202,8 +221,9 @@ for key in static-cpu static-wrk proxy-cpu proxy-wrk; do
   cpu+=("$(col $key keel)" "$(col $key nginx)")
 done
 
+ratios() { local v=(); for r in $(seq "$rounds"); do v+=("${results[ratio,$1,$r]}"); done; echo "${v[*]}"; }
 report="$work/report.md"
-python3 - "$ks" "$ns" "$kp" "$np" "$kl" "$nl" "$dl" "$duration" "$rounds" "$css_bytes" "${cpu[@]}" >"$report" <<'PY'
+STATIC_RATIOS=$(ratios static) PROXY_RATIOS=$(ratios proxy) python3 - "$ks" "$ns" "$kp" "$np" "$kl" "$nl" "$dl" "$duration" "$rounds" "$css_bytes" "${cpu[@]}" >"$report" <<'PY'
 import sys, platform, datetime, os
 ks, ns, kp, np_, kl, nl, dl = map(float, sys.argv[1:8])
 duration, rounds, css = sys.argv[8], sys.argv[9], sys.argv[10]
@@ -212,7 +232,7 @@ cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.start
 print(f"# keel edge vs nginx — {datetime.datetime.utcnow():%Y-%m-%dT%H:%MZ}")
 print()
 print(f"Machine: {os.cpu_count()} cores ({cpu}), Linux {platform.release()}; wrk and nginx from Debian.")
-print(f"Command: bench/edge-vs-nginx.sh --duration {duration} --rounds {rounds} (median of {rounds} alternating rounds)")
+print(f"Command: bench/edge-vs-nginx.sh --duration {duration} --rounds {rounds} (median of {rounds} rounds; in each, every measurement runs on both servers back to back, the first alternating)")
 print()
 print("| measurement | keel edge | nginx | keel / nginx | target |")
 print("|---|---:|---:|---:|---|")
@@ -220,6 +240,20 @@ print(f"| static {css} B CSS, wrk -t2 -c100 (req/s) | {ks:,.0f} | {ns:,.0f} | {k
 print(f"| proxy to the same backend, wrk -t2 -c100 (req/s) | {kp:,.0f} | {np_:,.0f} | {kp/np_:.2f} | ≥ 1.00 |")
 print(f"| proxy median latency, wrk -t1 -c1 (µs) | {kl:.0f} | {nl:.0f} | {kl/nl:.2f} | |")
 print(f"| added median latency over the backend alone ({dl:.0f} µs) | {kl-dl:.0f} µs | {nl-dl:.0f} µs | | ≤ 200 µs |")
+print()
+# The ratio of each round's pair, run back to back: the machine's drift between rounds
+# cancels in it, where it does not in the ratio of the two medians above.
+print("keel / nginx requests/s within each round (the pair measured back to back):")
+print()
+print("| | per round | median | lowest | highest |")
+print("|---|---|---:|---:|---:|")
+for name, env in (("static", "STATIC_RATIOS"), ("proxy", "PROXY_RATIOS")):
+    values = [float(v) for v in os.environ[env].split()]
+    ordered = sorted(values)
+    n = len(ordered)
+    mid = ordered[n // 2] if n % 2 else (ordered[n // 2 - 1] + ordered[n // 2]) / 2
+    listed = " ".join(f"{v:.2f}" for v in values)
+    print(f"| {name} | {listed} | {mid:.2f} | {ordered[0]:.2f} | {ordered[-1]:.2f} |")
 print()
 print("CPU time per request during the requests/s runs (median of the rounds), in µs:")
 print()
