@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # keel edge against nginx, side by side in one run on this machine.
 #
-#   bench/edge-vs-nginx.sh [--duration 10s] [--rounds 3] [--out FILE]
+#   bench/edge-vs-nginx.sh [--duration 10s] [--rounds 3] [--access-log] [--out FILE]
 #
 # 1. Static: the same 9 KB CSS file from the same collected root, `wrk -t2 -c100`.
 # 2. Proxy: both in front of the same backend (`keel mock-upstream --latency 0`),
@@ -21,8 +21,9 @@
 # nginx is configured as a careful operator would for this job (not a strawman):
 # worker_processes auto, a reuseport listener per worker, sendfile, open_file_cache,
 # upstream keepalive with HTTP/1.1.
-# Both run without access logs and without rate limits, since every request comes from
-# one address. Everything listens on 127.0.0.1 and is stopped by pid at the end.
+# Both run without rate limits, since every request comes from one address, and without
+# access logs unless --access-log: then each writes the combined format to a file (nginx
+# with `buffer=64k flush=1s`, its batched form; keel's log thread batches on its own). Everything listens on 127.0.0.1 and is stopped by pid at the end.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -30,12 +31,14 @@ root=$(cd "$here/.." && pwd)
 duration=10s
 rounds=3
 out=""
+access_log=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --duration) duration="$2"; shift ;;
     --rounds) rounds="$2"; shift ;;
     --out) out="$2"; shift ;;
-    *) echo "usage: $0 [--duration 10s] [--rounds 3] [--out FILE]" >&2; exit 2 ;;
+    --access-log) access_log=1 ;;
+    *) echo "usage: $0 [--duration 10s] [--rounds 3] [--access-log] [--out FILE]" >&2; exit 2 ;;
   esac
   shift
 done
@@ -78,9 +81,17 @@ backend_port=$(free_port)
 pids+=($!)
 wait_port "$backend_port"
 
+keel_log=(--no-access-log)
+nginx_log="access_log off;"
+if [ "$access_log" = 1 ]; then
+  mkdir -p "$work/keel-logs"
+  keel_log=(--log-dir "$work/keel-logs")
+  nginx_log="access_log $work/nginx/logs/access.log combined buffer=64k flush=1s;"
+fi
+
 keel_port=$(free_port)
 "$keel" edge --listen "127.0.0.1:$keel_port" --upstream "127.0.0.1:$backend_port" \
-  --static-root "$work/static" --rate off --no-access-log --health-check off \
+  --static-root "$work/static" --rate off "${keel_log[@]}" --health-check off \
   --log-level warn >/dev/null 2>&1 &
 pids+=($!)
 keel_pid=$!
@@ -97,7 +108,7 @@ daemon off;
 events { worker_connections 4096; }
 http {
   include /etc/nginx/mime.types;
-  access_log off;
+  $nginx_log
   sendfile on;
   tcp_nopush on;
   tcp_nodelay on;
@@ -169,7 +180,22 @@ measure() {
   after=$(cpu_ticks "$@"); safter=$(softirq_ticks)
   echo "$out" | awk -v b="$before" -v a="$after" -v sb="$sbefore" -v sa="$safter" -v hz="$hz" '
     /requests in/ {n = $1} /Requests\/sec/ {r = $2} /^WRKCPU/ {w = $2 + $3}
-    END {printf "%s %.2f %.2f %.2f\n", r, (a - b) / hz * 1e6 / n, w * 1e6 / n, (sa - sb) / hz * 1e6 / n}'
+    END {printf "%s %.2f %.2f %.2f %d\n", r, (a - b) / hz * 1e6 / n, w * 1e6 / n, (sa - sb) / hz * 1e6 / n, n}'
+}
+# With --access-log: every request of the last measurement must have its line (a log
+# that drops lines would be measured doing less work); then the file is emptied, as
+# logrotate would, so a long run does not fill the disk.
+check_log() {
+  local server=$1 requests=$2 file lines
+  file="$work/keel-logs/access.log"
+  [ "$server" = nginx ] && file="$work/nginx/logs/access.log"
+  sleep 1.5 # nginx flushes its buffer every second
+  lines=$(wc -l <"$file")
+  if [ "$lines" -lt "$requests" ]; then
+    echo "$server logged $lines lines for $requests requests" >&2
+    exit 1
+  fi
+  : >"$file"
 }
 # Median latency at one connection, in microseconds.
 p50_us() {
@@ -192,7 +218,8 @@ for round in $(seq "$rounds"); do
       url="http://127.0.0.1:$(port_of $server)/todos/1"
       [ $what = static ] && url="http://127.0.0.1:$(port_of $server)/static/css/site.css"
       # shellcheck disable=SC2046 # pids, split on purpose
-      read -r r c w q < <(measure "$url" $(procs_of $server))
+      read -r r c w q n < <(measure "$url" $(procs_of $server))
+      [ "$access_log" = 1 ] && check_log "$server" "$n"
       results[$server,$what,$round]=$r
       results[$server,$what-cpu,$round]=$c
       results[$server,$what-wrk,$round]=$w
@@ -230,7 +257,7 @@ done
 
 ratios() { local v=(); for r in $(seq "$rounds"); do v+=("${results[ratio,$1,$r]}"); done; echo "${v[*]}"; }
 report="$work/report.md"
-STATIC_RATIOS=$(ratios static) PROXY_RATIOS=$(ratios proxy) python3 - "$ks" "$ns" "$kp" "$np" "$kl" "$nl" "$dl" "$duration" "$rounds" "$css_bytes" "${cpu[@]}" >"$report" <<'PY'
+ACCESS_LOG=$access_log STATIC_RATIOS=$(ratios static) PROXY_RATIOS=$(ratios proxy) python3 - "$ks" "$ns" "$kp" "$np" "$kl" "$nl" "$dl" "$duration" "$rounds" "$css_bytes" "${cpu[@]}" >"$report" <<'PY'
 import sys, platform, datetime, os
 ks, ns, kp, np_, kl, nl, dl = map(float, sys.argv[1:8])
 duration, rounds, css = sys.argv[8], sys.argv[9], sys.argv[10]
@@ -239,7 +266,11 @@ cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.start
 print(f"# keel edge vs nginx — {datetime.datetime.utcnow():%Y-%m-%dT%H:%MZ}")
 print()
 print(f"Machine: {os.cpu_count()} cores ({cpu}), Linux {platform.release()}; wrk and nginx from Debian.")
-print(f"Command: bench/edge-vs-nginx.sh --duration {duration} --rounds {rounds} (median of {rounds} rounds; in each, every measurement runs on both servers back to back, the first alternating)")
+logged = " --access-log" if os.environ["ACCESS_LOG"] == "1" else ""
+print(f"Command: bench/edge-vs-nginx.sh --duration {duration} --rounds {rounds}{logged} (median of {rounds} rounds; in each, every measurement runs on both servers back to back, the first alternating)")
+if logged:
+    print()
+    print("Both write nginx's combined format to a file for every request (nginx with `buffer=64k flush=1s`); every request's line was checked to be there.")
 print()
 print("| measurement | keel edge | nginx | keel / nginx | target |")
 print("|---|---:|---:|---:|---|")
