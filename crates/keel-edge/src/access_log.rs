@@ -216,6 +216,44 @@ impl Entry {
         }
     }
 
+    /// [`Entry::new`] for a request head as read from the wire (the fast path): the same
+    /// line, with `referer` and `user-agent` taken from the first field of each name as
+    /// `HeaderMap::get` does.
+    pub(crate) fn from_head<'a>(
+        client: IpAddr,
+        method: &str,
+        target: &str,
+        http10: bool,
+        fields: impl Iterator<Item = crate::headers::Field<'a>>,
+        started: Instant,
+    ) -> Entry {
+        let mut referer = None;
+        let mut user_agent = None;
+        for (name, value) in fields {
+            let slot = if name.eq_ignore_ascii_case(b"referer") {
+                &mut referer
+            } else if name.eq_ignore_ascii_case(b"user-agent") {
+                &mut user_agent
+            } else {
+                continue;
+            };
+            if slot.is_none() {
+                *slot = Some(String::from_utf8_lossy(value).into_owned());
+            }
+        }
+        let version = if http10 { "HTTP/1.0" } else { "HTTP/1.1" };
+        Entry {
+            client,
+            request_line: format!("{method} {target} {version}"),
+            referer,
+            user_agent,
+            started,
+            at: SystemTime::now(),
+            status: 0,
+            upstream: None,
+        }
+    }
+
     pub(crate) fn status(&mut self, status: u16) {
         self.status = status;
     }
@@ -293,41 +331,49 @@ fn escape(text: &str) -> String {
 /// Wraps a response body so the entry is logged with the bytes actually sent, when the
 /// body ends or is dropped (a client that hangs up mid-stream is logged too).
 pub(crate) fn wrap(body: Body, entry: Entry, log: AccessLog) -> Body {
-    Body::new(LoggedBody {
+    Body::new(logged(body, Some((entry, log))))
+}
+
+/// [`wrap`] for any body, and for none to log (`pending` empty: the body passes as is).
+pub(crate) fn logged<B>(body: B, pending: Option<(Entry, AccessLog)>) -> LoggedBody<B> {
+    LoggedBody {
         inner: body,
         bytes: 0,
-        pending: Some((entry, log)),
-    })
+        pending: pending.map(Box::new),
+    }
 }
 
-struct LoggedBody {
-    inner: Body,
+/// A body that logs its entry when it ends or is dropped ([`wrap`], [`logged`]).
+pub(crate) struct LoggedBody<B> {
+    inner: B,
     bytes: u64,
-    pending: Option<(Entry, AccessLog)>,
+    /// Boxed: a body without an entry stays small.
+    pending: Option<Box<(Entry, AccessLog)>>,
 }
 
-impl LoggedBody {
+impl<B> LoggedBody<B> {
     fn emit(&mut self) {
-        if let Some((entry, log)) = self.pending.take() {
+        if let Some(pending) = self.pending.take() {
+            let (entry, log) = *pending;
             log.write(entry.render(log.format, self.bytes));
         }
     }
 }
 
-impl Drop for LoggedBody {
+impl<B> Drop for LoggedBody<B> {
     fn drop(&mut self) {
         self.emit();
     }
 }
 
-impl http_body::Body for LoggedBody {
+impl<B: http_body::Body<Data = Bytes> + Unpin> http_body::Body for LoggedBody<B> {
     type Data = Bytes;
-    type Error = axum::Error;
+    type Error = B::Error;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<http_body::Frame<Bytes>, axum::Error>>> {
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, B::Error>>> {
         let polled = Pin::new(&mut self.inner).poll_frame(cx);
         match &polled {
             Poll::Ready(Some(Ok(frame))) => {

@@ -7,8 +7,8 @@
 //! path by every phase of the edge (`handler::handle`: limit_req, forwarded headers, the
 //! backend, the access log). A request for upstream peers never becomes a `Request` at
 //! all when nothing needs one (`handler::prepare_proxy`): its head is rewritten for the
-//! peer from the fields as read, and the peer's answer is written back from the wire form
-//! it was read in. The answer is written as hyper's server would frame it
+//! peer from the fields as read, its access log entry is made from them, and the peer's
+//! answer is written back from the wire form it was read in. The answer is written as hyper's server would frame it
 //! (`Content-Length`, chunked for HTTP/1.1, to the close for HTTP/1.0), the head and the
 //! ready part of the body in one `writev`, later frames as they come. hyper's per-request
 //! machinery (its dispatcher, service future and body framing) was most of the
@@ -182,7 +182,7 @@ pub(crate) async fn serve(
                 (written, form.keep_alive && !stopping_now)
             }
             Head::Proxy(request) => {
-                let reply = handler::proxy(request).await;
+                let reply = handler::proxy(state, request).await;
                 let keep_alive = form.keep_alive && !*stop.borrow();
                 write_reply(&mut stream, &mut out, &mut frames, reply, form, keep_alive).await
             }
@@ -332,7 +332,7 @@ fn parse(
     let wire = head.headers.iter().map(|h| (h.name.as_bytes(), h.value));
     if plain_target && wire.clone().all(|(_, value)| headers::valid_value(value)) {
         if let Some(request) =
-            handler::prepare_proxy(state, peer, "http", form.head_only, path, wire)
+            handler::prepare_proxy(state, peer, "http", form.head_only, http10, path, wire)
         {
             return parsed(Head::Proxy(request));
         }

@@ -14,7 +14,7 @@ use axum::http::{header, HeaderValue, Request, Response, StatusCode};
 use keel_limit::{Clock, Decision, MonotonicClock};
 use tower::ServiceExt;
 
-use crate::access_log::{self, AccessLog, Entry};
+use crate::access_log::{self, AccessLog, Entry, LoggedBody};
 use crate::client_ip::TrustedProxies;
 use keel_edge_static::StaticService;
 
@@ -259,33 +259,34 @@ pub(crate) struct ProxyRequest {
     limit: Option<(Decision, StatusCode)>,
     head: crate::headers::UpstreamHead,
     head_only: bool,
+    /// Its access log entry, when there is a log.
+    entry: Option<Entry>,
 }
 
 /// A reply to write: an upstream's answer in wire form ([`proxy`]), or a `Response` (the
 /// edge's own from [`proxy`]: a rejection by limit_req, a 502 or 504 page; or any from
 /// [`handle`]).
 pub(crate) enum Reply {
-    Upstream(Answer<Streamed<RawBody>>),
+    Upstream(Answer<LoggedBody<Streamed<RawBody>>>),
     Response(Response<Body>),
 }
 
 /// [`handle`]'s phases for a bodiless `GET`/`HEAD` (an origin-form `target`, the head's
-/// `fields`) on the wire form of its head, when they need nothing else: upstream peers,
-/// no access log (its entry takes the parsed request) and not a static path. `None`
-/// when the request must take [`handle`].
+/// `fields`) on the wire form of its head, when they need nothing else: upstream peers
+/// and not a static path. `None` when the request must take [`handle`].
 pub(crate) fn prepare_proxy<'a, I>(
     state: &State,
     peer: SocketAddr,
     proto: &'static str,
     head_only: bool,
+    http10: bool,
     target: &str,
     fields: I,
 ) -> Option<ProxyRequest>
 where
     I: Iterator<Item = crate::headers::Field<'a>> + Clone,
 {
-    if state.access_log.is_some() || (state.statics.is_some() && is_static_path(target.as_bytes()))
-    {
+    if state.statics.is_some() && is_static_path(target.as_bytes()) {
         return None;
     }
     let dynamic = state.dynamic.load_full();
@@ -302,41 +303,66 @@ where
     };
     let method = if head_only { "HEAD" } else { "GET" };
     let path = &target[..target.find('?').unwrap_or(target.len())];
+    let entry = state.access_log.as_ref().map(|_| {
+        Entry::from_head(
+            client,
+            method,
+            target,
+            http10,
+            fields.clone(),
+            Instant::now(),
+        )
+    });
     Some(ProxyRequest {
         head: forwarding.head(method, target, fields),
         limit: limit(state, &dynamic, path, client),
         client,
         dynamic,
         head_only,
+        entry,
     })
 }
 
-/// The rest of [`handle`]'s phases for a [`ProxyRequest`]: limit_req and the peers.
-pub(crate) async fn proxy(request: ProxyRequest) -> Reply {
+/// The rest of [`handle`]'s phases for a [`ProxyRequest`]: limit_req, the peers and the
+/// access log entry (written when the answer's body ends, as [`handle`]'s).
+pub(crate) async fn proxy(state: &State, request: ProxyRequest) -> Reply {
     let ProxyRequest {
         dynamic,
         client,
         limit,
         head,
         head_only,
+        mut entry,
     } = request;
     if let Some((decision, status)) = limit {
         if let Some(response) = apply_limit(decision, status, client).await {
-            return Reply::Response(response);
+            return Reply::Response(finish(state, entry, response));
         }
     }
     let Target::Peers(peers) = &dynamic.target else {
         // prepare_proxy took only requests for peers, and the configuration is pinned.
-        return Reply::Response(error_page(&ProxyError::Upstream {
+        let error = ProxyError::Upstream {
             peer: "app".to_owned(),
             detail: "no upstream peers".to_owned(),
-        }));
+        };
+        return Reply::Response(finish(state, entry, error_page(&error)));
     };
+    let upstream_started = Instant::now();
     match peers.forward_head(&head, head_only).await {
-        Ok((answer, _)) => Reply::Upstream(answer),
+        Ok((answer, peer)) => {
+            let pending = entry
+                .take()
+                .zip(state.access_log.clone())
+                .map(|(mut entry, log)| {
+                    entry.upstream(peer.to_string(), upstream_started.elapsed());
+                    entry.status(answer.status.as_u16());
+                    (entry, log)
+                });
+            Reply::Upstream(answer.map_body(|body| access_log::logged(body, pending)))
+        }
         Err(error) => {
             tracing::warn!(%error, %client, "proxy error");
-            Reply::Response(error_page(&error))
+            Reply::Response(finish(state, entry, error_page(&error)))
         }
     }
 }

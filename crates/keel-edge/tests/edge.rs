@@ -433,6 +433,111 @@ async fn access_log_lines_are_combined_format_and_reopen_after_rotation() {
     backend.stop().await;
 }
 
+/// Requests for peers are logged alike whether the fast path answers them in wire form
+/// (sent whole) or hyper parses them (split inside the head): the same line but for its
+/// times, for GET with a query, referer and user agent, HEAD, HTTP/1.0, and a limit_req
+/// rejection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_log_lines_are_alike_in_wire_form_and_as_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("access.log");
+    let log = keel_edge::AccessLog::start(
+        keel_edge::AccessLogTarget::File(path.clone()),
+        keel_edge::AccessLogFormat::Combined,
+    )
+    .unwrap();
+    let backend = spawn_backend("a").await;
+    let mut cfg = EdgeConfig::new(LOCAL.into(), upstreams(&[backend.addr]));
+    cfg.access_log = Some(log.clone());
+    // One request and a burst of five pass: the first three kinds, whole and split; the
+    // fourth kind's are rejected.
+    let zone = Arc::new(Zone::new(
+        "logged",
+        "1r/m".parse().unwrap(),
+        "1m".parse().unwrap(),
+    ));
+    let limit = Limit::from_params(zone, "burst=5 nodelay".parse().unwrap());
+    cfg.limit = Some(LimitConfig::everywhere(
+        Arc::new(Limiter::new(vec![limit]).unwrap()),
+        StatusCode::TOO_MANY_REQUESTS,
+    ));
+    let edge = spawn_edge(cfg).await;
+    let requests: [&[u8]; 4] = [
+        b"GET /echo?x=1&y=%C3%A9 HTTP/1.1\r\nHost: a\r\nUser-Agent: agent \"q\"\r\n\
+          Referer: http://ref.example/\r\nConnection: close\r\n\r\n",
+        b"HEAD /echo HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+        b"GET /echo HTTP/1.0\r\nHost: a\r\nuser-agent: old\r\nUser-Agent: second\r\n\r\n",
+        b"GET /echo HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+    ];
+    let mut lines = Vec::new();
+    for request in requests {
+        for split in [false, true] {
+            raw_split(edge.addr, request, split).await;
+            lines.push(wait_for_lines(&path, lines.len() + 1).await.pop().unwrap());
+        }
+    }
+    // The times differ: the date and time, rt= and uht=.
+    let untimed = |line: &str| {
+        line.split(' ')
+            .filter(|w| {
+                !(w.starts_with('[')
+                    || w.starts_with("+0000]")
+                    || w.starts_with("rt=")
+                    || w.starts_with("uht="))
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    for pair in lines.chunks(2) {
+        assert_eq!(untimed(&pair[0]), untimed(&pair[1]));
+    }
+    let ua = format!("ua=\"{}\"", backend.addr);
+    assert!(
+        lines[0].contains("\"GET /echo?x=1&y=%C3%A9 HTTP/1.1\" 200 "),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[0].contains("\"http://ref.example/\" \"agent \\x22q\\x22\""),
+        "{}",
+        lines[0]
+    );
+    assert!(lines[0].ends_with(&ua), "{}", lines[0]);
+    assert!(
+        lines[2].contains("\"HEAD /echo HTTP/1.1\" 200 0 "),
+        "{}",
+        lines[2]
+    );
+    assert!(
+        lines[4].contains("\"GET /echo HTTP/1.0\" 200 "),
+        "{}",
+        lines[4]
+    );
+    assert!(lines[4].contains("\"-\" \"old\""), "{}", lines[4]);
+    assert!(
+        lines[6].contains("\"GET /echo HTTP/1.1\" 429 "),
+        "{}",
+        lines[6]
+    );
+    assert!(lines[6].ends_with("uht=- ua=\"-\""), "{}", lines[6]);
+    edge.stop().await;
+    backend.stop().await;
+}
+
+/// The access log's lines once it has at least `n`.
+async fn wait_for_lines(path: &std::path::Path, n: usize) -> Vec<String> {
+    for _ in 0..100 {
+        if let Ok(text) = std::fs::read_to_string(path) {
+            let lines: Vec<String> = text.lines().map(str::to_owned).collect();
+            if lines.len() >= n {
+                return lines;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("fewer than {n} access log lines in {}", path.display());
+}
+
 async fn wait_for_line(path: &std::path::Path) -> String {
     for _ in 0..100 {
         if let Ok(text) = std::fs::read_to_string(path) {
