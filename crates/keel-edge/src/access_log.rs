@@ -122,6 +122,11 @@ impl AccessLog {
         self.dropped.load(Ordering::Relaxed)
     }
 
+    /// Writes `entry`'s line, with `bytes` of body sent.
+    pub(crate) fn log(&self, entry: Entry, bytes: u64) {
+        self.write(entry.render(self.format, bytes));
+    }
+
     fn write(&self, line: String) {
         if self.tx.try_send(Message::Line(line)).is_err() {
             self.dropped.fetch_add(1, Ordering::Relaxed);
@@ -355,7 +360,7 @@ impl<B> LoggedBody<B> {
     fn emit(&mut self) {
         if let Some(pending) = self.pending.take() {
             let (entry, log) = *pending;
-            log.write(entry.render(log.format, self.bytes));
+            log.log(entry, self.bytes);
         }
     }
 }

@@ -168,7 +168,7 @@ pub(crate) async fn serve(
         };
         buf.advance(head_len);
         let (written, keep_alive) = match head {
-            Head::Hit(written) => {
+            Head::Hit(written, logged) => {
                 let written = match written {
                     HitWrite::Done(at) => {
                         answered = Some(at);
@@ -179,6 +179,9 @@ pub(crate) async fn serve(
                     }
                     HitWrite::Failed(error) => Err(error),
                 };
+                if let Some((entry, bytes)) = logged {
+                    handler::log(state, entry, bytes);
+                }
                 (written, form.keep_alive && !stopping_now)
             }
             Head::Proxy(request) => {
@@ -226,8 +229,9 @@ struct Parsed {
 }
 
 enum Head {
-    /// The plain `200` from memory, written (or begun) while the head was parsed.
-    Hit(HitWrite),
+    /// The plain `200` from memory, written (or begun) while the head was parsed, and its
+    /// access log entry with the body's length, when there is a log.
+    Hit(HitWrite, Option<(crate::access_log::Entry, u64)>),
     /// A request for upstream peers, taken through the edge's phases on its head as read
     /// (`handler::prepare_proxy`): no `Request` is built, and the answer stays in wire form.
     Proxy(handler::ProxyRequest),
@@ -323,13 +327,19 @@ fn parse(
             head,
         })
     };
-    if let Some(written) = (is_static && plain_target)
-        .then(|| handler::with_plain_static_hit(state, path, fields, |hit| on_hit(hit, form)))
+    let wire = head.headers.iter().map(|h| (h.name.as_bytes(), h.value));
+    let hit = |hit: keel_edge_static::PlainHitRef<'_>| {
+        let bytes = if form.head_only { 0 } else { hit.body.len() };
+        (on_hit(hit, form), bytes)
+    };
+    if let Some((written, bytes)) = (is_static && plain_target)
+        .then(|| handler::with_plain_static_hit(state, path, fields, hit))
         .flatten()
     {
-        return parsed(Head::Hit(written));
+        let entry = handler::static_hit_entry(state, peer, form.head_only, http10, path, wire);
+        let logged = entry.map(|entry| (entry, u64::try_from(bytes).unwrap_or(u64::MAX)));
+        return parsed(Head::Hit(written, logged));
     }
-    let wire = head.headers.iter().map(|h| (h.name.as_bytes(), h.value));
     if plain_target && wire.clone().all(|(_, value)| headers::valid_value(value)) {
         if let Some(request) =
             handler::prepare_proxy(state, peer, "http", form.head_only, http10, path, wire)
@@ -901,7 +911,7 @@ mod tests {
         let parsed = parse(buf, max, &state, peer(), no_hit)?;
         match parsed.head {
             Head::Request(request) => Some((parsed.head_len, request, parsed.form)),
-            Head::Hit(_) => panic!("a hit without static files"),
+            Head::Hit(..) => panic!("a hit without static files"),
             Head::Proxy(_) => panic!("the wire form without peers"),
         }
     }
@@ -920,7 +930,7 @@ mod tests {
                 Head::Proxy(_) => Some((parsed.head_len, parsed.form)),
                 // The general form (or, above, hyper's).
                 Head::Request(_) => None,
-                Head::Hit(_) => panic!("a hit without static files"),
+                Head::Hit(..) => panic!("a hit without static files"),
             }
         };
         let (len, form) = wire(b"GET /api/x?y=1 HTTP/1.1\r\nHost: x\r\n\r\nGET").unwrap();

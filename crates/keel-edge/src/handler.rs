@@ -146,18 +146,46 @@ fn log_entry<B>(client: IpAddr, request: &Request<B>, started: Instant) -> Entry
 
 /// The static phase's plain `200` as wire bytes, lent to `f`
 /// ([`keel_edge_static::StaticFiles::with_plain_hit`]), when nothing else in that phase
-/// would happen: `None` with an access log (the entry needs the parsed request) or when
-/// the answer is anything but that `200`.
+/// would happen: `None` when the answer is anything but that `200`. Its access log
+/// entry is [`static_hit_entry`]'s.
 pub(crate) fn with_plain_static_hit<'a, R>(
     state: &State,
     target: &str,
     headers: impl Iterator<Item = (&'a str, &'a [u8])> + Clone,
     f: impl FnOnce(keel_edge_static::PlainHitRef<'_>) -> R,
 ) -> Option<R> {
-    if state.access_log.is_some() {
-        return None;
-    }
     state.statics.as_ref()?.with_plain_hit(target, headers, f)
+}
+
+/// The access log entry of a plain static hit answered from the head as read (`None`
+/// without a log), as [`handle_static`] makes it from the parsed request.
+pub(crate) fn static_hit_entry<'a>(
+    state: &State,
+    peer: SocketAddr,
+    head_only: bool,
+    http10: bool,
+    target: &str,
+    fields: impl Iterator<Item = crate::headers::Field<'a>> + Clone,
+) -> Option<Entry> {
+    state.access_log.as_ref()?;
+    let started = Instant::now();
+    let client = state
+        .dynamic
+        .load()
+        .trusted
+        .client_ip_of_fields(peer.ip(), fields.clone());
+    let method = if head_only { "HEAD" } else { "GET" };
+    let mut entry = Entry::from_head(client, method, target, http10, fields, started);
+    entry.status(StatusCode::OK.as_u16());
+    Some(entry)
+}
+
+/// Writes the access log line of an answer the fast path wrote itself, with the length of
+/// its body.
+pub(crate) fn log(state: &State, entry: Entry, bytes: u64) {
+    if let Some(log) = &state.access_log {
+        log.log(entry, bytes);
+    }
 }
 
 /// Whether `path` is one the static phase answers.

@@ -476,18 +476,6 @@ async fn access_log_lines_are_alike_in_wire_form_and_as_requests() {
             lines.push(wait_for_lines(&path, lines.len() + 1).await.pop().unwrap());
         }
     }
-    // The times differ: the date and time, rt= and uht=.
-    let untimed = |line: &str| {
-        line.split(' ')
-            .filter(|w| {
-                !(w.starts_with('[')
-                    || w.starts_with("+0000]")
-                    || w.starts_with("rt=")
-                    || w.starts_with("uht="))
-            })
-            .collect::<Vec<_>>()
-            .join(" ")
-    };
     for pair in lines.chunks(2) {
         assert_eq!(untimed(&pair[0]), untimed(&pair[1]));
     }
@@ -522,6 +510,78 @@ async fn access_log_lines_are_alike_in_wire_form_and_as_requests() {
     assert!(lines[6].ends_with("uht=- ua=\"-\""), "{}", lines[6]);
     edge.stop().await;
     backend.stop().await;
+}
+
+/// Plain static hits are logged alike whether the fast path writes them from the index
+/// (sent whole) or hyper's path serves them (split inside the head).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn static_hits_are_logged_alike_in_wire_form_and_as_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("access.log");
+    let log = keel_edge::AccessLog::start(
+        keel_edge::AccessLogTarget::File(path.clone()),
+        keel_edge::AccessLogFormat::Combined,
+    )
+    .unwrap();
+    let (edge, backend, _root) = static_edge(Some(log), None).await;
+    let requests: [&[u8]; 3] = [
+        b"GET /static/css/site.css HTTP/1.1\r\nHost: a\r\nUser-Agent: ua\r\n\
+          Referer: http://ref.example/\r\nX-Forwarded-For: 203.0.113.9\r\n\
+          Connection: close\r\n\r\n",
+        b"HEAD /static/css/site.css HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+        b"GET /static/css/site.css HTTP/1.0\r\nHost: a\r\n\r\n",
+    ];
+    let mut lines = Vec::new();
+    for request in requests {
+        for split in [false, true] {
+            let answer = raw_split(edge.addr, request, split).await;
+            // (hyper answers an HTTP/1.0 request as 1.0, the fast path as 1.1, as nginx.)
+            assert!(
+                answer.starts_with("HTTP/1.") && answer.contains(" 200 OK\r\n"),
+                "{answer}"
+            );
+            lines.push(wait_for_lines(&path, lines.len() + 1).await.pop().unwrap());
+        }
+    }
+    for pair in lines.chunks(2) {
+        assert_eq!(untimed(&pair[0]), untimed(&pair[1]));
+    }
+    // The header from an untrusted peer is not believed.
+    assert!(lines[0].starts_with("127.0.0.1 - - ["), "{}", lines[0]);
+    assert!(
+        lines[0].contains(
+            "\"GET /static/css/site.css HTTP/1.1\" 200 25 \"http://ref.example/\" \"ua\""
+        ),
+        "{}",
+        lines[0]
+    );
+    assert!(lines[0].ends_with("uht=- ua=\"-\""), "{}", lines[0]);
+    assert!(
+        lines[2].contains("\"HEAD /static/css/site.css HTTP/1.1\" 200 0 "),
+        "{}",
+        lines[2]
+    );
+    assert!(
+        lines[4].contains("\"GET /static/css/site.css HTTP/1.0\" 200 25 "),
+        "{}",
+        lines[4]
+    );
+    edge.stop().await;
+    backend.stop().await;
+}
+
+/// A log line without its times (the date and time, `rt=`, `uht=`), which differ from
+/// one request to the next.
+fn untimed(line: &str) -> String {
+    line.split(' ')
+        .filter(|w| {
+            !(w.starts_with('[')
+                || w.starts_with("+0000]")
+                || w.starts_with("rt=")
+                || w.starts_with("uht="))
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// The access log's lines once it has at least `n`.
