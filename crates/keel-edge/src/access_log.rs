@@ -14,6 +14,8 @@
 //! $remote_addr - - [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent" rt=$request_time uht=$upstream_header_time ua="$upstream_addr"
 //! ```
 
+use std::cell::RefCell;
+use std::fmt::Write as _;
 use std::io::Write;
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -268,26 +270,39 @@ impl Entry {
     }
 
     fn render(&self, format: AccessLogFormat, bytes: u64) -> String {
-        let request_time = self.started.elapsed().as_secs_f64();
+        let elapsed = self.started.elapsed();
         match format {
             AccessLogFormat::Combined => {
-                let (uht, ua) = match &self.upstream {
-                    Some((name, t)) => (format!("{:.3}", t.as_secs_f64()), name.as_str()),
-                    None => ("-".to_owned(), "-"),
-                };
-                format!(
-                    "{} - - [{}] \"{}\" {} {} \"{}\" \"{}\" rt={:.3} uht={} ua=\"{}\"\n",
-                    self.client,
-                    time_local(self.at),
-                    escape(&self.request_line),
-                    self.status,
-                    bytes,
-                    escape(self.referer.as_deref().unwrap_or("-")),
-                    escape(self.user_agent.as_deref().unwrap_or("-")),
-                    request_time,
-                    uht,
-                    escape(ua),
-                )
+                // Written piece by piece into one string: this runs on the worker for
+                // every request, and a `format!` of escaped pieces allocated for each.
+                let mut line = String::with_capacity(
+                    160 + self.request_line.len()
+                        + self.referer.as_ref().map_or(0, String::len)
+                        + self.user_agent.as_ref().map_or(0, String::len),
+                );
+                // Infallible: writing to a String.
+                let _ = write!(line, "{} - - [", self.client);
+                with_time_local(self.at, |time| line.push_str(time));
+                line.push_str("] \"");
+                escape_into(&mut line, &self.request_line);
+                let _ = write!(line, "\" {} {} \"", self.status, bytes);
+                escape_into(&mut line, self.referer.as_deref().unwrap_or("-"));
+                line.push_str("\" \"");
+                escape_into(&mut line, self.user_agent.as_deref().unwrap_or("-"));
+                line.push_str("\" rt=");
+                push_seconds(&mut line, elapsed);
+                line.push_str(" uht=");
+                match &self.upstream {
+                    Some((_, header_time)) => push_seconds(&mut line, *header_time),
+                    None => line.push('-'),
+                }
+                line.push_str(" ua=\"");
+                escape_into(
+                    &mut line,
+                    self.upstream.as_ref().map_or("-", |u| u.0.as_str()),
+                );
+                line.push_str("\"\n");
+                line
             }
             AccessLogFormat::Json => {
                 let mut line = serde_json::json!({
@@ -298,7 +313,7 @@ impl Entry {
                     "body_bytes_sent": bytes,
                     "http_referer": self.referer,
                     "http_user_agent": self.user_agent,
-                    "request_time": (request_time * 1000.0).round() / 1000.0,
+                    "request_time": (elapsed.as_secs_f64() * 1000.0).round() / 1000.0,
                     "upstream_addr": self.upstream.as_ref().map(|u| u.0.clone()),
                     "upstream_header_time": self.upstream.as_ref().map(|u| u.1.as_secs_f64()),
                 })
@@ -321,16 +336,50 @@ fn time_local(at: SystemTime) -> String {
     }
 }
 
+/// nginx's `$request_time` and `$upstream_header_time`: seconds with milliseconds,
+/// the milliseconds truncated as nginx does.
+fn push_seconds(out: &mut String, elapsed: Duration) {
+    let ms = elapsed.as_millis();
+    // Infallible: writing to a String.
+    let _ = write!(out, "{}.{:03}", ms / 1000, ms % 1000);
+}
+
+thread_local! {
+    /// The last second's `$time_local` on this thread, and that second.
+    static TIME_LOCAL: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
+}
+
+/// [`time_local`] of `at`, made once per second per thread.
+fn with_time_local(at: SystemTime, f: impl FnOnce(&str)) {
+    let second = at
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs());
+    TIME_LOCAL.with(|cached| {
+        let mut cached = cached.borrow_mut();
+        if cached.0 != second {
+            *cached = (second, time_local(at));
+        }
+        f(&cached.1);
+    });
+}
+
 /// nginx escapes `"`, `\` and bytes outside printable ASCII as `\xHH` in log variables.
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
+fn escape_into(out: &mut String, text: &str) {
+    let escaped = |byte: u8| matches!(byte, b'"' | b'\\' | 0..=0x1f | 0x7f..=0xff);
+    if !text.bytes().any(escaped) {
+        out.push_str(text);
+        return;
+    }
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
     for byte in text.bytes() {
-        match byte {
-            b'"' | b'\\' | 0..=0x1f | 0x7f..=0xff => out.push_str(&format!("\\x{byte:02X}")),
-            printable => out.push(char::from(printable)),
+        if escaped(byte) {
+            out.push_str("\\x");
+            out.push(char::from(HEX[usize::from(byte >> 4)]));
+            out.push(char::from(HEX[usize::from(byte & 0xf)]));
+        } else {
+            out.push(char::from(byte));
         }
     }
-    out
 }
 
 /// Wraps a response body so the entry is logged with the bytes actually sent, when the
@@ -445,6 +494,32 @@ mod tests {
             written.len(),
             expected.len()
         );
+    }
+
+    #[test]
+    fn escapes_and_times_are_nginx_shaped() {
+        let mut out = String::new();
+        escape_into(&mut out, "a\"b\\c\u{e9}\n~");
+        assert_eq!(out, "a\\x22b\\x5Cc\\xC3\\xA9\\x0A~");
+        let mut out = String::new();
+        push_seconds(&mut out, Duration::from_micros(1_999_999));
+        out.push(' ');
+        push_seconds(&mut out, Duration::from_micros(12_500));
+        assert_eq!(out, "1.999 0.012");
+        // The per-second cache follows the clock.
+        let at = SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_000_000);
+        for (at, expected) in [
+            (at, "18/Nov/2026:11:06:40 +0000"),
+            (
+                at + Duration::from_millis(999),
+                "18/Nov/2026:11:06:40 +0000",
+            ),
+            (at + Duration::from_secs(1), "18/Nov/2026:11:06:41 +0000"),
+        ] {
+            let mut got = String::new();
+            with_time_local(at, |time| got.push_str(time));
+            assert_eq!(got, expected);
+        }
     }
 
     #[test]
