@@ -381,13 +381,7 @@ async fn in_process_backend_gets_the_same_layers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn access_log_lines_are_combined_format_and_reopen_after_rotation() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("access.log");
-    let log = keel_edge::AccessLog::start(
-        keel_edge::AccessLogTarget::File(path.clone()),
-        keel_edge::AccessLogFormat::Combined,
-    )
-    .unwrap();
+    let (dir, path, log) = file_log();
     let backend = spawn_backend("a").await;
     let mut cfg = EdgeConfig::new(LOCAL.into(), upstreams(&[backend.addr]));
     cfg.access_log = Some(log.clone());
@@ -439,13 +433,7 @@ async fn access_log_lines_are_combined_format_and_reopen_after_rotation() {
 /// rejection.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn access_log_lines_are_alike_in_wire_form_and_as_requests() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("access.log");
-    let log = keel_edge::AccessLog::start(
-        keel_edge::AccessLogTarget::File(path.clone()),
-        keel_edge::AccessLogFormat::Combined,
-    )
-    .unwrap();
+    let (_dir, path, log) = file_log();
     let backend = spawn_backend("a").await;
     let mut cfg = EdgeConfig::new(LOCAL.into(), upstreams(&[backend.addr]));
     cfg.access_log = Some(log.clone());
@@ -469,16 +457,7 @@ async fn access_log_lines_are_alike_in_wire_form_and_as_requests() {
         b"GET /echo HTTP/1.0\r\nHost: a\r\nuser-agent: old\r\nUser-Agent: second\r\n\r\n",
         b"GET /echo HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
     ];
-    let mut lines = Vec::new();
-    for request in requests {
-        for split in [false, true] {
-            raw_split(edge.addr, request, split).await;
-            lines.push(wait_for_lines(&path, lines.len() + 1).await.pop().unwrap());
-        }
-    }
-    for pair in lines.chunks(2) {
-        assert_eq!(untimed(&pair[0]), untimed(&pair[1]));
-    }
+    let lines = logged_whole_and_split(edge.addr, &path, &requests, |_| {}).await;
     let ua = format!("ua=\"{}\"", backend.addr);
     assert!(
         lines[0].contains("\"GET /echo?x=1&y=%C3%A9 HTTP/1.1\" 200 "),
@@ -516,13 +495,7 @@ async fn access_log_lines_are_alike_in_wire_form_and_as_requests() {
 /// (sent whole) or hyper's path serves them (split inside the head).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn static_hits_are_logged_alike_in_wire_form_and_as_requests() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("access.log");
-    let log = keel_edge::AccessLog::start(
-        keel_edge::AccessLogTarget::File(path.clone()),
-        keel_edge::AccessLogFormat::Combined,
-    )
-    .unwrap();
+    let (_dir, path, log) = file_log();
     let (edge, backend, _root) = static_edge(Some(log), None).await;
     let requests: [&[u8]; 3] = [
         b"GET /static/css/site.css HTTP/1.1\r\nHost: a\r\nUser-Agent: ua\r\n\
@@ -531,21 +504,14 @@ async fn static_hits_are_logged_alike_in_wire_form_and_as_requests() {
         b"HEAD /static/css/site.css HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
         b"GET /static/css/site.css HTTP/1.0\r\nHost: a\r\n\r\n",
     ];
-    let mut lines = Vec::new();
-    for request in requests {
-        for split in [false, true] {
-            let answer = raw_split(edge.addr, request, split).await;
-            // (hyper answers an HTTP/1.0 request as 1.0, the fast path as 1.1, as nginx.)
-            assert!(
-                answer.starts_with("HTTP/1.") && answer.contains(" 200 OK\r\n"),
-                "{answer}"
-            );
-            lines.push(wait_for_lines(&path, lines.len() + 1).await.pop().unwrap());
-        }
-    }
-    for pair in lines.chunks(2) {
-        assert_eq!(untimed(&pair[0]), untimed(&pair[1]));
-    }
+    let lines = logged_whole_and_split(edge.addr, &path, &requests, |answer| {
+        // (hyper answers an HTTP/1.0 request as 1.0, the fast path as 1.1, as nginx.)
+        assert!(
+            answer.starts_with("HTTP/1.") && answer.contains(" 200 OK\r\n"),
+            "{answer}"
+        );
+    })
+    .await;
     // The header from an untrusted peer is not believed.
     assert!(lines[0].starts_with("127.0.0.1 - - ["), "{}", lines[0]);
     assert!(
@@ -568,6 +534,40 @@ async fn static_hits_are_logged_alike_in_wire_form_and_as_requests() {
     );
     edge.stop().await;
     backend.stop().await;
+}
+
+/// An access log writing to a file in a new temporary directory.
+fn file_log() -> (tempfile::TempDir, std::path::PathBuf, keel_edge::AccessLog) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("access.log");
+    let log = keel_edge::AccessLog::start(
+        keel_edge::AccessLogTarget::File(path.clone()),
+        keel_edge::AccessLogFormat::Combined,
+    )
+    .unwrap();
+    (dir, path, log)
+}
+
+/// Sends each request whole (the fast path) and then split inside its head (hyper's
+/// path), checks each answer, and returns the log line of each, in that order, after
+/// checking that the two lines of a request are the same but for their times.
+async fn logged_whole_and_split(
+    addr: SocketAddr,
+    path: &std::path::Path,
+    requests: &[&[u8]],
+    check: impl Fn(&str),
+) -> Vec<String> {
+    let mut lines = Vec::new();
+    for request in requests {
+        for split in [false, true] {
+            check(&raw_split(addr, request, split).await);
+            lines.push(wait_for_lines(path, lines.len() + 1).await.pop().unwrap());
+        }
+    }
+    for pair in lines.chunks(2) {
+        assert_eq!(untimed(&pair[0]), untimed(&pair[1]));
+    }
+    lines
 }
 
 /// A log line without its times (the date and time, `rt=`, `uht=`), which differ from
