@@ -57,6 +57,8 @@ pub enum AccessLogFormat {
 enum Message {
     Line(String),
     Reopen,
+    /// Every line sent before it is written; then the sender is told.
+    Flush(tokio::sync::oneshot::Sender<()>),
 }
 
 /// A handle to the access log; cheap to clone.
@@ -72,6 +74,7 @@ impl std::fmt::Debug for Message {
         f.write_str(match self {
             Message::Line(_) => "Line",
             Message::Reopen => "Reopen",
+            Message::Flush(_) => "Flush",
         })
     }
 }
@@ -119,6 +122,21 @@ impl AccessLog {
         let _ = self.tx.try_send(Message::Reopen);
     }
 
+    /// Waits (up to `timeout`) until every line sent so far is written: a stopping edge
+    /// calls it so the last requests' lines are not lost with the process (under load
+    /// the writer takes lines only every few milliseconds).
+    pub async fn flush(&self, timeout: Duration) {
+        let (done, written) = tokio::sync::oneshot::channel();
+        let flushed = async {
+            if self.tx.send(Message::Flush(done)).await.is_ok() {
+                let _ = written.await;
+            }
+        };
+        if tokio::time::timeout(timeout, flushed).await.is_err() {
+            tracing::warn!(?timeout, "the access log was not flushed in time");
+        }
+    }
+
     /// Lines dropped because the writer could not keep up.
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
@@ -160,6 +178,10 @@ impl Sink {
                 if let Err(error) = self.out.write_all(line.as_bytes()) {
                     tracing::error!(%error, "could not write the access log");
                 }
+            }
+            Message::Flush(done) => {
+                self.flush();
+                let _ = done.send(());
             }
             Message::Reopen => {
                 self.flush();

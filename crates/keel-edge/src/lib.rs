@@ -279,6 +279,7 @@ pub struct Edge {
     limits: server::ConnLimits,
     slots: Arc<tokio::sync::Semaphore>,
     shutdown_timeout: Duration,
+    access_log: Option<AccessLog>,
 }
 
 /// One worker's sockets and state.
@@ -360,6 +361,7 @@ impl Edge {
             },
             slots: Arc::new(tokio::sync::Semaphore::new(cfg.max_connections.max(1))),
             shutdown_timeout: cfg.shutdown_timeout,
+            access_log: cfg.access_log.clone(),
         })
     }
 
@@ -384,8 +386,17 @@ impl Edge {
         self.tls_local_addr
     }
 
-    /// Serves until `shutdown` resolves, then drains for up to the shutdown timeout.
+    /// Serves until `shutdown` resolves, then drains for up to the shutdown timeout, and
+    /// returns once the access log has every line of the requests served.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) {
+        let access_log = self.access_log.clone();
+        self.serve_until_stopped(shutdown).await;
+        if let Some(log) = access_log {
+            log.flush(Duration::from_secs(5)).await;
+        }
+    }
+
+    async fn serve_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) {
         let plain_mode = match (self.redirect_http, self.tls_local_addr) {
             (true, Some(tls)) => server::Mode::Redirect {
                 https_port: tls.port(),

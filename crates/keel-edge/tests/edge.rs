@@ -491,6 +491,34 @@ async fn access_log_lines_are_alike_in_wire_form_and_as_requests() {
     backend.stop().await;
 }
 
+/// Under load the log writer takes lines only every few milliseconds: an edge that has
+/// stopped has still written the line of every request it served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_last_requests_are_in_the_access_log_once_the_edge_has_stopped() {
+    let (_dir, path, log) = file_log();
+    let backend = spawn_backend("a").await;
+    let mut cfg = EdgeConfig::new(LOCAL.into(), upstreams(&[backend.addr]));
+    cfg.access_log = Some(log);
+    let edge = spawn_edge(cfg).await;
+    let client = reqwest::Client::new();
+    let url = format!("http://{}/echo", edge.addr);
+    let sent = futures_util::future::join_all((0..10).map(|_| {
+        let (client, url) = (client.clone(), url.clone());
+        async move {
+            for _ in 0..30 {
+                let response = client.get(&url).send().await.unwrap();
+                assert_eq!(response.status(), StatusCode::OK);
+                response.bytes().await.unwrap();
+            }
+        }
+    }));
+    sent.await;
+    edge.stop().await;
+    let lines = std::fs::read_to_string(&path).unwrap().lines().count();
+    assert_eq!(lines, 300);
+    backend.stop().await;
+}
+
 /// Plain static hits are logged alike whether the fast path writes them from the index
 /// (sent whole) or hyper's path serves them (split inside the head).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
