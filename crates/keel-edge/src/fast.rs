@@ -432,8 +432,11 @@ enum Framing {
     Close,
 }
 
-/// Writes either form of reply; returns how the write went and whether the connection
-/// can carry another request.
+/// Writes either form of reply as hyper's server would: status line, headers, `Date`,
+/// framing and body, the head and whatever body is ready in one `writev`, later frames as
+/// soon as they come (a live stream is never held back). The body is read to its end
+/// even for HEAD (the access log entry is written when it ends). Returns how the write
+/// went and whether the connection can carry another request.
 async fn write_reply(
     stream: &mut TcpStream,
     out: &mut Vec<u8>,
@@ -442,12 +445,17 @@ async fn write_reply(
     form: Form,
     keep_alive: bool,
 ) -> (io::Result<()>, bool) {
+    out.clear();
+    let mut keep_alive = keep_alive;
     let written = match reply {
         Reply::Upstream(answer) => {
-            write_answer(stream, out, frames, answer, form, keep_alive).await
+            let fields = answer_head(out, &answer);
+            write_rest(stream, out, frames, fields, answer.body, form, keep_alive).await
         }
         Reply::Response(response) => {
-            write_response(stream, out, frames, response, form, keep_alive).await
+            let (parts, body) = response.into_parts();
+            let fields = response_head(out, &parts, &mut keep_alive);
+            write_rest(stream, out, frames, fields, body, form, keep_alive).await
         }
     };
     match written {
@@ -456,27 +464,18 @@ async fn write_reply(
     }
 }
 
-/// Writes status line, headers, `Date`, framing and body, as hyper's server would: the
-/// head and whatever body is ready go out in one `writev`, and later frames as soon as
-/// they come (a live stream is never held back). The body is read to its end even for
-/// HEAD (the access log entry is written when it ends). Returns whether the connection
-/// can carry another request.
-async fn write_response(
-    stream: &mut TcpStream,
+/// Writes a `Response`'s status line and header lines to `out`. `Connection` and
+/// `Transfer-Encoding` are the edge's own to write; a `Connection: close` in the response
+/// (413 with an unread body) ends the connection.
+fn response_head(
     out: &mut Vec<u8>,
-    frames: &mut Vec<Bytes>,
-    response: axum::http::Response<Body>,
-    form: Form,
-    keep_alive: bool,
-) -> io::Result<bool> {
-    let (parts, body) = response.into_parts();
-    out.clear();
+    parts: &axum::http::response::Parts,
+    keep_alive: &mut bool,
+) -> HeadFields {
     status_line(out, parts.status);
-    let mut keep_alive = keep_alive;
     for (name, value) in &parts.headers {
         if name == header::CONNECTION {
-            // An answer that must end the connection says so (413 with an unread body).
-            keep_alive &= !value
+            *keep_alive &= !value
                 .as_bytes()
                 .split(|b| *b == b',')
                 .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"));
@@ -490,37 +489,23 @@ async fn write_response(
         out.extend_from_slice(value.as_bytes());
         out.extend_from_slice(b"\r\n");
     }
-    let fields = HeadFields {
+    HeadFields {
         status: parts.status,
         has_length: parts.headers.contains_key(header::CONTENT_LENGTH),
         has_date: parts.headers.contains_key(header::DATE),
-    };
-    write_rest(stream, out, frames, fields, body, form, keep_alive).await
+    }
 }
 
-/// [`write_response`] for an upstream's answer in wire form: its header lines are
-/// written as they are (hop-by-hop ones were left out when they were read).
-async fn write_answer<B>(
-    stream: &mut TcpStream,
-    out: &mut Vec<u8>,
-    frames: &mut Vec<Bytes>,
-    answer: Answer<B>,
-    form: Form,
-    keep_alive: bool,
-) -> io::Result<bool>
-where
-    B: http_body::Body<Data = Bytes> + Unpin,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
-    out.clear();
+/// [`response_head`] for an upstream's answer in wire form: its header lines are written
+/// as they are (hop-by-hop ones were left out when they were read).
+fn answer_head<B>(out: &mut Vec<u8>, answer: &Answer<B>) -> HeadFields {
     status_line(out, answer.status);
     out.extend_from_slice(&answer.lines);
-    let fields = HeadFields {
+    HeadFields {
         status: answer.status,
         has_length: answer.has_length,
         has_date: answer.has_date,
-    };
-    write_rest(stream, out, frames, fields, answer.body, form, keep_alive).await
+    }
 }
 
 /// What the end of a head depends on, once its status line and header lines are written.

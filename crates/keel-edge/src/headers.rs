@@ -4,7 +4,7 @@
 //! (RFC 9110 §7.6.1) dropped in both directions.
 //!
 //! Two forms of the same rules: on a `HeaderMap` (requests with a body, the in-process
-//! app) and on the wire fields of a request head ([`write_upstream_head`], for bodiless
+//! app) and on the wire fields of a request head ([`upstream_head`], for bodiless
 //! requests to upstream peers, which never need a map). A test holds them equal.
 
 use std::io::Write as _;
