@@ -298,8 +298,7 @@ fn parse(
         {
             return None;
         } else if name.eq_ignore_ascii_case("connection") {
-            for token in h.value.split(|b| *b == b',') {
-                let token = token.trim_ascii();
+            for token in headers::tokens(h.value) {
                 if token.eq_ignore_ascii_case(b"close") {
                     keep_alive = false;
                 } else if token.eq_ignore_ascii_case(b"keep-alive") && http10 {
@@ -475,10 +474,8 @@ fn response_head(
     status_line(out, parts.status);
     for (name, value) in &parts.headers {
         if name == header::CONNECTION {
-            *keep_alive &= !value
-                .as_bytes()
-                .split(|b| *b == b',')
-                .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"));
+            *keep_alive &=
+                !headers::tokens(value.as_bytes()).any(|t| t.eq_ignore_ascii_case(b"close"));
             continue;
         }
         if name == header::TRANSFER_ENCODING {

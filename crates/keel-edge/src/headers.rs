@@ -140,6 +140,11 @@ pub(crate) fn push_ip(out: &mut Vec<u8>, ip: IpAddr) {
     }
 }
 
+/// The items of a comma-separated field value (`Connection: close, X-Private`), trimmed.
+pub(crate) fn tokens(value: &[u8]) -> impl Iterator<Item = &[u8]> {
+    value.split(|b| *b == b',').map(<[u8]>::trim_ascii)
+}
+
 /// Whether a `Connection` field among `fields` names `name` (so it is hop-by-hop too).
 pub(crate) fn named_by_connection<'a>(
     fields: impl Iterator<Item = Field<'a>>,
@@ -147,8 +152,8 @@ pub(crate) fn named_by_connection<'a>(
 ) -> bool {
     fields
         .filter(|(n, _)| n.eq_ignore_ascii_case(b"connection"))
-        .flat_map(|(_, v)| v.split(|b| *b == b','))
-        .any(|token| token.trim_ascii().eq_ignore_ascii_case(name))
+        .flat_map(|(_, v)| tokens(v))
+        .any(|token| token.eq_ignore_ascii_case(name))
 }
 
 /// A request head for an upstream peer, from the client's fields: what

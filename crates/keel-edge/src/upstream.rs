@@ -329,8 +329,7 @@ fn parse_head(buf: &[u8]) -> Result<Option<Parsed>, String> {
             return Err(format!("bad value of header {:?}", h.name));
         }
         if name.eq_ignore_ascii_case(b"connection") {
-            for token in h.value.split(|b| *b == b',') {
-                let token = token.trim_ascii();
+            for token in crate::headers::tokens(h.value) {
                 if token.eq_ignore_ascii_case(b"close") {
                     keep_alive = false;
                 } else if token.eq_ignore_ascii_case(b"keep-alive") && !http11 {
@@ -339,12 +338,7 @@ fn parse_head(buf: &[u8]) -> Result<Option<Parsed>, String> {
             }
         } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
             // Chunked must be the last coding; any other final coding runs to the close.
-            let last = h
-                .value
-                .rsplit(|b| *b == b',')
-                .next()
-                .unwrap_or(b"")
-                .trim_ascii();
+            let last = crate::headers::tokens(h.value).last().unwrap_or(b"");
             chunked = last.eq_ignore_ascii_case(b"chunked");
             close_delimited = !chunked;
         } else if name.eq_ignore_ascii_case(b"content-length") {
