@@ -227,32 +227,21 @@ impl Entry {
         headers: &HeaderMap,
         started: Instant,
     ) -> Entry {
-        let header = |name: &str| {
-            headers
-                .get(name)
-                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
-        };
         let target = uri.path_and_query().map_or("/", |pq| pq.as_str());
-        Entry {
-            client,
-            request_line: format!("{method} {target} {version:?}"),
-            referer: header("referer"),
-            user_agent: header("user-agent"),
-            started,
-            at: SystemTime::now(),
-            status: 0,
-            upstream: None,
-        }
+        let fields = headers
+            .iter()
+            .map(|(name, value)| (name.as_str().as_bytes(), value.as_bytes()));
+        Entry::from_head(client, method.as_str(), target, version, fields, started)
     }
 
-    /// [`Entry::new`] for a request head as read from the wire (the fast path): the same
-    /// line, with `referer` and `user-agent` taken from the first field of each name as
-    /// `HeaderMap::get` does.
+    /// [`Entry::new`] for a request head as read from the wire (the fast path, which
+    /// builds no map): `referer` and `user-agent` are the first field of each name, as
+    /// `HeaderMap::get` gives them.
     pub(crate) fn from_head<'a>(
         client: IpAddr,
         method: &str,
         target: &str,
-        http10: bool,
+        version: Version,
         fields: impl Iterator<Item = crate::headers::Field<'a>>,
         started: Instant,
     ) -> Entry {
@@ -270,10 +259,9 @@ impl Entry {
                 *slot = Some(String::from_utf8_lossy(value).into_owned());
             }
         }
-        let version = if http10 { "HTTP/1.0" } else { "HTTP/1.1" };
         Entry {
             client,
-            request_line: format!("{method} {target} {version}"),
+            request_line: format!("{method} {target} {version:?}"),
             referer,
             user_agent,
             started,

@@ -285,6 +285,11 @@ fn parse(
         1 => false,
         _ => return None,
     };
+    let version = if http10 {
+        Version::HTTP_10
+    } else {
+        Version::HTTP_11
+    };
     let mut keep_alive = !http10;
     for h in head.headers.iter() {
         let name = h.name;
@@ -335,13 +340,13 @@ fn parse(
         .then(|| handler::with_plain_static_hit(state, path, fields, hit))
         .flatten()
     {
-        let entry = handler::static_hit_entry(state, peer, form.head_only, http10, path, wire);
+        let entry = handler::static_hit_entry(state, peer, form.head_only, version, path, wire);
         let logged = entry.map(|entry| (entry, u64::try_from(bytes).unwrap_or(u64::MAX)));
         return parsed(Head::Hit(written, logged));
     }
     if plain_target && wire.clone().all(|(_, value)| headers::valid_value(value)) {
         if let Some(request) =
-            handler::prepare_proxy(state, peer, "http", form.head_only, http10, path, wire)
+            handler::prepare_proxy(state, peer, "http", form.head_only, version, path, wire)
         {
             return parsed(Head::Proxy(request));
         }
@@ -355,11 +360,7 @@ fn parse(
     let mut request = Request::new(());
     *request.method_mut() = method;
     *request.uri_mut() = uri;
-    *request.version_mut() = if http10 {
-        Version::HTTP_10
-    } else {
-        Version::HTTP_11
-    };
+    *request.version_mut() = version;
     *request.headers_mut() = map;
     parsed(Head::Request(request))
 }

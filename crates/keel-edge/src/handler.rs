@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use arc_swap::ArcSwap;
 use axum::body::Body;
-use axum::http::{header, HeaderValue, Request, Response, StatusCode};
+use axum::http::{header, HeaderValue, Request, Response, StatusCode, Version};
 use keel_limit::{Clock, Decision, MonotonicClock};
 use tower::ServiceExt;
 
@@ -163,7 +163,7 @@ pub(crate) fn static_hit_entry<'a>(
     state: &State,
     peer: SocketAddr,
     head_only: bool,
-    http10: bool,
+    version: Version,
     target: &str,
     fields: impl Iterator<Item = crate::headers::Field<'a>> + Clone,
 ) -> Option<Entry> {
@@ -175,7 +175,7 @@ pub(crate) fn static_hit_entry<'a>(
         .trusted
         .client_ip_of_fields(peer.ip(), fields.clone());
     let method = if head_only { "HEAD" } else { "GET" };
-    let mut entry = Entry::from_head(client, method, target, http10, fields, started);
+    let mut entry = Entry::from_head(client, method, target, version, fields, started);
     entry.status(StatusCode::OK.as_u16());
     Some(entry)
 }
@@ -307,7 +307,7 @@ pub(crate) fn prepare_proxy<'a, I>(
     peer: SocketAddr,
     proto: &'static str,
     head_only: bool,
-    http10: bool,
+    version: Version,
     target: &str,
     fields: I,
 ) -> Option<ProxyRequest>
@@ -336,7 +336,7 @@ where
             client,
             method,
             target,
-            http10,
+            version,
             fields.clone(),
             Instant::now(),
         )
