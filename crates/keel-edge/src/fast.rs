@@ -39,12 +39,17 @@ use tokio::net::TcpStream;
 use tokio::sync::{watch, Notify};
 use tokio::time::Instant;
 
+use crate::h1::request::{self, Refusal};
 use crate::handler::{self, Reply, State};
 use crate::headers;
 use crate::upstream::Answer;
 
-/// Headers a fast-path request may have; more goes to hyper.
+/// Header fields parsed in place; a head with more is parsed again with room for
+/// [`MAX_MANY_HEADERS`].
 const MAX_HEADERS: usize = 64;
+/// Header fields a head may have at all (a 32 KiB head holds at most about 8,000 of the
+/// smallest; nginx counts bytes, not fields, so this is only a bound for the parser).
+const MAX_MANY_HEADERS: usize = 8 * 1024;
 /// Free space ensured before each read of a new request.
 const READ_ROOM: usize = 4096;
 /// Responses are written in pieces of at most this much.
@@ -100,7 +105,7 @@ pub(crate) async fn serve(
     peer: SocketAddr,
     state: &State,
     idle_timeout: Duration,
-    max_head_bytes: usize,
+    limits: request::Limits,
     stop: &mut watch::Receiver<bool>,
 ) -> Outcome {
     let mut buf = BytesMut::with_capacity(READ_ROOM);
@@ -117,6 +122,8 @@ pub(crate) async fn serve(
     let mut idle = std::pin::pin!(idle);
     // When the last answer went out, if that clock was read anyway (for its `Date`).
     let mut answered: Option<Instant> = None;
+    // When the head being read must be complete, once it has come in pieces.
+    let mut head_deadline: Option<Instant> = None;
     loop {
         if buf.is_empty() {
             // Room for a whole head in one read: reading into the few bytes left at the
@@ -149,7 +156,7 @@ pub(crate) async fn serve(
         // Only the answer just before a wait may stand for its start.
         answered = None;
         let stopping_now = *stop.borrow();
-        let parsed = parse(&buf, max_head_bytes, state, peer, |hit, form| {
+        let parsed = parse(&buf, limits, state, peer, |hit, form| {
             write_hit_now(
                 &stream,
                 &mut out,
@@ -158,14 +165,34 @@ pub(crate) async fn serve(
                 form.keep_alive && !stopping_now,
             )
         });
-        let Some(Parsed {
+        let Parsed {
             head_len,
             form,
             head,
-        }) = parsed
-        else {
-            return hand_over(stream, buf);
+        } = match parsed {
+            Parse::Done(parsed) => parsed,
+            Parse::HandOver => return hand_over(stream, buf),
+            Parse::Refused(refusal) => {
+                write_refusal(&mut stream, refusal).await;
+                return Outcome::Closed;
+            }
+            Parse::Partial => {
+                // The rest of the head, within the header timeout (nginx's
+                // `client_header_timeout`), and within the size limits.
+                if let Some(refusal) = request::partial_too_large(&buf, limits) {
+                    write_refusal(&mut stream, refusal).await;
+                    return Outcome::Closed;
+                }
+                let deadline = *head_deadline.get_or_insert_with(|| Instant::now() + idle_timeout);
+                buf.reserve(READ_ROOM);
+                match tokio::time::timeout_at(deadline, stream.read_buf(&mut buf)).await {
+                    Ok(Ok(read)) if read > 0 => continue,
+                    // Closed, failed or too slow: nginx closes without an answer too.
+                    _ => return Outcome::Closed,
+                }
+            }
         };
+        head_deadline = None;
         buf.advance(head_len);
         let (written, keep_alive) = match head {
             Head::Hit(written, logged) => {
@@ -254,64 +281,104 @@ enum HitWrite {
     Failed(io::Error),
 }
 
-/// A complete, simple `GET` or `HEAD` at the start of `buf`, or `None` for hyper. The
-/// plain `200` of a static file is given to `on_hit` while the index is borrowed.
+/// What the bytes at the start of the buffer are.
+// Returned once per request and matched at once: boxing `Done` would cost every request
+// an allocation to save a move of a few hundred bytes on the stack.
+#[allow(clippy::large_enum_variant)]
+enum Parse {
+    /// A request this path answers.
+    Done(Parsed),
+    /// A request that passed the rules but is hyper's to serve (a body, another method,
+    /// `Expect`, `Upgrade`): hyper serves it, and the connection ends after it.
+    HandOver,
+    /// A head the rules refuse: answered with the refusal, then the connection closes.
+    Refused(Refusal),
+    /// Not a whole head yet.
+    Partial,
+}
+
+/// The request head at the start of `buf`, checked against the codec's rules
+/// ([`request::check`]) before anything else looks at it. The plain `200` of a static
+/// file is given to `on_hit` while the index is borrowed.
 fn parse(
     buf: &[u8],
-    max_head_bytes: usize,
+    limits: request::Limits,
     state: &State,
     peer: SocketAddr,
     on_hit: impl FnOnce(keel_edge_static::PlainHitRef<'_>, Form) -> HitWrite,
-) -> Option<Parsed> {
+) -> Parse {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut head = httparse::Request::new(&mut headers);
-    let head_len = match head.parse(buf) {
-        Ok(httparse::Status::Complete(len)) if len <= max_head_bytes => len,
-        _ => return None,
-    };
-    let method = match head.method? {
-        "GET" => Method::GET,
-        "HEAD" => Method::HEAD,
-        _ => return None,
-    };
-    let path = head.path?;
-    let is_static = handler::is_static_path(path.as_bytes());
-    // Origin-form only: absolute-form and `*` are hyper's to judge.
-    if !path.starts_with('/') {
-        return None;
+    match head.parse(buf) {
+        Ok(httparse::Status::Complete(len)) => parsed(&head, len, buf, limits, state, peer, on_hit),
+        Ok(httparse::Status::Partial) => Parse::Partial,
+        Err(httparse::Error::TooManyHeaders) => {
+            // Rare: a second parse with room for as many fields as the size cap allows.
+            let mut many = vec![httparse::EMPTY_HEADER; MAX_MANY_HEADERS];
+            let mut head = httparse::Request::new(&mut many);
+            match head.parse(buf) {
+                Ok(httparse::Status::Complete(len)) => {
+                    parsed(&head, len, buf, limits, state, peer, on_hit)
+                }
+                Ok(httparse::Status::Partial) => Parse::Partial,
+                Err(error) => Parse::Refused(request::syntax_error(error)),
+            }
+        }
+        Err(error) => Parse::Refused(request::syntax_error(error)),
     }
-    let http10 = match head.version? {
-        0 => true,
-        1 => false,
-        _ => return None,
+}
+
+/// [`parse`] for a complete head of `head_len` bytes.
+fn parsed(
+    head: &httparse::Request<'_, '_>,
+    head_len: usize,
+    buf: &[u8],
+    limits: request::Limits,
+    state: &State,
+    peer: SocketAddr,
+    on_hit: impl FnOnce(keel_edge_static::PlainHitRef<'_>, Form) -> HitWrite,
+) -> Parse {
+    if let Some(refusal) = request::too_large(&buf[..head_len], head.headers, limits) {
+        return Parse::Refused(refusal);
+    }
+    let (Some(method), Some(target), Some(version)) = (head.method, head.path, head.version) else {
+        return Parse::Refused(request::syntax_error(httparse::Error::Token));
     };
+    let http10 = version == 0;
     let version = if http10 {
         Version::HTTP_10
     } else {
         Version::HTTP_11
     };
-    let mut keep_alive = !http10;
+    let wire = head.headers.iter().map(|h| (h.name.as_bytes(), h.value));
+    let checked = match request::check(request::View {
+        method,
+        target,
+        version,
+        authority: None,
+        fields: wire.clone(),
+    }) {
+        Ok(checked) => checked,
+        Err(refusal) => return Parse::Refused(refusal),
+    };
+    let method = match method {
+        "GET" => Method::GET,
+        "HEAD" => Method::HEAD,
+        _ => return Parse::HandOver,
+    };
+    if checked.body != request::Body::None {
+        return Parse::HandOver;
+    }
+    let keep_alive = !checked.close;
     for h in head.headers.iter() {
         let name = h.name;
-        if name.eq_ignore_ascii_case("content-length") {
-            if h.value != b"0" {
-                return None;
-            }
-        } else if name.eq_ignore_ascii_case("transfer-encoding")
-            || name.eq_ignore_ascii_case("expect")
-            || name.eq_ignore_ascii_case("upgrade")
+        if name.eq_ignore_ascii_case("expect") || name.eq_ignore_ascii_case("upgrade") {
+            return Parse::HandOver;
+        }
+        if name.eq_ignore_ascii_case("connection")
+            && headers::tokens(h.value).any(|t| t.eq_ignore_ascii_case(b"upgrade"))
         {
-            return None;
-        } else if name.eq_ignore_ascii_case("connection") {
-            for token in headers::tokens(h.value) {
-                if token.eq_ignore_ascii_case(b"close") {
-                    keep_alive = false;
-                } else if token.eq_ignore_ascii_case(b"keep-alive") && http10 {
-                    keep_alive = true;
-                } else if token.eq_ignore_ascii_case(b"upgrade") {
-                    return None;
-                }
-            }
+            return Parse::HandOver;
         }
     }
     let form = Form {
@@ -319,19 +386,21 @@ fn parse(
         http10,
         head_only: method == Method::HEAD,
     };
+    let path = checked.origin;
+    let is_static = handler::is_static_path(path.as_bytes());
     let fields = head.headers.iter().map(|h| (h.name, h.value));
     // Only targets any URI parser takes as they are; the rest go the way that checks.
-    let plain_target = path
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b"-._~/%?=&+,;:@!$'()*".contains(&b));
-    let parsed = |head| {
-        Some(Parsed {
+    let plain_target = checked.host_override.is_none()
+        && path
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~/%?=&+,;:@!$'()*".contains(&b));
+    let done = |head| {
+        Parse::Done(Parsed {
             head_len,
             form,
             head,
         })
     };
-    let wire = head.headers.iter().map(|h| (h.name.as_bytes(), h.value));
     let hit = |hit: keel_edge_static::PlainHitRef<'_>| {
         let bytes = if form.head_only { 0 } else { hit.body.len() };
         (on_hit(hit, form), bytes)
@@ -342,27 +411,66 @@ fn parse(
     {
         let entry = handler::static_hit_entry(state, peer, form.head_only, version, path, wire);
         let logged = entry.map(|entry| (entry, u64::try_from(bytes).unwrap_or(u64::MAX)));
-        return parsed(Head::Hit(written, logged));
+        return done(Head::Hit(written, logged));
     }
     if plain_target && wire.clone().all(|(_, value)| headers::valid_value(value)) {
-        if let Some(request) =
-            handler::prepare_proxy(state, peer, "http", form.head_only, version, path, wire)
-        {
-            return parsed(Head::Proxy(request));
+        if let Some(request) = handler::prepare_proxy(
+            state,
+            peer,
+            form.head_only,
+            version,
+            path,
+            &checked.path,
+            wire,
+        ) {
+            return done(Head::Proxy(request));
         }
     }
     let mut map = HeaderMap::with_capacity(head.headers.len());
     for h in head.headers.iter() {
-        let name = HeaderName::from_bytes(h.name.as_bytes()).ok()?;
-        map.append(name, HeaderValue::from_bytes(h.value).ok()?);
+        let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(h.name.as_bytes()),
+            HeaderValue::from_bytes(h.value),
+        ) else {
+            return Parse::Refused(request::syntax_error(httparse::Error::HeaderValue));
+        };
+        map.append(name, value);
     }
-    let uri: Uri = path.parse().ok()?;
+    if let Some(host) = checked.host_override {
+        // RFC 9112 §3.2.2: an absolute-form target's host replaces the `Host` field.
+        match HeaderValue::from_str(host) {
+            Ok(value) => {
+                map.insert(header::HOST, value);
+            }
+            Err(_) => return Parse::Refused(request::syntax_error(httparse::Error::Token)),
+        }
+    }
+    let Ok(uri) = path.parse::<Uri>() else {
+        return Parse::Refused(request::syntax_error(httparse::Error::Token));
+    };
     let mut request = Request::new(());
     *request.method_mut() = method;
     *request.uri_mut() = uri;
     *request.version_mut() = version;
     *request.headers_mut() = map;
-    parsed(Head::Request(request))
+    done(Head::Request(request))
+}
+
+/// Answers a refused head as nginx does (its status, a short text saying why,
+/// `Connection: close`) and closes: what follows a broken head cannot be trusted to be
+/// the next request.
+async fn write_refusal(stream: &mut TcpStream, refusal: Refusal) {
+    let form = Form {
+        keep_alive: false,
+        http10: false,
+        head_only: false,
+    };
+    let reply = Reply::Response(handler::refusal_response(refusal));
+    let (written, _) =
+        write_reply(stream, &mut Vec::new(), &mut Vec::new(), reply, form, false).await;
+    if written.is_ok() {
+        let _ = stream.shutdown().await;
+    }
 }
 
 /// Writes a plain static hit as far as the socket takes it without waiting: status line,
@@ -865,7 +973,7 @@ mod tests {
             peer,
             &state,
             Duration::from_secs(5),
-            8192,
+            request::Limits::with_max_head(8192),
             &mut stop,
         )
         .await;
@@ -891,7 +999,15 @@ mod tests {
             SocketAddr::from(([127, 0, 0, 1], 0)),
             crate::Backend::InProcess(axum::Router::new()),
         ));
-        let parsed = parse(buf, max, &state, peer(), no_hit)?;
+        let Parse::Done(parsed) = parse(
+            buf,
+            request::Limits::with_max_head(max),
+            &state,
+            peer(),
+            no_hit,
+        ) else {
+            return None;
+        };
         match parsed.head {
             Head::Request(request) => Some((parsed.head_len, request, parsed.form)),
             Head::Hit(..) => panic!("a hit without static files"),
@@ -908,7 +1024,15 @@ mod tests {
             crate::Backend::Upstreams(vec!["127.0.0.1:9".parse().unwrap()]),
         ));
         let wire = |buf: &[u8]| {
-            let parsed = parse(buf, 8192, &state, peer(), no_hit)?;
+            let Parse::Done(parsed) = parse(
+                buf,
+                request::Limits::with_max_head(8192),
+                &state,
+                peer(),
+                no_hit,
+            ) else {
+                return None;
+            };
             match parsed.head {
                 Head::Proxy(_) => Some((parsed.head_len, parsed.form)),
                 // The general form (or, above, hyper's).
@@ -926,7 +1050,7 @@ mod tests {
     }
 
     #[test]
-    fn simple_static_gets_are_taken_and_the_rest_is_left_to_hyper() {
+    fn simple_gets_are_taken_the_rest_handed_over_and_bad_heads_refused() {
         let (len, request, form) =
             full(b"GET /static/a.css HTTP/1.1\r\nHost: x\r\n\r\nGET", 8192).unwrap();
         assert_eq!(len, 39);
@@ -943,7 +1067,7 @@ mod tests {
         let (_, _, form) = full(b"GET /static/a.css HTTP/1.0\r\n\r\n", 8192).unwrap();
         assert!(!form.keep_alive);
         let (_, _, form) = full(
-            b"GET /static/a.css HTTP/1.1\r\nConnection: close\r\n\r\n",
+            b"GET /static/a.css HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
             8192,
         )
         .unwrap();
@@ -953,26 +1077,113 @@ mod tests {
         let (_, request, _) = full(b"GET /api/x?y=1 HTTP/1.1\r\nHost: x\r\n\r\n", 8192).unwrap();
         assert_eq!(request.uri(), "/api/x?y=1");
 
+        // What passes the rules but is not answered here is hyper's, for that request.
         for other in [
-            &b"POST /api/x HTTP/1.1\r\nContent-Length: 1\r\n\r\nx"[..],
-            b"DELETE /api/x HTTP/1.1\r\n\r\n",
-            b"POST /static/a.css HTTP/1.1\r\nContent-Length: 1\r\n\r\nx",
-            b"GET /static/a.css HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
-            b"GET /static/a.css HTTP/1.1\r\nContent-Length: 5\r\n\r\n",
-            b"GET /static/a.css HTTP/1.1\r\nExpect: 100-continue\r\n\r\n",
-            b"GET /static/a.css HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n",
-            b"GET /static/a.css HTTP/1.1\r\nHost: x\r\n",
-            b"GET /static/a.css HTTP/1.1\r\nBad Header: x\r\n\r\n",
-            b"GET http://example.com/static/a.css HTTP/1.1\r\n\r\n",
-            b"OPTIONS * HTTP/1.1\r\n\r\n",
+            &b"POST /api/x HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nx"[..],
+            b"DELETE /api/x HTTP/1.1\r\nHost: x\r\n\r\n",
+            b"POST /static/a.css HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nx",
+            b"GET /static/a.css HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n",
+            b"GET /static/a.css HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n",
+            b"GET /static/a.css HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n\r\n",
+            b"GET /static/a.css HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n",
         ] {
             assert!(
-                full(other, 8192).is_none(),
+                matches!(outcome(other, 8192), Outcome_::HandOver),
                 "{}",
                 String::from_utf8_lossy(other)
             );
         }
-        // A head over the cap is hyper's to refuse with 431.
-        assert!(full(b"GET /static/a.css HTTP/1.1\r\nHost: x\r\n\r\n", 20).is_none());
+        // A head not yet complete waits for the rest.
+        assert!(matches!(
+            outcome(b"GET /static/a.css HTTP/1.1\r\nHost: x\r\n", 8192),
+            Outcome_::Partial
+        ));
+        // What the rules refuse is refused here, with nginx's status.
+        for (refused, status) in [
+            (&b"GET /static/a.css HTTP/1.1\r\nBad Header: x\r\n\r\n"[..], 400),
+            (b"OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+            (b"GET /a HTTP/1.1\r\n\r\n", 400),
+            (b"get /a HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+            (b"CONNECT x:443 HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+            (b"GET /a/../../b HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+            (b"GET /a HTTP/2.0\r\nHost: x\r\n\r\n", 505),
+            (b"POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n", 400),
+            (b"POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", 501),
+            (b"GET /static/a.css HTTP/1.1\r\nHost: x\r\n\r\n", 431),
+        ] {
+            let max = if status == 431 { 20 } else { 8192 };
+            match outcome(refused, max) {
+                Outcome_::Refused(code) => assert_eq!(code, status, "{}", String::from_utf8_lossy(refused)),
+                _ => panic!("not refused: {}", String::from_utf8_lossy(refused)),
+            }
+        }
+        // Absolute-form: the target's host replaces the Host line, the target becomes a path.
+        let (_, request, _) = full(
+            b"GET http://good.example/api/x HTTP/1.1\r\nHost: evil\r\n\r\n",
+            8192,
+        )
+        .unwrap();
+        assert_eq!(request.uri(), "/api/x");
+        assert_eq!(request.headers()["host"], "good.example");
+        // A long request line is 414, a long header line 431, with nginx's 8 KiB buffers.
+        let long_target = format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(9000));
+        assert!(matches!(
+            outcome(long_target.as_bytes(), 32 * 1024),
+            Outcome_::Refused(414)
+        ));
+        let long_field = format!(
+            "GET / HTTP/1.1\r\nHost: x\r\nX-A: {}\r\n\r\n",
+            "a".repeat(9000)
+        );
+        assert!(matches!(
+            outcome(long_field.as_bytes(), 32 * 1024),
+            Outcome_::Refused(431)
+        ));
+        let partial = format!("GET /{}", "a".repeat(9000));
+        assert_eq!(
+            request::partial_too_large(
+                partial.as_bytes(),
+                request::Limits::with_max_head(32 * 1024)
+            )
+            .map(|r| r.status.as_u16()),
+            Some(414)
+        );
+    }
+
+    /// What [`parse`] made of a head, without the parsed request.
+    enum Outcome_ {
+        Done,
+        HandOver,
+        Refused(u16),
+        Partial,
+    }
+
+    fn outcome(buf: &[u8], max: usize) -> Outcome_ {
+        let state = State::new(&crate::EdgeConfig::new(
+            SocketAddr::from(([127, 0, 0, 1], 0)),
+            crate::Backend::InProcess(axum::Router::new()),
+        ));
+        match parse(
+            buf,
+            request::Limits::with_max_head(max),
+            &state,
+            peer(),
+            no_hit,
+        ) {
+            Parse::Done(_) => Outcome_::Done,
+            Parse::HandOver => Outcome_::HandOver,
+            Parse::Refused(refusal) => Outcome_::Refused(refusal.status.as_u16()),
+            Parse::Partial => Outcome_::Partial,
+        }
+    }
+
+    #[test]
+    fn many_header_fields_are_read_not_refused() {
+        let mut head = b"GET /api/x HTTP/1.1\r\nHost: x\r\n".to_vec();
+        for i in 0..200 {
+            head.extend_from_slice(format!("X-F{i}: {i}\r\n").as_bytes());
+        }
+        head.extend_from_slice(b"\r\n");
+        assert!(matches!(outcome(&head, 32 * 1024), Outcome_::Done));
     }
 }

@@ -20,6 +20,7 @@ use keel_edge_static::StaticService;
 
 /// Where collected static files are served, as in the classic `location /static/`.
 const STATIC_PREFIX: &str = "/static/";
+use crate::h1::request::{self, Refusal};
 use crate::headers;
 use crate::proxy::{Forwarding, Peers, ProxyError, Streamed};
 use crate::upstream::{Answer, RawBody};
@@ -200,6 +201,14 @@ pub(crate) async fn handle(
     proto: &'static str,
     request: Request<Body>,
 ) -> Response<Body> {
+    // Phase: the codec's rules, on the view hyper's parts give (the fast path checked
+    // the wire form of its heads already; checking again is cheap and keeps one entry).
+    let mut request = request;
+    let path = match apply_rules(&mut request) {
+        Ok(path) => path,
+        Err(refusal) => return refusal_response(refusal),
+    };
+
     // Phase: static files, answered from memory.
     if let Some(response) = handle_static(state, peer, &request) {
         return response;
@@ -215,8 +224,9 @@ pub(crate) async fn handle(
         .as_ref()
         .map(|_| log_entry(client, &request, started));
 
-    // Phase: limit_req. Rejections cost the zone nothing (nginx), and end here.
-    if let Some((decision, status)) = limit(state, &dynamic, request.uri().path(), client) {
+    // Phase: limit_req, on the normalised path. Rejections cost the zone nothing
+    // (nginx), and end here.
+    if let Some((decision, status)) = limit(state, &dynamic, &path, client) {
         if let Some(response) = apply_limit(decision, status, client).await {
             return finish(state, entry, response);
         }
@@ -224,7 +234,6 @@ pub(crate) async fn handle(
 
     // Phase: body size (client_max_body_size): a declared length over the cap is refused
     // before anything is sent on; an undeclared (chunked) one is cut off at the cap.
-    let mut request = request;
     if let Some(max) = state.max_body_bytes {
         let declared = request
             .headers()
@@ -236,6 +245,19 @@ pub(crate) async fn handle(
         }
         let limit = usize::try_from(max).unwrap_or(usize::MAX);
         request = request.map(|body| Body::new(http_body_util::Limited::new(body, limit)));
+        // For upstream peers, the whole body is read before anything is sent on (nginx's
+        // `proxy_request_buffering on`): a body whose chunked framing breaks halfway is
+        // refused with 400 and the peer never sees a piece of it, and the peer gets a
+        // `Content-Length` instead of the client's framing. Without a cap
+        // (`client_max_body_size 0`) bodies stream, as nginx's unbuffered mode.
+        if matches!(dynamic.target, Target::Peers(_))
+            && axum::body::HttpBody::size_hint(request.body()).exact() != Some(0)
+        {
+            request = match buffer_body(request).await {
+                Ok(request) => request,
+                Err(response) => return finish(state, entry, response),
+            };
+        }
     }
 
     // Phase: the backend, with the forwarding headers set in whichever form the request
@@ -245,7 +267,6 @@ pub(crate) async fn handle(
         peer: crate::client_ip::canonical(peer.ip()),
         proto,
     };
-    headers::host_from_authority(&mut request);
     let upstream_started = Instant::now();
     let (mut response, upstream) = match &dynamic.target {
         Target::InProcess(router) => {
@@ -299,16 +320,16 @@ pub(crate) enum Reply {
     Response(Response<Body>),
 }
 
-/// [`handle`]'s phases for a bodiless `GET`/`HEAD` (an origin-form `target`, the head's
-/// `fields`) on the wire form of its head, when they need nothing else: upstream peers
+/// [`handle`]'s phases for a bodiless `GET`/`HEAD` (an origin-form `target`, its
+/// normalised `path` from the codec's rules, the head's `fields`) on the wire form of its head, when they need nothing else: upstream peers
 /// and not a static path. `None` when the request must take [`handle`].
 pub(crate) fn prepare_proxy<'a, I>(
     state: &State,
     peer: SocketAddr,
-    proto: &'static str,
     head_only: bool,
     version: Version,
     target: &str,
+    path: &str,
     fields: I,
 ) -> Option<ProxyRequest>
 where
@@ -324,13 +345,13 @@ where
     let client = dynamic
         .trusted
         .client_ip_of_fields(peer.ip(), fields.clone());
+    // Only plain-HTTP connections take this path (TLS ones are hyper's).
     let forwarding = Forwarding {
         client,
         peer: crate::client_ip::canonical(peer.ip()),
-        proto,
+        proto: "http",
     };
     let method = if head_only { "HEAD" } else { "GET" };
-    let path = &target[..target.find('?').unwrap_or(target.len())];
     let entry = state.access_log.as_ref().map(|_| {
         Entry::from_head(
             client,
@@ -450,16 +471,137 @@ async fn apply_limit(
     }
 }
 
+/// How long a client may take to send a request body the edge buffers (nginx's
+/// `client_body_timeout` is 60 s between two reads; this bounds the whole body).
+const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Reads `request`'s whole body (already capped by `Limited`) and gives it back with a
+/// `Content-Length`, or the answer for a client whose body broke: 413 over the cap, 408
+/// too slow, 400 for broken framing.
+async fn buffer_body(request: Request<Body>) -> Result<Request<Body>, Response<Body>> {
+    use http_body_util::BodyExt;
+    let (mut parts, body) = request.into_parts();
+    let collected = match tokio::time::timeout(BODY_TIMEOUT, body.collect()).await {
+        Ok(Ok(collected)) => collected.to_bytes(),
+        Ok(Err(error)) => {
+            let too_big =
+                std::iter::successors(Some(&error as &(dyn std::error::Error + 'static)), |e| {
+                    e.source()
+                })
+                .any(|cause| cause.is::<http_body_util::LengthLimitError>());
+            if too_big {
+                return Err(refusal_response(Refusal {
+                    status: StatusCode::PAYLOAD_TOO_LARGE,
+                    reason: "the request body is larger than this server accepts",
+                }));
+            }
+            tracing::debug!(%error, "request body could not be read");
+            return Err(refusal_response(Refusal {
+                status: StatusCode::BAD_REQUEST,
+                reason: "the request body is not framed as its head says",
+            }));
+        }
+        Err(_) => {
+            return Err(refusal_response(Refusal {
+                status: StatusCode::REQUEST_TIMEOUT,
+                reason: "the request body did not arrive in time",
+            }))
+        }
+    };
+    parts.headers.remove(header::TRANSFER_ENCODING);
+    parts
+        .headers
+        .insert(header::CONTENT_LENGTH, HeaderValue::from(collected.len()));
+    Ok(Request::from_parts(parts, Body::from(collected)))
+}
+
+/// Runs the codec's rules ([`request::check`]) on a request as hyper holds it, and makes
+/// it what they decided: an absolute-form target (or HTTP/2's `:authority`) gives the
+/// `Host`, and the target becomes origin-form. Returns the normalised path, which
+/// limit_req matches.
+fn apply_rules<B>(request: &mut Request<B>) -> Result<String, Refusal> {
+    let uri = request.uri();
+    let version = request.version();
+    let h2 = version >= Version::HTTP_2;
+    let absolute;
+    let target = match (uri.scheme(), uri.authority()) {
+        // HTTP/1 absolute-form: as sent.
+        (Some(_), Some(_)) if !h2 => {
+            absolute = uri.to_string();
+            absolute.as_str()
+        }
+        // Authority-form (CONNECT host:port): refused by the rules as a target.
+        (None, Some(authority)) => authority.as_str(),
+        _ => uri.path_and_query().map_or("/", |pq| pq.as_str()),
+    };
+    let fields: Vec<headers::Field<'_>> = request
+        .headers()
+        .iter()
+        .map(|(name, value)| (name.as_str().as_bytes(), value.as_bytes()))
+        .collect();
+    let checked = request::check(request::View {
+        method: request.method().as_str(),
+        target,
+        version,
+        authority: h2.then(|| uri.authority().map(|a| a.as_str())).flatten(),
+        fields: fields.iter().copied(),
+    })?;
+    let path = checked.path.into_owned();
+    let host = checked
+        .host_override
+        .map(HeaderValue::from_str)
+        .transpose()
+        .map_err(|_| request::Refusal {
+            status: StatusCode::BAD_REQUEST,
+            reason: "invalid host",
+        })?;
+    let origin = (checked.origin != target && !h2)
+        .then(|| checked.origin.parse::<axum::http::Uri>())
+        .transpose()
+        .map_err(|_| request::Refusal {
+            status: StatusCode::BAD_REQUEST,
+            reason: "invalid target",
+        })?;
+    if let Some(host) = host {
+        request.headers_mut().insert(header::HOST, host);
+    }
+    if let Some(origin) = origin {
+        *request.uri_mut() = origin;
+    }
+    Ok(path)
+}
+
+/// The answer to a request the codec's rules refuse, with `Connection: close`: what
+/// follows a broken request on the same connection cannot be trusted.
+pub(crate) fn refusal_response(refusal: Refusal) -> Response<Body> {
+    tracing::debug!(status = %refusal.status, reason = refusal.reason, "request refused");
+    closing_page(
+        refusal.status,
+        format!(
+            "{} {}: {}.\n",
+            refusal.status.as_str(),
+            refusal.status.canonical_reason().unwrap_or(""),
+            refusal.reason
+        ),
+    )
+}
+
 fn too_large(max: u64) -> Response<Body> {
-    let mut response = Response::new(Body::from(format!(
-        "413 Content Too Large: request bodies are limited to {max} bytes.\n"
-    )));
-    *response.status_mut() = StatusCode::PAYLOAD_TOO_LARGE;
+    // The rest of the body is not read: the connection cannot be reused.
+    closing_page(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!("413 Content Too Large: request bodies are limited to {max} bytes.\n"),
+    )
+}
+
+/// A short text answer after which the connection closes.
+fn closing_page(status: StatusCode, text: String) -> Response<Body> {
+    let mut response = Response::new(Body::from(text));
+    *response.status_mut() = status;
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
-    // The rest of the body is not read: the connection cannot be reused.
     response
         .headers_mut()
         .insert(header::CONNECTION, HeaderValue::from_static("close"));

@@ -23,7 +23,8 @@ const HOP_BY_HOP: [HeaderName; 7] = [
     header::UPGRADE,
 ];
 
-/// Removes hop-by-hop headers, including any that `Connection` names.
+/// Removes hop-by-hop headers, including any that `Connection` names (but never `Host`),
+/// and the fields nginx ignores ([`nginx_valid_name`]).
 pub(crate) fn remove_hop_by_hop(headers: &mut HeaderMap) {
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
@@ -31,30 +32,25 @@ pub(crate) fn remove_hop_by_hop(headers: &mut HeaderMap) {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .filter(|name| *name != header::HOST)
+        .chain(
+            headers
+                .keys()
+                .filter(|name| !nginx_valid_name(name.as_str().as_bytes()))
+                .cloned(),
+        )
         .collect();
     for name in named.iter().chain(HOP_BY_HOP.iter()) {
         headers.remove(name);
     }
 }
 
-/// Gives a request that names its host only in its URI (HTTP/2's `:authority`) a `Host`
-/// field with that name, so the backend sees what nginx's `$host` would be instead of
-/// the address it was reached at. A request with a `Host` field keeps it.
-pub(crate) fn host_from_authority<B>(request: &mut axum::http::Request<B>) {
-    if request.headers().contains_key(header::HOST) {
-        return;
-    }
-    let Some(authority) = request.uri().authority() else {
-        return;
-    };
-    // `user@host` is not a host (RFC 9113 §8.3.1 forbids userinfo there anyway).
-    let host = authority
-        .as_str()
-        .rsplit_once('@')
-        .map_or(authority.as_str(), |(_, host)| host);
-    if let Ok(value) = HeaderValue::from_str(host) {
-        request.headers_mut().insert(header::HOST, value);
-    }
+/// nginx's `ignore_invalid_headers on` (its default): a field whose name has anything
+/// but letters, digits and `-` is dropped, not forwarded. Above all `_`: a WSGI server
+/// maps `X_Forwarded_For` and `X-Forwarded-For` to the same `HTTP_X_FORWARDED_FOR`, so an
+/// underscore spelling would slip past the forwarding fields the edge sets.
+pub(crate) fn nginx_valid_name(name: &[u8]) -> bool {
+    name.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'-')
 }
 
 /// Sets `X-Real-IP`, appends the peer to `X-Forwarded-For`, sets `X-Forwarded-Proto`.
@@ -146,10 +142,15 @@ pub(crate) fn tokens(value: &[u8]) -> impl Iterator<Item = &[u8]> {
 }
 
 /// Whether a `Connection` field among `fields` names `name` (so it is hop-by-hop too).
+/// `Host` is never dropped that way: it is end-to-end, and a `Connection: host` would
+/// otherwise let a client take the site's name out of what the application sees.
 pub(crate) fn named_by_connection<'a>(
     fields: impl Iterator<Item = Field<'a>>,
     name: &[u8],
 ) -> bool {
+    if name.eq_ignore_ascii_case(b"host") {
+        return false;
+    }
     fields
         .filter(|(n, _)| n.eq_ignore_ascii_case(b"connection"))
         .flat_map(|(_, v)| tokens(v))
@@ -158,31 +159,18 @@ pub(crate) fn named_by_connection<'a>(
 
 /// A request head for an upstream peer, from the client's fields: what
 /// [`remove_hop_by_hop`] and [`set_forwarded`] make of a `HeaderMap`, written as an
-/// HTTP/1.1 head with `Host` added when the client sent none, in one pass over the
-/// fields as they were read. Names are written in lower case, as a `HeaderMap` holds them.
+/// HTTP/1.1 head in one pass over the fields as they were read. A request without `Host`
+/// (HTTP/1.0) is forwarded without one, as nginx's `proxy_set_header Host $host` does:
+/// the peer's own address is no name of the site, and applications build links from it. Names are written in lower case, as a `HeaderMap` holds them.
 #[derive(Debug, Clone)]
 pub(crate) struct UpstreamHead {
     bytes: Vec<u8>,
-    /// Where the `Host` line of the peer goes when the client sent none (HTTP/1.0): it
-    /// names the peer, so it is written for each attempt.
-    host_at: Option<usize>,
 }
 
 impl UpstreamHead {
-    /// The head as sent to `authority`.
-    pub(crate) fn for_peer(&self, authority: &str) -> std::borrow::Cow<'_, [u8]> {
-        match self.host_at {
-            None => std::borrow::Cow::Borrowed(&self.bytes),
-            Some(at) => {
-                let mut bytes = Vec::with_capacity(self.bytes.len() + authority.len() + 8);
-                bytes.extend_from_slice(&self.bytes[..at]);
-                bytes.extend_from_slice(b"host: ");
-                bytes.extend_from_slice(authority.as_bytes());
-                bytes.extend_from_slice(b"\r\n");
-                bytes.extend_from_slice(&self.bytes[at..]);
-                std::borrow::Cow::Owned(bytes)
-            }
-        }
+    /// The head as it goes to any peer.
+    pub(crate) fn bytes(&self) -> &[u8] {
+        &self.bytes
     }
 }
 
@@ -209,10 +197,12 @@ where
     let has_connection = fields
         .clone()
         .any(|(n, _)| n.eq_ignore_ascii_case(b"connection"));
-    let mut has_host = false;
     let mut forwarded: Vec<&[u8]> = Vec::new();
     for (name, value) in fields.clone() {
-        if is_hop_by_hop(name) || (has_connection && named_by_connection(fields.clone(), name)) {
+        if is_hop_by_hop(name)
+            || !nginx_valid_name(name)
+            || (has_connection && named_by_connection(fields.clone(), name))
+        {
             continue;
         }
         if name.eq_ignore_ascii_case(b"x-forwarded-for") {
@@ -230,7 +220,6 @@ where
         {
             continue;
         }
-        has_host |= name.eq_ignore_ascii_case(b"host");
         bytes.extend(name.iter().map(u8::to_ascii_lowercase));
         bytes.extend_from_slice(b": ");
         bytes.extend_from_slice(value);
@@ -249,9 +238,8 @@ where
         "https" => b"x-forwarded-proto: https\r\n",
         _ => b"x-forwarded-proto: http\r\n",
     });
-    let host_at = (!has_host).then_some(bytes.len());
     bytes.extend_from_slice(b"\r\n");
-    UpstreamHead { bytes, host_at }
+    UpstreamHead { bytes }
 }
 
 fn ip_value(ip: IpAddr) -> HeaderValue {
@@ -365,9 +353,6 @@ mod tests {
                 remove_hop_by_hop(&mut map);
                 set_forwarded(&mut map, client, peer, proto);
                 let mut expected = b"GET /a?b=1 HTTP/1.1\r\n".to_vec();
-                if !map.contains_key(header::HOST) {
-                    expected.extend_from_slice(b"host: upstream:8000\r\n");
-                }
                 for (name, value) in &map {
                     expected.extend_from_slice(name.as_str().as_bytes());
                     expected.extend_from_slice(b": ");
@@ -376,7 +361,7 @@ mod tests {
                 }
                 expected.extend_from_slice(b"\r\n");
                 assert_eq!(
-                    fields_of(&wire.for_peer("upstream:8000")),
+                    fields_of(wire.bytes()),
                     fields_of(&expected),
                     "{fields:?} over {proto}"
                 );

@@ -20,6 +20,7 @@
 mod access_log;
 mod client_ip;
 mod fast;
+mod h1;
 mod handler;
 mod headers;
 mod proxy;
@@ -169,8 +170,14 @@ pub struct EdgeConfig {
     /// Deadline for a client to send its request headers (slowloris); it also closes a
     /// keep-alive connection left idle this long.
     pub header_read_timeout: Duration,
-    /// Largest request head (request line + headers) accepted; beyond it → 431.
+    /// Largest request head (request line + headers) accepted; beyond it → 431
+    /// (nginx: the four buffers of `large_client_header_buffers 4 8k`).
     pub max_header_bytes: usize,
+    /// Longest request line accepted; beyond it → 414 (nginx: one buffer of
+    /// `large_client_header_buffers`, 8 KiB).
+    pub max_request_line_bytes: usize,
+    /// Longest header line accepted; beyond it → 431 (nginx: one buffer, 8 KiB).
+    pub max_header_line_bytes: usize,
     /// Largest request body accepted (nginx's `client_max_body_size`); beyond it → 413.
     /// `None` accepts any size.
     pub max_body_bytes: Option<u64>,
@@ -207,6 +214,8 @@ impl EdgeConfig {
             balance: BalanceConfig::default(),
             header_read_timeout: Duration::from_secs(10),
             max_header_bytes: 32 * 1024,
+            max_request_line_bytes: h1::request::DEFAULT_MAX_LINE,
+            max_header_line_bytes: h1::request::DEFAULT_MAX_LINE,
             max_body_bytes: Some(1024 * 1024),
             max_connections: 10_000,
             workers: 1,
@@ -358,6 +367,11 @@ impl Edge {
                 header_read_timeout: cfg.header_read_timeout,
                 // hyper refuses a buffer below 8 KiB.
                 max_header_bytes: cfg.max_header_bytes.max(8192),
+                request: h1::request::Limits {
+                    max_line: cfg.max_request_line_bytes,
+                    max_field: cfg.max_header_line_bytes,
+                    max_head: cfg.max_header_bytes,
+                },
             },
             slots: Arc::new(tokio::sync::Semaphore::new(cfg.max_connections.max(1))),
             shutdown_timeout: cfg.shutdown_timeout,

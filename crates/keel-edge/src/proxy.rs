@@ -113,6 +113,9 @@ impl Peers {
             // Below the keep-alive of common app servers (gunicorn's is 2 s) so a pooled
             // connection is rarely one the upstream already closed.
             .pool_idle_timeout(Duration::from_millis(1500))
+            // The client's `Host` is forwarded as it is, and none is made up when it sent
+            // none (as nginx): the peer's address is no name of the site.
+            .set_host(false)
             .build(connector);
         Peers {
             peers: addrs
@@ -266,8 +269,13 @@ impl Peers {
             peer: i,
         };
         let authority = peer.addr.0.as_str();
-        let bytes = head.for_peer(authority);
-        let exchange = upstream::exchange(authority, &key, &bytes, head_only, self.connect_timeout);
+        let exchange = upstream::exchange(
+            authority,
+            &key,
+            head.bytes(),
+            head_only,
+            self.connect_timeout,
+        );
         match tokio::time::timeout(self.response_timeout, exchange).await {
             Ok(Ok(answer)) => {
                 let answer = answer.map_body(|body| self.delivered(i, body, active));
@@ -422,6 +430,9 @@ async fn probe(
     };
     let mut request = Request::new(Body::empty());
     *request.uri_mut() = uri;
+    if let Ok(host) = axum::http::HeaderValue::from_str(&addr.to_string()) {
+        request.headers_mut().insert(axum::http::header::HOST, host);
+    }
     request.headers_mut().insert(
         axum::http::header::USER_AGENT,
         axum::http::HeaderValue::from_static("keel-edge-health-check"),

@@ -29,6 +29,8 @@ use crate::handler::{self, State};
 pub(crate) struct ConnLimits {
     pub(crate) header_read_timeout: Duration,
     pub(crate) max_header_bytes: usize,
+    /// The request line, header line and head limits of the codec's rules.
+    pub(crate) request: crate::h1::request::Limits,
 }
 
 /// What a listener does with its connections.
@@ -55,8 +57,12 @@ impl std::fmt::Debug for Mode {
 /// Everything the accept loops share.
 struct Shared {
     state: Arc<State>,
-    /// HTTP/1.1: plain listeners, and TLS connections that did not choose h2 by ALPN.
+    /// HTTP/1.1: TLS connections that did not choose h2 by ALPN, and the redirect.
     http1: Builder<TokioExecutor>,
+    /// HTTP/1.1 for one request handed over by the fast path (a body, another method),
+    /// then the connection closes: every head on a plain connection is read by the
+    /// codec's rules first, never by hyper alone.
+    http1_once: Builder<TokioExecutor>,
     /// HTTP/2: TLS connections that chose h2. Pinning the version per connection skips
     /// hyper's sniffing of the first bytes.
     http2: Builder<TokioExecutor>,
@@ -83,9 +89,12 @@ pub(crate) async fn serve(
         .header_read_timeout(limits.header_read_timeout)
         .max_buf_size(limits.max_header_bytes);
     builder.http2().timer(TokioTimer::new());
+    let mut once = builder.clone().http1_only();
+    once.http1().keep_alive(false);
     let (stop_tx, stop_rx) = watch::channel(false);
     let shared = Arc::new(Shared {
         state,
+        http1_once: once,
         http1: builder.clone().http1_only(),
         http2: builder.http2_only(),
         slots,
@@ -196,7 +205,7 @@ async fn connection(
                 peer,
                 &shared.state,
                 shared.limits.header_read_timeout,
-                shared.limits.max_header_bytes,
+                shared.limits.request,
                 &mut stop,
             )
             .await;
@@ -206,7 +215,7 @@ async fn connection(
                     TokioIo::new(io),
                     peer,
                     "http",
-                    &shared.http1,
+                    &shared.http1_once,
                     shared,
                     watcher,
                 )

@@ -1475,7 +1475,7 @@ async fn precomputed_static_answers_match_the_general_ones() {
     // HEAD: the same head, no body. HTTP/1.0: closed after the answer.
     let head = raw(
         edge.addr,
-        b"HEAD /static/css/site.css HTTP/1.1\r\nConnection: close\r\n\r\n",
+        b"HEAD /static/css/site.css HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
     )
     .await;
     assert!(head.ends_with("\r\n\r\n"), "HEAD sent a body: {head:?}");
@@ -1626,8 +1626,8 @@ async fn scripted_upstream(script: Vec<(&'static str, usize)>) -> SocketAddr {
 
 /// Bodiless requests go over the edge's own upstream connections: chunked, length and
 /// close-delimited answers arrive whole, HEAD and 304 carry no body, a pooled connection
-/// the upstream closed meanwhile is replaced without an error, and 1xx answers are
-/// skipped.
+/// the upstream closed meanwhile is replaced without an error, and an interim 1xx answer
+/// to a request that asked for none is a 502, as nginx 1.22 makes it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bodiless_requests_get_every_kind_of_upstream_answer_right() {
     let upstream = scripted_upstream(vec![
@@ -1638,7 +1638,8 @@ async fn bodiless_requests_get_every_kind_of_upstream_answer_right() {
         ),
         // Length, then the upstream closes this kept-alive connection without a word.
         ("HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nlength", 0),
-        // Early hints first, then the answer.
+        // Early hints first, then an answer: which head answers the request is a guess
+        // nginx 1.22 does not make, and neither does the edge.
         (
             "HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
             1,
@@ -1672,8 +1673,7 @@ async fn bodiless_requests_get_every_kind_of_upstream_answer_right() {
     // edge must notice on reuse and open a new one, not answer 502.
     tokio::time::sleep(Duration::from_millis(100)).await;
     let hinted = client.get(&url).send().await.unwrap();
-    assert_eq!(hinted.status(), 200);
-    assert_eq!(hinted.text().await.unwrap(), "ok");
+    assert_eq!(hinted.status(), 502);
     let head = client.head(&url).send().await.unwrap();
     assert_eq!(head.status(), 200);
     assert_eq!(head.headers()["content-length"], "1000");
