@@ -206,6 +206,7 @@ deserialize_from_str!(
     OptPath,
     PathValue,
     ByteSize,
+    HeaderBuffers,
     BalanceSetting,
     HealthPath,
     RedisUrl,
@@ -443,6 +444,43 @@ impl fmt::Display for ByteSize {
             n if n != 0 && n % 1024 == 0 => write!(f, "{}k", n / 1024),
             n => write!(f, "{n}"),
         }
+    }
+}
+
+/// nginx's `large_client_header_buffers NUMBER SIZE`: a request line or one header line
+/// must fit one buffer (414 / 431 beyond it), the whole head all of them (431).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeaderBuffers {
+    /// How many buffers.
+    pub count: u64,
+    /// The size of each.
+    pub size: ByteSize,
+}
+
+impl FromStr for HeaderBuffers {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad =
+            || format!("invalid header buffers {s:?}; write them as nginx does, like \"4 8k\"");
+        let mut words = s.split_whitespace();
+        let (Some(count), Some(size), None) = (words.next(), words.next(), words.next()) else {
+            return Err(bad());
+        };
+        let count: u64 = count.parse().map_err(|_| bad())?;
+        let size: ByteSize = size.parse()?;
+        // A buffer must hold at least a short request line; nginx refuses tiny ones too.
+        if count == 0 || size.0 < 1024 || count.saturating_mul(size.0) > 16 * 1024 * 1024 {
+            return Err(format!(
+                "invalid header buffers {s:?}: at least one buffer of 1k, at most 16m in all"
+            ));
+        }
+        Ok(HeaderBuffers { count, size })
+    }
+}
+
+impl fmt::Display for HeaderBuffers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.count, self.size)
     }
 }
 
@@ -760,6 +798,7 @@ struct EdgeFile {
     access_log: Option<Spanned<bool>>,
     log_dir: Option<Spanned<OptPath>>,
     client_max_body_size: Option<Spanned<ByteSize>>,
+    large_client_header_buffers: Option<Spanned<HeaderBuffers>>,
     max_connections: Option<Spanned<usize>>,
     header_timeout: Option<Spanned<HumanDuration>>,
     tls_listen: Option<Spanned<SocketAddr>>,
@@ -1012,6 +1051,7 @@ pub struct EdgeSettings {
     pub access_log: Setting<bool>,
     pub log_dir: Setting<OptPath>,
     pub client_max_body_size: Setting<ByteSize>,
+    pub large_client_header_buffers: Setting<HeaderBuffers>,
     pub max_connections: Setting<usize>,
     pub header_timeout: Setting<HumanDuration>,
     pub tls_listen: Setting<SocketAddr>,
@@ -1312,6 +1352,16 @@ impl Settings {
                         "KEEL_CLIENT_MAX_BODY_SIZE",
                         from_file(src, file.edge.client_max_body_size),
                         ByteSize(1024 * 1024),
+                    )?,
+                    large_client_header_buffers: l.pick(
+                        "edge.large_client_header_buffers",
+                        (None, "--large-client-header-buffers"),
+                        "KEEL_LARGE_CLIENT_HEADER_BUFFERS",
+                        from_file(src, file.edge.large_client_header_buffers),
+                        HeaderBuffers {
+                            count: 4,
+                            size: ByteSize(8 * 1024),
+                        },
                     )?,
                     max_connections: l.pick(
                         "edge.max_connections",
@@ -1770,6 +1820,11 @@ impl Settings {
         cfg.header_read_timeout = e.header_timeout.value.0;
         cfg.max_connections = e.max_connections.value;
         cfg.max_body_bytes = Some(e.client_max_body_size.value.0).filter(|&n| n != 0);
+        let buffers = e.large_client_header_buffers.value;
+        let line = usize::try_from(buffers.size.0).unwrap_or(usize::MAX);
+        cfg.max_request_line_bytes = line;
+        cfg.max_header_line_bytes = line;
+        cfg.max_header_bytes = line.saturating_mul(usize::try_from(buffers.count).unwrap_or(1));
         cfg.workers = e.workers.value.get();
         cfg.balance = keel_edge::BalanceConfig {
             strategy: e.balance.value.0,
@@ -1972,6 +2027,12 @@ impl Settings {
             "client_max_body_size",
             quoted(&e.client_max_body_size.value),
             &e.client_max_body_size.origin,
+        );
+        line(
+            &mut out,
+            "large_client_header_buffers",
+            quoted(&e.large_client_header_buffers.value),
+            &e.large_client_header_buffers.origin,
         );
         line(
             &mut out,
@@ -2443,6 +2504,12 @@ mod tests {
         assert_eq!(ByteSize(2 * 1024 * 1024).to_string(), "2m");
         assert!("1t".parse::<ByteSize>().is_err());
         assert!("m".parse::<ByteSize>().is_err());
+        let buffers = "4 8k".parse::<HeaderBuffers>().unwrap();
+        assert_eq!((buffers.count, buffers.size.0), (4, 8192));
+        assert_eq!(buffers.to_string(), "4 8k");
+        for bad in ["8k", "0 8k", "4 100", "4 8k 1", "x 8k", "4096 8m"] {
+            assert!(bad.parse::<HeaderBuffers>().is_err(), "{bad}");
+        }
         let err = load(
             "[edge]\nclient_max_body_size = \"lots\"\n",
             &[],
