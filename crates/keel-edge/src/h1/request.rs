@@ -137,15 +137,15 @@ pub(crate) fn partial_too_large(buf: &[u8], limits: Limits) -> Option<Refusal> {
         .position(|b| *b != b'\r' && *b != b'\n')
         .unwrap_or(buf.len());
     let rest = &buf[start..];
-    match rest.iter().position(|b| *b == b'\n') {
-        None if rest.len() > limits.max_line => return Some(URI_TOO_LONG),
-        None => return None,
-        Some(end) if end > limits.max_line => return Some(URI_TOO_LONG),
-        Some(_) => {}
+    let line_end = rest.iter().position(|b| *b == b'\n');
+    if line_end.unwrap_or(rest.len()) > limits.max_line {
+        return Some(URI_TOO_LONG);
     }
+    // Before anything else can wait for more: blank lines alone must not grow the buffer.
     if buf.len() > limits.max_head {
         return Some(HEAD_TOO_LARGE);
     }
+    line_end?;
     let last_line = rest
         .iter()
         .rposition(|b| *b == b'\n')
@@ -651,6 +651,32 @@ mod tests {
         assert_eq!(status(h2(&[(b"host", b"other.example")])), 400);
         assert_eq!(status(h2(&[(b"host", b"EXAMPLE.com")])), 200);
         assert_eq!(check(h2(&[])).unwrap().host_override, Some("example.com"));
+    }
+
+    /// A head still coming in is refused as soon as it is over a limit, whatever it is
+    /// made of: endless blank lines before the request line too.
+    #[test]
+    fn partial_heads_are_bounded() {
+        let limits = Limits::with_max_head(1024);
+        let status = |buf: &[u8]| partial_too_large(buf, limits).map(|r| r.status.as_u16());
+        assert_eq!(status(&b"\r\n".repeat(600)), Some(431));
+        assert_eq!(
+            status(format!("GET /{}", "a".repeat(9000)).as_bytes()),
+            Some(414)
+        );
+        assert_eq!(status(b"GET / HTTP/1.1\r\nHost: x\r\n"), None);
+        let long_field = format!("GET / HTTP/1.1\r\nX: {}", "a".repeat(900));
+        assert_eq!(
+            partial_too_large(
+                long_field.as_bytes(),
+                Limits {
+                    max_field: 512,
+                    ..limits
+                }
+            )
+            .map(|r| r.status.as_u16()),
+            Some(431)
+        );
     }
 
     #[test]
