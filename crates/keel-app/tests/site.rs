@@ -422,7 +422,36 @@ on_both!(
     oversized_forms_are_refused,
     a_database_failure_is_a_friendly_500,
     pages_are_compressed_when_asked,
+    nul_bytes_are_refused_before_any_query,
 );
+
+/// Issue 15: on PostgreSQL a NUL in `?tag=`, a slug or a form field answered 500 (no text
+/// parameter may hold one). Now 404 for a path and 400 for a query or a form, on both
+/// databases, and nothing is stored.
+async fn nul_bytes_are_refused_before_any_query(site: &Site) {
+    let mut v = site.visitor();
+    v.get("/?tag=a%00b")
+        .await
+        .assert_status(StatusCode::BAD_REQUEST)
+        .assert_has("Null characters are not allowed");
+    v.get("/posts/a%00b/")
+        .await
+        .assert_status(StatusCode::NOT_FOUND);
+    let token = v.get("/feedback/").await.csrf();
+    v.post_raw(
+        "/feedback/",
+        &[
+            ("csrf_token", &token),
+            ("name", "n\0"),
+            ("email", "n@example.com"),
+            ("message", "hello"),
+        ],
+    )
+    .await
+    .assert_status(StatusCode::BAD_REQUEST)
+    .assert_has("Null characters are not allowed");
+    assert_eq!(site.count("feedback").await, 0);
+}
 
 async fn pages_are_compressed_when_asked(site: &Site) {
     let client = reqwest::Client::new();

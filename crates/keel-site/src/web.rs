@@ -175,6 +175,9 @@ pub(crate) async fn visit(
     request: Request,
     next: Next,
 ) -> Response {
+    if let Err(e) = no_nul_in_target(request.uri()) {
+        return inner.error_page(None, e);
+    }
     let mut session_token = None;
     let mut csrf_cookie = None;
     for c in cookies(request.headers()) {
@@ -235,6 +238,26 @@ pub(crate) async fn visit(
     response
 }
 
+/// NUL can be stored in no PostgreSQL text parameter, and no route or tag has one: a
+/// path with a (decoded) NUL is no page (404), a query with one is a bad request (400,
+/// Django's "Null characters are not allowed."), refused before any query runs. Form
+/// fields are checked in [`check_csrf`], where the body is read.
+fn no_nul_in_target(uri: &axum::http::Uri) -> Result<(), SiteError> {
+    // A URI holds no raw NUL: in a path it can only be the escape `%00`.
+    if uri.path().contains("%00") {
+        return Err(SiteError::NotFound);
+    }
+    let query = uri.query().unwrap_or("");
+    if url::form_urlencoded::parse(query.as_bytes())
+        .any(|(k, v)| k.contains('\0') || v.contains('\0'))
+    {
+        return Err(SiteError::BadRequest(
+            "Null characters are not allowed in the address.".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// Reads the form body (bounded), checks its token against the cookie, and hands the
 /// request on with the same body.
 async fn check_csrf(request: Request, cookie: Option<&str>) -> Result<Request, SiteError> {
@@ -257,6 +280,11 @@ async fn check_csrf(request: Request, cookie: Option<&str>) -> Result<Request, S
             "CSRF verification failed: the CSRF cookie is not set. Enable cookies for this site, reload the form and send it again.".into(),
         ));
     };
+    if url::form_urlencoded::parse(&bytes).any(|(k, v)| k.contains('\0') || v.contains('\0')) {
+        return Err(SiteError::BadRequest(
+            "Null characters are not allowed in a form field.".into(),
+        ));
+    }
     let form_token = url::form_urlencoded::parse(&bytes)
         .find(|(k, _)| k == CSRF_FIELD)
         .map(|(_, v)| v.into_owned());
