@@ -216,10 +216,11 @@ pub(crate) async fn serve(
                 let keep_alive = form.keep_alive && !*stop.borrow();
                 write_reply(&mut stream, &mut out, &mut frames, reply, form, keep_alive).await
             }
-            Head::Request(request) => {
-                // Every phase, the static one first, as on hyper's connections.
+            Head::Request(request, path) => {
+                // Every phase after the rules, the static one first, as on hyper's
+                // connections.
                 let request = request.map(|()| Body::empty());
-                let response = handler::handle(state, peer, "http", request).await;
+                let response = handler::handle_checked(state, peer, "http", request, &path).await;
                 let keep_alive = form.keep_alive && !*stop.borrow();
                 let reply = Reply::Response(response);
                 write_reply(&mut stream, &mut out, &mut frames, reply, form, keep_alive).await
@@ -264,8 +265,8 @@ enum Head {
     Proxy(handler::ProxyRequest),
     /// Anything else: every phase of the edge, as hyper's connections run them (the
     /// static phase's 304, 206, 404 and access log; limit_req, forwarded headers, the
-    /// backend).
-    Request(Request<()>),
+    /// backend), with the normalised path the rules gave.
+    Request(Request<()>, String),
 }
 
 /// How far writing a plain static hit got without waiting.
@@ -313,8 +314,10 @@ fn parse(
         Ok(httparse::Status::Complete(len)) => parsed(&head, len, buf, limits, state, peer, on_hit),
         Ok(httparse::Status::Partial) => Parse::Partial,
         Err(httparse::Error::TooManyHeaders) => {
-            // Rare: a second parse with room for as many fields as the size cap allows.
-            let mut many = vec![httparse::EMPTY_HEADER; MAX_MANY_HEADERS];
+            // Rare: a second parse with room for as many fields as the bytes read have
+            // lines (no more than the size cap allows), not a fixed worst case.
+            let lines = buf.iter().filter(|b| **b == b'\n').count();
+            let mut many = vec![httparse::EMPTY_HEADER; lines.min(MAX_MANY_HEADERS)];
             let mut head = httparse::Request::new(&mut many);
             match head.parse(buf) {
                 Ok(httparse::Status::Complete(len)) => {
@@ -366,23 +369,11 @@ fn parsed(
         "HEAD" => Method::HEAD,
         _ => return Parse::HandOver,
     };
-    if checked.body != request::Body::None {
+    if checked.body != request::Body::None || checked.expect_or_upgrade {
         return Parse::HandOver;
     }
-    let keep_alive = !checked.close;
-    for h in head.headers.iter() {
-        let name = h.name;
-        if name.eq_ignore_ascii_case("expect") || name.eq_ignore_ascii_case("upgrade") {
-            return Parse::HandOver;
-        }
-        if name.eq_ignore_ascii_case("connection")
-            && headers::tokens(h.value).any(|t| t.eq_ignore_ascii_case(b"upgrade"))
-        {
-            return Parse::HandOver;
-        }
-    }
     let form = Form {
-        keep_alive,
+        keep_alive: !checked.close,
         http10,
         head_only: method == Method::HEAD,
     };
@@ -453,7 +444,7 @@ fn parsed(
     *request.uri_mut() = uri;
     *request.version_mut() = version;
     *request.headers_mut() = map;
-    done(Head::Request(request))
+    done(Head::Request(request, checked.path.into_owned()))
 }
 
 /// Answers a refused head as nginx does (its status, a short text saying why,
@@ -1009,7 +1000,7 @@ mod tests {
             return None;
         };
         match parsed.head {
-            Head::Request(request) => Some((parsed.head_len, request, parsed.form)),
+            Head::Request(request, _) => Some((parsed.head_len, request, parsed.form)),
             Head::Hit(..) => panic!("a hit without static files"),
             Head::Proxy(_) => panic!("the wire form without peers"),
         }
@@ -1036,7 +1027,7 @@ mod tests {
             match parsed.head {
                 Head::Proxy(_) => Some((parsed.head_len, parsed.form)),
                 // The general form (or, above, hyper's).
-                Head::Request(_) => None,
+                Head::Request(..) => None,
                 Head::Hit(..) => panic!("a hit without static files"),
             }
         };

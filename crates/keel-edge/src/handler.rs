@@ -201,14 +201,23 @@ pub(crate) async fn handle(
     proto: &'static str,
     request: Request<Body>,
 ) -> Response<Body> {
-    // Phase: the codec's rules, on the view hyper's parts give (the fast path checked
-    // the wire form of its heads already; checking again is cheap and keeps one entry).
+    // Phase: the codec's rules, on the view hyper's parts give.
     let mut request = request;
-    let path = match apply_rules(&mut request) {
-        Ok(path) => path,
-        Err(refusal) => return refusal_response(refusal),
-    };
+    match apply_rules(&mut request) {
+        Ok(path) => handle_checked(state, peer, proto, request, &path).await,
+        Err(refusal) => refusal_response(refusal),
+    }
+}
 
+/// [`handle`]'s phases after the codec's rules, for a request that passed them already
+/// (the fast path checks the wire form of its heads): `path` is its normalised path.
+pub(crate) async fn handle_checked(
+    state: &State,
+    peer: SocketAddr,
+    proto: &'static str,
+    mut request: Request<Body>,
+    path: &str,
+) -> Response<Body> {
     // Phase: static files, answered from memory.
     if let Some(response) = handle_static(state, peer, &request) {
         return response;
@@ -226,7 +235,7 @@ pub(crate) async fn handle(
 
     // Phase: limit_req, on the normalised path. Rejections cost the zone nothing
     // (nginx), and end here.
-    if let Some((decision, status)) = limit(state, &dynamic, &path, client) {
+    if let Some((decision, status)) = limit(state, &dynamic, path, client) {
         if let Some(response) = apply_limit(decision, status, client).await {
             return finish(state, entry, response);
         }
@@ -321,7 +330,8 @@ pub(crate) enum Reply {
 }
 
 /// [`handle`]'s phases for a bodiless `GET`/`HEAD` (an origin-form `target`, its
-/// normalised `path` from the codec's rules, the head's `fields`) on the wire form of its head, when they need nothing else: upstream peers
+/// normalised `path` from the codec's rules, the head's `fields`) on the wire form of its
+/// head, when they need nothing else: upstream peers
 /// and not a static path. `None` when the request must take [`handle`].
 pub(crate) fn prepare_proxy<'a, I>(
     state: &State,
@@ -484,12 +494,7 @@ async fn buffer_body(request: Request<Body>) -> Result<Request<Body>, Response<B
     let collected = match tokio::time::timeout(BODY_TIMEOUT, body.collect()).await {
         Ok(Ok(collected)) => collected.to_bytes(),
         Ok(Err(error)) => {
-            let too_big =
-                std::iter::successors(Some(&error as &(dyn std::error::Error + 'static)), |e| {
-                    e.source()
-                })
-                .any(|cause| cause.is::<http_body_util::LengthLimitError>());
-            if too_big {
+            if crate::proxy::body_over_limit(&error) {
                 return Err(refusal_response(Refusal {
                     status: StatusCode::PAYLOAD_TOO_LARGE,
                     reason: "the request body is larger than this server accepts",
@@ -534,17 +539,15 @@ fn apply_rules<B>(request: &mut Request<B>) -> Result<String, Refusal> {
         (None, Some(authority)) => authority.as_str(),
         _ => uri.path_and_query().map_or("/", |pq| pq.as_str()),
     };
-    let fields: Vec<headers::Field<'_>> = request
-        .headers()
-        .iter()
-        .map(|(name, value)| (name.as_str().as_bytes(), value.as_bytes()))
-        .collect();
     let checked = request::check(request::View {
         method: request.method().as_str(),
         target,
         version,
         authority: h2.then(|| uri.authority().map(|a| a.as_str())).flatten(),
-        fields: fields.iter().copied(),
+        fields: request
+            .headers()
+            .iter()
+            .map(|(name, value)| (name.as_str().as_bytes(), value.as_bytes())),
     })?;
     let path = checked.path.into_owned();
     let host = checked

@@ -159,9 +159,10 @@ pub(crate) fn named_by_connection<'a>(
 
 /// A request head for an upstream peer, from the client's fields: what
 /// [`remove_hop_by_hop`] and [`set_forwarded`] make of a `HeaderMap`, written as an
-/// HTTP/1.1 head in one pass over the fields as they were read. A request without `Host`
-/// (HTTP/1.0) is forwarded without one, as nginx's `proxy_set_header Host $host` does:
-/// the peer's own address is no name of the site, and applications build links from it. Names are written in lower case, as a `HeaderMap` holds them.
+/// HTTP/1.1 head in one pass over the fields as they were read. Names are written in lower
+/// case, as a `HeaderMap` holds them. A request without `Host` (HTTP/1.0) is forwarded
+/// without one, as nginx's `proxy_set_header Host $host` does: the peer's own address is
+/// no name of the site, and applications build links from it.
 #[derive(Debug, Clone)]
 pub(crate) struct UpstreamHead {
     bytes: Vec<u8>,

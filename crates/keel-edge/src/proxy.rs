@@ -521,7 +521,7 @@ fn is_idempotent(method: &Method) -> bool {
 }
 
 /// The client's body hit `Limited`'s cap: the client's fault, not the peer's.
-fn body_over_limit(error: &(dyn std::error::Error + 'static)) -> bool {
+pub(crate) fn body_over_limit(error: &(dyn std::error::Error + 'static)) -> bool {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
     while let Some(cause) = source {
         if cause.is::<http_body_util::LengthLimitError>() {

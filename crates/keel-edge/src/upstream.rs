@@ -220,7 +220,7 @@ async fn attempt(
             // An answer with no body by rule (to HEAD, 204, 304) says nothing of what the
             // upstream may still write after it: gunicorn's threaded worker under Django
             // sends a body on HEAD. Such a connection is not reused at all.
-            let bodiless_by_rule = framing == Framing::Done && !parsed.length_is_zero(head_only);
+            let bodiless_by_rule = parsed.bodiless_by_rule(head_only);
             let mut body = RawBody {
                 stream: Some(stream),
                 buf,
@@ -235,7 +235,8 @@ async fn attempt(
                 status: parsed.status,
                 lines: parsed.lines,
                 has_date: parsed.has_date,
-                has_length: parsed.length.is_some() && !parsed.chunked,
+                // CL beside TE was refused: a length is the body's.
+                has_length: parsed.length.is_some(),
                 body,
             });
         }
@@ -316,20 +317,15 @@ struct Parsed {
 }
 
 impl Parsed {
-    /// Whether the answer's body is empty by its own `Content-Length: 0`, not by rule.
-    fn length_is_zero(&self, head_only: bool) -> bool {
-        !head_only
-            && self.status != StatusCode::NO_CONTENT
-            && self.status != StatusCode::NOT_MODIFIED
-            && self.length == Some(0)
-            && !self.chunked
+    /// Whether the answer has no body by rule: to `HEAD`, or a 204 or 304.
+    fn bodiless_by_rule(&self, head_only: bool) -> bool {
+        head_only
+            || self.status == StatusCode::NO_CONTENT
+            || self.status == StatusCode::NOT_MODIFIED
     }
 
     fn framing(&self, head_only: bool) -> Framing {
-        let no_body = head_only
-            || self.status == StatusCode::NO_CONTENT
-            || self.status == StatusCode::NOT_MODIFIED;
-        if no_body {
+        if self.bodiless_by_rule(head_only) {
             Framing::Done
         } else if self.chunked {
             Framing::Chunked(Chunk::Size)
@@ -404,11 +400,9 @@ fn parse_head(buf: &[u8]) -> Result<Option<Parsed>, String> {
         // and so does the edge: one of the two is a lie about where the body ends.
         return Err("Content-Length and Transfer-Encoding in one answer".to_owned());
     }
-    let drop_length = chunked;
     let mut lines = Vec::with_capacity(len);
     for (name, value) in fields.clone() {
         if crate::headers::is_hop_by_hop(name)
-            || (drop_length && name.eq_ignore_ascii_case(b"content-length"))
             || (has_connection && crate::headers::named_by_connection(fields.clone(), name))
         {
             continue;

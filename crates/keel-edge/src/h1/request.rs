@@ -205,12 +205,15 @@ pub(crate) struct Checked<'a> {
     pub(crate) body: Body,
     /// `Connection: close`, or HTTP/1.0 without `keep-alive`.
     pub(crate) close: bool,
+    /// An `Expect` field, or an `Upgrade` one (or `Connection: upgrade`): what the fast
+    /// path leaves to hyper.
+    pub(crate) expect_or_upgrade: bool,
 }
 
 /// Applies the rules to `view`.
 pub(crate) fn check<'a, I>(view: View<'a, I>) -> Result<Checked<'a>, Refusal>
 where
-    I: Iterator<Item = Field<'a>> + Clone,
+    I: Iterator<Item = Field<'a>>,
 {
     check_method(view.method)?;
     let target = parse_target(view.target)?;
@@ -221,7 +224,8 @@ where
     let mut length: Option<u64> = None;
     let mut chunked = false;
     let mut close = http10;
-    for (name, value) in view.fields.clone() {
+    let mut expect_or_upgrade = false;
+    for (name, value) in view.fields {
         if name.eq_ignore_ascii_case(b"host") {
             if host.is_some() {
                 return Err(Refusal::bad("more than one Host header"));
@@ -252,8 +256,12 @@ where
                     close = true;
                 } else if token.eq_ignore_ascii_case(b"keep-alive") && http10 {
                     close = false;
+                } else if token.eq_ignore_ascii_case(b"upgrade") {
+                    expect_or_upgrade = true;
                 }
             }
+        } else if name.eq_ignore_ascii_case(b"expect") || name.eq_ignore_ascii_case(b"upgrade") {
+            expect_or_upgrade = true;
         }
     }
     if chunked && length.is_some() {
@@ -313,6 +321,7 @@ where
             (false, Some(n)) => Body::Length(n),
         },
         close,
+        expect_or_upgrade,
     })
 }
 
