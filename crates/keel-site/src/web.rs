@@ -280,14 +280,19 @@ async fn check_csrf(request: Request, cookie: Option<&str>) -> Result<Request, S
             "CSRF verification failed: the CSRF cookie is not set. Enable cookies for this site, reload the form and send it again.".into(),
         ));
     };
-    if url::form_urlencoded::parse(&bytes).any(|(k, v)| k.contains('\0') || v.contains('\0')) {
-        return Err(SiteError::BadRequest(
-            "Null characters are not allowed in a form field.".into(),
-        ));
+    // One pass over the fields: the token, and a NUL anywhere refused (no text column
+    // may hold one on PostgreSQL).
+    let mut form_token = None;
+    for (key, value) in url::form_urlencoded::parse(&bytes) {
+        if key.contains('\0') || value.contains('\0') {
+            return Err(SiteError::BadRequest(
+                "Null characters are not allowed in a form field.".into(),
+            ));
+        }
+        if key == CSRF_FIELD && form_token.is_none() {
+            form_token = Some(value.into_owned());
+        }
     }
-    let form_token = url::form_urlencoded::parse(&bytes)
-        .find(|(k, _)| k == CSRF_FIELD)
-        .map(|(_, v)| v.into_owned());
     let given = form_token.or(header_token);
     match given {
         Some(token) if bool::from(token.as_bytes().ct_eq(cookie.as_bytes())) => {
