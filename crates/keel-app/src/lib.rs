@@ -59,6 +59,14 @@ pub struct AppConfig {
     pub upstream_timeout: Duration,
     /// How long a stop waits for in-flight requests before giving up on them.
     pub shutdown_timeout: Duration,
+    /// The peers whose forwarding headers are believed (gunicorn's `forwarded_allow_ips`).
+    pub forwarded_allow_ips: keel_client::Trusted,
+    /// How long an idle keep-alive connection waits for its next request (gunicorn's
+    /// `--keep-alive`).
+    pub keep_alive: Duration,
+    /// How long a client may take to send a whole request head, counted from when the
+    /// server starts waiting for it (a slowloris, or a connection that sends nothing).
+    pub header_timeout: Duration,
     /// Live events (`/stream/`, `/events/`, `/api/publish`); `None` leaves them out.
     pub stream: Option<keel_stream::Hub>,
     /// Bearer token that `POST /api/publish` requires; `None` turns that route off.
@@ -77,6 +85,9 @@ impl AppConfig {
             upstream_url,
             upstream_timeout: Duration::from_secs(10),
             shutdown_timeout: Duration::from_secs(30),
+            forwarded_allow_ips: keel_client::Trusted::loopback(),
+            keep_alive: Duration::from_secs(5),
+            header_timeout: Duration::from_secs(10),
             stream: None,
             publish_token: None,
             site: None,
@@ -89,7 +100,8 @@ impl AppConfig {
 pub struct App {
     listener: TcpListener,
     router: Router,
-    shutdown_timeout: Duration,
+    trusted: keel_client::Trusted,
+    timeouts: server::Timeouts,
     stream: Option<keel_stream::Hub>,
 }
 
@@ -106,13 +118,19 @@ impl App {
         Ok(App {
             listener,
             router,
-            shutdown_timeout: cfg.shutdown_timeout,
+            trusted: cfg.forwarded_allow_ips.clone(),
+            timeouts: server::Timeouts {
+                shutdown: cfg.shutdown_timeout,
+                keep_alive: cfg.keep_alive,
+                header: cfg.header_timeout,
+            },
             stream: cfg.stream.clone(),
         })
     }
 
     /// The application as a router with no listener of its own, for serving in-process
-    /// behind the edge (`keel up`); `cfg.bind` is ignored.
+    /// behind the edge (`keel up`); `cfg.bind` is ignored. The edge hands each request
+    /// over with the [`keel_client::Client`] it worked out as an extension.
     pub fn in_process(cfg: &AppConfig) -> Result<Router, AppError> {
         routes::router(cfg, Arc::new(Metrics::new()))
     }
@@ -139,6 +157,13 @@ impl App {
                 hub.shutdown();
             }
         };
-        server::serve(self.listener, self.router, shutdown, self.shutdown_timeout).await
+        server::serve(
+            self.listener,
+            self.router,
+            self.trusted,
+            shutdown,
+            self.timeouts,
+        )
+        .await
     }
 }

@@ -85,7 +85,15 @@ impl MockUpstream {
                 )
             })
             .with_state(self.latency);
-        crate::server::serve(self.listener, router, shutdown, grace).await
+        // Its clients (the app's pooled upstream clients) keep idle connections up to 90 s:
+        // the mock keeps them longer, so a pooled request never meets a closing socket.
+        let timeouts = crate::server::Timeouts {
+            shutdown: grace,
+            keep_alive: Duration::from_secs(120),
+            header: Duration::from_secs(10),
+        };
+        let trusted = keel_client::Trusted::None;
+        crate::server::serve(self.listener, router, trusted, shutdown, timeouts).await
     }
 }
 

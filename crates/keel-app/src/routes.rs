@@ -50,7 +50,10 @@ pub(crate) fn router(cfg: &AppConfig, metrics: Arc<Metrics>) -> Result<Router, A
     let ops_routes = ops_routes.with_state(metrics.clone());
     let health_routes = Router::new()
         .route("/healthz", get(healthz))
-        .with_state(cfg.stream.clone());
+        .with_state(Arc::new(Health {
+            hub: cfg.stream.clone(),
+            site: cfg.site.clone(),
+        }));
     let mut app = Router::new()
         .merge(upstream_routes)
         .merge(ops_routes)
@@ -112,19 +115,47 @@ async fn index() -> axum::response::Html<&'static str> {
     axum::response::Html(include_str!("index.html"))
 }
 
-/// Liveness: 200 while the process serves. With live events on, a broker that is down
-/// shows as `degraded` (pages and streams still answer; publishing does not).
-async fn healthz(State(hub): State<Option<keel_stream::Hub>>) -> Json<serde_json::Value> {
-    match hub.as_ref().map(keel_stream::Hub::health) {
-        Some(keel_stream::Health::Degraded(reason)) => Json(serde_json::json!({
-            "status": "degraded",
-            "broker": reason,
-        })),
-        Some(keel_stream::Health::Ok) => {
-            Json(serde_json::json!({ "status": "ok", "broker": "ok" }))
+/// What `/healthz` looks at.
+#[derive(Debug)]
+struct Health {
+    hub: Option<keel_stream::Hub>,
+    site: Option<keel_site::Site>,
+}
+
+/// Readiness, for the edge's health check and a load balancer's: 200 `ok` while the
+/// process can serve. A database that does not answer makes it 503 `degraded` with the
+/// reason — the site cannot serve, so the instance should be taken out until it is back.
+/// A broker that is down is `degraded` but still 200: pages and open streams still
+/// answer, only publishing does not.
+async fn healthz(State(health): State<Arc<Health>>) -> Response {
+    let mut body = serde_json::Map::new();
+    let mut status = StatusCode::OK;
+    let mut degraded = false;
+    if let Some(site) = &health.site {
+        match site.health().await {
+            Ok(()) => {
+                body.insert("database".into(), "ok".into());
+            }
+            Err(reason) => {
+                status = StatusCode::SERVICE_UNAVAILABLE;
+                degraded = true;
+                body.insert("database".into(), reason.into());
+            }
         }
-        None => Json(serde_json::json!({ "status": "ok" })),
     }
+    match health.hub.as_ref().map(keel_stream::Hub::health) {
+        Some(keel_stream::Health::Degraded(reason)) => {
+            degraded = true;
+            body.insert("broker".into(), reason.into());
+        }
+        Some(keel_stream::Health::Ok) => {
+            body.insert("broker".into(), "ok".into());
+        }
+        None => {}
+    }
+    let verdict = if degraded { "degraded" } else { "ok" };
+    body.insert("status".into(), verdict.into());
+    (status, Json(serde_json::Value::Object(body))).into_response()
 }
 
 async fn sync_test(State(upstreams): State<Arc<Upstreams>>) -> Response {

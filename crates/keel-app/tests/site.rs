@@ -57,7 +57,9 @@ impl Drop for PgDatabase {
                 .build()
                 .unwrap();
             rt.block_on(async {
-                if let Ok(db) = keel_site::Db::connect(&admin_url, 1).await {
+                if let Ok(db) =
+                    keel_site::Db::connect(&admin_url, 1, std::time::Duration::from_secs(10)).await
+                {
                     let _ = sqlx::query(&sql).execute(db.pool()).await;
                     db.close().await;
                 }
@@ -75,17 +77,18 @@ fn pg_admin_url() -> String {
 async fn fresh_pg_database() -> Option<PgDatabase> {
     static N: AtomicUsize = AtomicUsize::new(0);
     let admin_url = pg_admin_url();
-    let admin = match keel_site::Db::connect(&admin_url, 1).await {
-        Ok(db) => db,
-        Err(e) => {
-            assert!(
-                std::env::var("CI").map_or(true, |v| v != "true"),
-                "PostgreSQL is not reachable at {admin_url} and CI=true: {e}"
-            );
-            eprintln!("SKIPPED: PostgreSQL not reachable at {admin_url}: {e}");
-            return None;
-        }
-    };
+    let admin =
+        match keel_site::Db::connect(&admin_url, 1, std::time::Duration::from_secs(10)).await {
+            Ok(db) => db,
+            Err(e) => {
+                assert!(
+                    std::env::var("CI").map_or(true, |v| v != "true"),
+                    "PostgreSQL is not reachable at {admin_url} and CI=true: {e}"
+                );
+                eprintln!("SKIPPED: PostgreSQL not reachable at {admin_url}: {e}");
+                return None;
+            }
+        };
     let name = format!(
         "keel_test_{}_{}",
         std::process::id(),

@@ -64,7 +64,15 @@ pub struct Db {
 impl Db {
     /// Connects to `url`. A SQLite file and its directory are created when missing, and
     /// the file is put in WAL mode (readers never wait for the writer).
-    pub async fn connect(url: &str, max_connections: u32) -> Result<Db, SiteError> {
+    ///
+    /// `acquire_timeout` bounds how long a request waits for a working connection: past
+    /// it the request fails with 503 instead of hanging while the database is down (sqlx
+    /// keeps retrying a refused connection until then).
+    pub async fn connect(
+        url: &str,
+        max_connections: u32,
+        acquire_timeout: Duration,
+    ) -> Result<Db, SiteError> {
         sqlx::any::install_default_drivers();
         let backend = Backend::of(url)?;
         let url = match backend {
@@ -73,7 +81,7 @@ impl Db {
         };
         let options = AnyPoolOptions::new()
             .max_connections(max_connections.max(1))
-            .acquire_timeout(Duration::from_secs(10));
+            .acquire_timeout(acquire_timeout);
         // Each SQLite connection to `:memory:` is a database of its own: a memory database
         // (tests, throwaway runs) lives on exactly one connection that is never recycled.
         let options = if url.starts_with("sqlite::memory:") {
@@ -105,6 +113,15 @@ impl Db {
                 source,
             })?;
         Ok(Db { pool, backend })
+    }
+
+    /// Whether the database answers `SELECT 1` within `within`; the error says why not.
+    pub async fn ping(&self, within: Duration) -> Result<(), String> {
+        match tokio::time::timeout(within, sqlx::query("SELECT 1").execute(&self.pool)).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err(format!("no answer within {} ms", within.as_millis())),
+        }
     }
 
     /// The pool, for queries.

@@ -75,6 +75,17 @@ pub(crate) struct ErrorPage {
 }
 
 impl SiteError {
+    /// Whether this is the database being unreachable (down, restarting, or every
+    /// connection busy past the acquire timeout) rather than a fault in a query: the
+    /// visitor gets 503 and the balancer in front may try another instance.
+    pub fn database_unavailable(&self) -> bool {
+        match self {
+            SiteError::Connect { .. } => true,
+            SiteError::Db(e) => unavailable(e),
+            _ => false,
+        }
+    }
+
     fn page(&self) -> ErrorPage {
         let (status, title, message) = match self {
             SiteError::NotFound => (
@@ -95,6 +106,12 @@ impl SiteError {
                 "Too large",
                 "The form you sent is larger than this site accepts.".to_owned(),
             ),
+            e if e.database_unavailable() => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Temporarily unavailable",
+                "The site cannot reach its database right now. Nothing you sent was saved; please try again in a moment."
+                    .to_owned(),
+            ),
             _ => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "Something went wrong",
@@ -113,10 +130,19 @@ impl SiteError {
 impl IntoResponse for SiteError {
     fn into_response(self) -> Response {
         let page = self.page();
-        if page.status.is_server_error() {
+        let unavailable = self.database_unavailable();
+        if unavailable {
+            // One line per request at warn: an outage is the database's story, not a bug here.
+            tracing::warn!(error = %self, "site request refused: database unavailable");
+        } else if page.status.is_server_error() {
             tracing::error!(error = %self, "site request failed");
         }
         let mut response = page.status.into_response();
+        if unavailable {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        }
         if let SiteError::TooMany { retry_after, .. } = &self {
             if let Ok(value) = HeaderValue::from_str(&retry_after.to_string()) {
                 response.headers_mut().insert(header::RETRY_AFTER, value);
@@ -124,5 +150,22 @@ impl IntoResponse for SiteError {
         }
         response.extensions_mut().insert(page);
         response
+    }
+}
+
+/// sqlx errors that mean "no database right now": the pool could not hand out a working
+/// connection in time, the socket failed, or PostgreSQL said it is shutting down or
+/// starting (SQLSTATE classes 08, connection exception, and 57P, operator intervention).
+pub(crate) fn unavailable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|code| code.starts_with("08") || code.starts_with("57P")),
+        _ => false,
     }
 }

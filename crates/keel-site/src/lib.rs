@@ -54,6 +54,8 @@ pub struct SiteConfig {
     pub database_url: String,
     /// Most connections the pool opens.
     pub max_connections: u32,
+    /// How long a request waits for a database connection before it gets 503.
+    pub acquire_timeout: std::time::Duration,
     /// A directory whose templates replace the built-in ones of the same name.
     pub templates_dir: Option<PathBuf>,
     /// The collected static root, for the manifest's hashed URLs; without one, plain
@@ -76,6 +78,7 @@ impl SiteConfig {
         SiteConfig {
             database_url: database_url.into(),
             max_connections: 16,
+            acquire_timeout: std::time::Duration::from_secs(2),
             templates_dir: None,
             static_root: None,
             sample_data: true,
@@ -118,7 +121,7 @@ impl Site {
             _ => None,
         };
         let templates = render::Templates::new(cfg.templates_dir.clone(), manifest)?;
-        let db = Db::connect(&cfg.database_url, cfg.max_connections).await?;
+        let db = Db::connect(&cfg.database_url, cfg.max_connections, cfg.acquire_timeout).await?;
         let applied = db.migrate().await?;
         if applied > 0 {
             tracing::info!(applied, "database migrations applied");
@@ -135,6 +138,12 @@ impl Site {
                 cache: cache::PageCache::new(cfg.page_cache_ttl),
             }),
         })
+    }
+
+    /// Whether the site can serve: its database answers within two seconds. The error
+    /// says why not, for `/healthz`.
+    pub async fn health(&self) -> Result<(), String> {
+        self.inner.db.ping(std::time::Duration::from_secs(2)).await
     }
 
     /// The database.
@@ -195,7 +204,7 @@ impl Site {
 
 /// Applies pending migrations to `database_url` (`keel migrate`); returns how many ran.
 pub async fn migrate(database_url: &str) -> Result<usize, SiteError> {
-    let db = Db::connect(database_url, 1).await?;
+    let db = Db::connect(database_url, 1, std::time::Duration::from_secs(10)).await?;
     let applied = db.migrate().await;
     db.close().await;
     applied
@@ -233,7 +242,7 @@ pub async fn create_superuser(
     if !problems.is_empty() {
         return Err(SuperuserError::Invalid(problems));
     }
-    let db = Db::connect(database_url, 1).await?;
+    let db = Db::connect(database_url, 1, std::time::Duration::from_secs(10)).await?;
     db.migrate().await?;
     let created = accounts::create_user(&db, username, email, password, true).await;
     db.close().await;

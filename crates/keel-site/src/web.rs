@@ -123,36 +123,31 @@ fn plausible_token(t: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
-/// The client's address: the socket peer, unless the peer is this machine (the edge in
-/// front, or `keel up`'s in-process edge) and says who the client was in `X-Real-IP` —
-/// gunicorn's `forwarded_allow_ips` default of 127.0.0.1.
+/// The client's address: what the server worked out once for this request
+/// ([`keel_client::Client`], trusted proxies applied), else the socket peer. The site never
+/// reads a forwarding header itself: a client could forge one.
 fn client_address(request: &Request) -> String {
-    let peer = request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip());
-    let forwarded = || {
-        request
-            .headers()
-            .get("x-real-ip")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<IpAddr>().ok())
-    };
-    let ip = match peer {
-        Some(ip) if ip.is_loopback() => forwarded().unwrap_or(ip),
-        Some(ip) => ip,
-        None => forwarded().unwrap_or(IpAddr::from([127, 0, 0, 1])),
-    };
+    let extensions = request.extensions();
+    let ip = extensions
+        .get::<keel_client::Client>()
+        .map(|c| c.ip)
+        .or_else(|| {
+            extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| keel_client::canonical(c.0.ip()))
+        })
+        .unwrap_or(IpAddr::from([0, 0, 0, 0]));
     ip.to_string()
 }
 
+/// Whether the client's own connection was HTTPS (the server's [`keel_client::Client`],
+/// which believes `X-Forwarded-Proto` only from a trusted proxy).
 fn is_secure(request: &Request) -> bool {
     request.uri().scheme_str() == Some("https")
         || request
-            .headers()
-            .get("x-forwarded-proto")
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.eq_ignore_ascii_case("https"))
+            .extensions()
+            .get::<keel_client::Client>()
+            .is_some_and(|c| c.https)
 }
 
 /// Whether an `Origin` header, if any, names the host the request was sent to.

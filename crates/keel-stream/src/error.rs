@@ -27,13 +27,13 @@ pub enum StreamError {
     #[error("{0}")]
     BadRequest(String),
     /// The process serves its maximum number of streams → 503.
-    #[error("this server is at its limit of {max} live-event clients; retry later")]
+    #[error("this server is at its limit of {max} live-event clients (setting stream.max_clients); retry later")]
     TooManyClients {
         /// The configured process-wide cap.
         max: usize,
     },
     /// This client address already has its maximum number of streams → 503.
-    #[error("too many live-event connections from your address (limit {max}); close other tabs or retry later")]
+    #[error("too many live-event connections from your address (limit {max}, setting stream.max_clients_per_ip; raise it or set 0 when many clients share an address behind a NAT or proxy); close other tabs or retry later")]
     TooManyClientsForAddress {
         /// The configured per-address cap.
         max: usize,

@@ -8,10 +8,11 @@
 //! - `?channel=a,b` — channels (default: `StreamConfig::default_channel`);
 //! - `Last-Event-ID` header, or `?lastEventId=` for clients that cannot set headers (the
 //!   header wins); an unparsable id is ignored, as if absent;
-//! - client address: a [`ClientIp`] request extension when the app has worked out the real
-//!   address (trusted proxies, `X-Real-IP`), else the socket peer from axum's
-//!   `ConnectInfo<SocketAddr>` (serve with `into_make_service_with_connect_info`), else
-//!   `0.0.0.0` (all such clients then share one per-address budget).
+//! - client address: the [`keel_client::Client`] request extension that the server worked
+//!   out once for the request (trusted proxies, see `keel-client`), else the socket peer
+//!   from axum's `ConnectInfo<SocketAddr>` (serve with
+//!   `into_make_service_with_connect_info`), else `0.0.0.0` (all such clients then share
+//!   one per-address budget). This module never reads a forwarding header itself.
 //!
 //! The response carries `Content-Type: text/event-stream`, `Cache-Control: no-cache` and
 //! `X-Accel-Buffering: no` (so an nginx in front does not buffer it). **Do not** put a
@@ -37,11 +38,6 @@ use serde::Deserialize;
 use crate::error::StreamError;
 use crate::hub::{ClientRequest, Hub};
 use crate::id::EventId;
-
-/// The real client address, when the app knows better than the socket peer (behind
-/// `keel edge` or another trusted proxy). Insert it as a request extension.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ClientIp(pub IpAddr);
 
 #[derive(Debug, Default, Deserialize)]
 struct StreamQuery {
@@ -111,11 +107,12 @@ pub fn sse_response(hub: &Hub, request: ClientRequest) -> Result<Response, Strea
     Ok(response)
 }
 
-/// The client address of a request: [`ClientIp`], else the socket peer, else `0.0.0.0`.
+/// The client address of a request: [`keel_client::Client`], else the socket peer, else
+/// `0.0.0.0`.
 pub fn client_ip(request: &Request) -> IpAddr {
     let ext = request.extensions();
-    ext.get::<ClientIp>()
-        .map(|c| c.0)
+    ext.get::<keel_client::Client>()
+        .map(|c| c.ip)
         .or_else(|| ext.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip()))
         .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
 }

@@ -15,8 +15,11 @@
 //! is a cursor and nothing else, and an event wakes a client for exactly one source.
 //!
 //! Admission: the channel must be on the allowlist (403), the process must be under
-//! `max_clients` and the client's address under `max_clients_per_ip` (503). IPv6 addresses
-//! are counted per /64, the block one subscriber usually gets.
+//! `max_clients` and, when set, the client's address under `max_clients_per_ip` (503). IPv6
+//! addresses are counted per /64, the block one subscriber usually gets. The per-address cap
+//! is off by default: behind a NAT or a proxy that does not say who the client is, a whole
+//! office (or the whole site) is one address, and concurrent connections per address are
+//! the edge's job (`limit_conn`), where the real client address is known.
 //!
 //! **How this differs from the classic design.** Django + gunicorn spent one worker thread,
 //! one Redis connection and a 10 ms polling loop on every open browser tab, so 40 tabs filled
@@ -57,7 +60,7 @@ pub struct StreamConfig {
     pub client_buffer: usize,
     /// Most concurrent streams in this process.
     pub max_clients: usize,
-    /// Most concurrent streams per client address (IPv6: per /64).
+    /// Most concurrent streams per client address (IPv6: per /64); 0 = no cap.
     pub max_clients_per_ip: usize,
     /// Events fetched per replay request (bounds the memory a reconnecting client costs).
     pub replay_page: usize,
@@ -79,7 +82,7 @@ impl Default for StreamConfig {
             retry_hint: Duration::from_secs(3),
             client_buffer: 256,
             max_clients: 20_000,
-            max_clients_per_ip: 64,
+            max_clients_per_ip: 0,
             replay_page: 200,
             catch_up_slow_clients: true,
             subscribe_timeout: Duration::from_secs(2),
@@ -119,8 +122,8 @@ impl StreamConfig {
         if self.client_buffer == 0 {
             return err("client_buffer", "must be at least 1");
         }
-        if self.max_clients == 0 || self.max_clients_per_ip == 0 {
-            return err("max_clients", "and max_clients_per_ip must be at least 1");
+        if self.max_clients == 0 {
+            return err("max_clients", "must be at least 1");
         }
         if self.replay_page == 0 {
             return err("replay_page", "must be at least 1");
@@ -354,7 +357,7 @@ impl Hub {
             });
         }
         let per_ip = counts.per_ip.entry(ip).or_insert(0);
-        if *per_ip >= cfg.max_clients_per_ip {
+        if cfg.max_clients_per_ip != 0 && *per_ip >= cfg.max_clients_per_ip {
             return Err(StreamError::TooManyClientsForAddress {
                 max: cfg.max_clients_per_ip,
             });
@@ -526,6 +529,20 @@ mod tests {
             ..StreamConfig::default()
         };
         assert_eq!(cfg.validate().unwrap_err().key, "allowed_channels");
+    }
+
+    /// Behind a NAT or a proxy that does not say who the client is, a whole site can be
+    /// one address: by default nothing caps streams per address here (the edge's
+    /// limit_conn does, with the real address).
+    #[tokio::test]
+    async fn no_per_address_cap_by_default() {
+        let broker = Arc::new(crate::MemoryBroker::new(Default::default()));
+        let hub = Hub::new(broker, StreamConfig::default()).unwrap();
+        let ip: IpAddr = "10.0.0.1".parse().unwrap();
+        let admitted: Vec<_> = (0..200).map(|_| hub.admit(ip).unwrap()).collect();
+        assert_eq!(admitted.len(), 200);
+        drop(admitted);
+        assert!(hub.inner.counts.lock().unwrap().per_ip.is_empty());
     }
 
     #[test]

@@ -269,7 +269,9 @@ async fn per_address_cap_answers_503_and_frees_slots(kind: Kind) {
     assert_eq!(refused.status(), 503);
     assert!(refused.headers().contains_key("retry-after"));
     let body = refused.text().await.unwrap();
-    assert!(body.contains("from your address (limit 2)"), "{body}");
+    assert!(body.contains("from your address (limit 2"), "{body}");
+    // The operator is told which setting to raise.
+    assert!(body.contains("stream.max_clients_per_ip"), "{body}");
 
     // Another address still gets in: the cap is per address (checked through the hub,
     // since every test client is 127.0.0.1).

@@ -10,9 +10,9 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::{
-    BalanceSetting, ChannelName, Cidr, DatabaseUrl, DelaySetting, Flags, HealthPath, HumanDuration,
-    List, LogFormat, LogLevel, OptPath, PathValue, RateSetting, RedisUrl, RejectStatus, Upstream,
-    UpstreamUrl,
+    AllowIps, BalanceSetting, ChannelName, Cidr, DatabaseUrl, DelaySetting, Flags, HealthPath,
+    HumanDuration, List, LogFormat, LogLevel, OptPath, PathValue, RateSetting, RedisUrl,
+    RejectStatus, Upstream, UpstreamUrl,
 };
 
 /// keel: one binary for the web stack of nginx + gunicorn + Django + Redis.
@@ -133,6 +133,15 @@ pub struct ServeArgs {
     /// Redis for live events, shared by every instance [env: KEEL_REDIS_URL] [default: in-memory broker]
     #[arg(long, value_name = "URL")]
     pub redis_url: Option<RedisUrl>,
+    /// Peers whose X-Forwarded-For, X-Real-IP and X-Forwarded-Proto are believed: comma-separated networks, or `*` (dangerous: any client can then claim any address) [env: KEEL_FORWARDED_ALLOW_IPS] [default: 127.0.0.1,::1]
+    #[arg(long, value_name = "LIST")]
+    pub forwarded_allow_ips: Option<AllowIps>,
+    /// How long an idle keep-alive connection waits for its next request [env: KEEL_KEEP_ALIVE] [default: 5s]
+    #[arg(long, value_name = "DURATION")]
+    pub keep_alive: Option<HumanDuration>,
+    /// How long a client may take to send a whole request head [env: KEEL_HEADER_TIMEOUT] [default: 10s]
+    #[arg(long, value_name = "DURATION")]
+    pub header_timeout: Option<HumanDuration>,
     #[command(flatten)]
     pub site: SiteArgs,
     #[command(flatten)]
@@ -311,6 +320,9 @@ impl Cli {
             Command::Serve(args) => {
                 flags.bind = args.bind;
                 flags.redis_url = args.redis_url.clone();
+                flags.forwarded_allow_ips = args.forwarded_allow_ips.clone();
+                flags.keep_alive = args.keep_alive;
+                flags.header_timeout = args.header_timeout;
                 args.site.apply(&mut flags);
                 Some(&args.app)
             }

@@ -15,6 +15,9 @@
 //! | `serve.upstream_url`        | `KEEL_UPSTREAM_URL`      | `--upstream-url`       | `http://127.0.0.1:9000/todos/1` |
 //! | `serve.upstream_timeout`    | `KEEL_UPSTREAM_TIMEOUT`  | `--upstream-timeout`   | `10s`                         |
 //! | `serve.shutdown_timeout`    | `KEEL_SHUTDOWN_TIMEOUT`  | `--shutdown-timeout`   | `30s`                         |
+//! | `serve.forwarded_allow_ips` | `KEEL_FORWARDED_ALLOW_IPS` | `--forwarded-allow-ips` | `127.0.0.1,::1`            |
+//! | `serve.keep_alive`          | `KEEL_KEEP_ALIVE`        | `--keep-alive`         | `5s`                          |
+//! | `serve.header_timeout`      | `KEEL_HEADER_TIMEOUT`    | `--header-timeout`     | `10s`                         |
 //! | `up.listen`                 | `KEEL_LISTEN`            | `keel up --listen`     | `127.0.0.1:8080`              |
 //! | `mock_upstream.listen`      | `KEEL_MOCK_LISTEN`       | `keel mock-upstream --listen` | `127.0.0.1:9000`       |
 //! | `mock_upstream.latency`     | `KEEL_MOCK_LATENCY`      | `--latency`            | `100ms`                       |
@@ -592,6 +595,72 @@ impl fmt::Display for Cidr {
     }
 }
 
+/// gunicorn's `forwarded_allow_ips`: the peers whose `X-Forwarded-For`, `X-Real-IP` and
+/// `X-Forwarded-Proto` `keel serve` believes. Comma-separated networks (a bare address is
+/// a /32 or /128), an empty string for nobody, or `*` for every peer — dangerous unless
+/// nothing but the proxy can reach the server, since any client can then claim any
+/// address and dodge (or spend) another's login limit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AllowIps {
+    /// These networks.
+    Nets(Vec<Cidr>),
+    /// `*`.
+    Any,
+}
+
+impl AllowIps {
+    /// The trust rule the app server applies.
+    pub fn trusted(&self) -> keel_client::Trusted {
+        match self {
+            AllowIps::Any => keel_client::Trusted::Any,
+            AllowIps::Nets(nets) => keel_client::Trusted::nets(nets.iter().map(|c| c.0).collect()),
+        }
+    }
+}
+
+impl FromStr for AllowIps {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.trim() == "*" {
+            return Ok(AllowIps::Any);
+        }
+        s.parse::<List<Cidr>>().map(|list| AllowIps::Nets(list.0))
+    }
+}
+
+impl fmt::Display for AllowIps {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AllowIps::Any => f.write_str("*"),
+            AllowIps::Nets(nets) => {
+                let items: Vec<String> = nets.iter().map(ToString::to_string).collect();
+                f.write_str(&items.join(","))
+            }
+        }
+    }
+}
+
+/// In the file: a string (`"10.0.0.0/8,127.0.0.1"` or `"*"`) or an array of networks.
+impl<'de> Deserialize<'de> for AllowIps {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Text(String),
+            Nets(Vec<String>),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Text(text) => text.parse().map_err(serde::de::Error::custom),
+            Raw::Nets(items) => items
+                .iter()
+                .map(|item| item.parse::<Cidr>())
+                .collect::<Result<Vec<_>, _>>()
+                .map(AllowIps::Nets)
+                .map_err(serde::de::Error::custom),
+        }
+    }
+}
+
 /// The status of a rejected request, 400–599 (nginx's `limit_req_status`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RejectStatus(pub u16);
@@ -743,6 +812,9 @@ struct ServeFile {
     upstream_url: Option<Spanned<UpstreamUrl>>,
     upstream_timeout: Option<Spanned<HumanDuration>>,
     shutdown_timeout: Option<Spanned<HumanDuration>>,
+    forwarded_allow_ips: Option<Spanned<AllowIps>>,
+    keep_alive: Option<Spanned<HumanDuration>>,
+    header_timeout: Option<Spanned<HumanDuration>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -928,6 +1000,9 @@ pub struct Flags {
     pub upstream_url: Option<UpstreamUrl>,
     pub upstream_timeout: Option<HumanDuration>,
     pub shutdown_timeout: Option<HumanDuration>,
+    pub forwarded_allow_ips: Option<AllowIps>,
+    pub keep_alive: Option<HumanDuration>,
+    pub header_timeout: Option<HumanDuration>,
     pub up_listen: Option<SocketAddr>,
     pub up_rate_limit: Option<bool>,
     pub edge_listen: Option<SocketAddr>,
@@ -1025,6 +1100,9 @@ pub struct ServeSettings {
     pub upstream_url: Setting<UpstreamUrl>,
     pub upstream_timeout: Setting<HumanDuration>,
     pub shutdown_timeout: Setting<HumanDuration>,
+    pub forwarded_allow_ips: Setting<AllowIps>,
+    pub keep_alive: Setting<HumanDuration>,
+    pub header_timeout: Setting<HumanDuration>,
 }
 
 /// Settings of `keel up`.
@@ -1234,6 +1312,32 @@ impl Settings {
                         "KEEL_SHUTDOWN_TIMEOUT",
                         from_file(src, file.serve.shutdown_timeout),
                         HumanDuration(Duration::from_secs(30)),
+                    )?,
+                    forwarded_allow_ips: l.pick(
+                        "serve.forwarded_allow_ips",
+                        (flags.forwarded_allow_ips, "--forwarded-allow-ips"),
+                        "KEEL_FORWARDED_ALLOW_IPS",
+                        from_file(src, file.serve.forwarded_allow_ips),
+                        AllowIps::Nets(vec![
+                            Cidr(ipnet::IpNet::from(std::net::IpAddr::from([127, 0, 0, 1]))),
+                            Cidr(ipnet::IpNet::from(std::net::IpAddr::from(
+                                std::net::Ipv6Addr::LOCALHOST,
+                            ))),
+                        ]),
+                    )?,
+                    keep_alive: l.pick(
+                        "serve.keep_alive",
+                        (flags.keep_alive, "--keep-alive"),
+                        "KEEL_KEEP_ALIVE",
+                        from_file(src, file.serve.keep_alive),
+                        HumanDuration(Duration::from_secs(5)),
+                    )?,
+                    header_timeout: l.pick(
+                        "serve.header_timeout",
+                        (flags.header_timeout, "--header-timeout"),
+                        "KEEL_HEADER_TIMEOUT",
+                        from_file(src, file.serve.header_timeout),
+                        HumanDuration(Duration::from_secs(10)),
                     )?,
                 },
                 up: UpSettings {
@@ -1524,7 +1628,9 @@ impl Settings {
                         (None, "--max-clients-per-ip"),
                         "KEEL_STREAM_MAX_CLIENTS_PER_IP",
                         from_file(src, file.stream.max_clients_per_ip),
-                        64,
+                        // Off: per-address caps belong at the edge (limit_conn), where
+                        // the real client is known; here a NAT or a proxy is one address.
+                        0,
                     )?,
                 },
                 site: SiteSettings {
@@ -1704,6 +1810,9 @@ impl Settings {
             upstream_url: s.upstream_url.value.0.clone(),
             upstream_timeout: s.upstream_timeout.value.0,
             shutdown_timeout: s.shutdown_timeout.value.0,
+            forwarded_allow_ips: s.forwarded_allow_ips.value.trusted(),
+            keep_alive: s.keep_alive.value.0,
+            header_timeout: s.header_timeout.value.0,
             stream: hub,
             publish_token: self.stream.publish_token.value.0.clone(),
             site: None,
@@ -1944,6 +2053,24 @@ impl Settings {
             "shutdown_timeout",
             quoted(&s.shutdown_timeout.value),
             &s.shutdown_timeout.origin,
+        );
+        line(
+            &mut out,
+            "forwarded_allow_ips",
+            quoted(&s.forwarded_allow_ips.value),
+            &s.forwarded_allow_ips.origin,
+        );
+        line(
+            &mut out,
+            "keep_alive",
+            quoted(&s.keep_alive.value),
+            &s.keep_alive.origin,
+        );
+        line(
+            &mut out,
+            "header_timeout",
+            quoted(&s.header_timeout.value),
+            &s.header_timeout.origin,
         );
         section(&mut out, "up");
         line(

@@ -219,24 +219,37 @@ async fn publish(settings: &Settings, args: crate::cli::PublishArgs) -> anyhow::
         );
     }
     let broker = broker(settings).await?;
-    // The broker connects in the background; give Redis a moment before calling it down.
-    let mut attempt = 0;
-    let id = loop {
-        match broker.publish(&channel, &args.message).await {
-            Ok(id) => break id,
-            Err(keel_stream::BrokerError::Unavailable { reason }) if attempt < 20 => {
-                attempt += 1;
-                tracing::debug!(%reason, "Redis not ready yet");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            Err(error) => {
-                return Err(anyhow::Error::new(error).context(format!(
-                    "could not publish to {} through {}",
-                    channel, settings.stream.redis_url.value
-                )))
+    // The broker connects in the background: give Redis a moment, but a bounded one, so a
+    // script learns within seconds that the broker is down instead of hanging on retries.
+    const PATIENCE: Duration = Duration::from_secs(2);
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    let attempts = async {
+        loop {
+            match broker.publish(&channel, &args.message).await {
+                Ok(id) => return Ok(id),
+                Err(keel_stream::BrokerError::Unavailable { reason })
+                    if tokio::time::Instant::now() + Duration::from_millis(100) < deadline =>
+                {
+                    tracing::debug!(%reason, "Redis not ready yet");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(error) => return Err(anyhow::Error::new(error)),
             }
         }
     };
+    let id = match tokio::time::timeout_at(deadline, attempts).await {
+        Ok(result) => result,
+        Err(_) => Err(anyhow::anyhow!(
+            "Redis did not answer within {} s",
+            PATIENCE.as_secs()
+        )),
+    }
+    .with_context(|| {
+        format!(
+            "could not publish to {} through {}",
+            channel, settings.stream.redis_url.value
+        )
+    })?;
     println!(
         "published to {channel} (id {})",
         id.map_or_else(|| "-".to_owned(), |id| id.to_string())
