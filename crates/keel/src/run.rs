@@ -218,11 +218,11 @@ async fn publish(settings: &Settings, args: crate::cli::PublishArgs) -> anyhow::
             "keel publish needs --redis-url URL (or stream.redis_url), or --api URL --token TOKEN"
         );
     }
-    let broker = broker(settings).await?;
     // The broker connects in the background: give Redis a moment, but a bounded one, so a
     // script learns within seconds that the broker is down instead of hanging on retries.
     const PATIENCE: Duration = Duration::from_secs(2);
     let deadline = tokio::time::Instant::now() + PATIENCE;
+    let broker = broker(settings).await?;
     let attempts = async {
         loop {
             match broker.publish(&channel, &args.message).await {

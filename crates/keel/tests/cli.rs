@@ -1075,3 +1075,32 @@ fn migrate_and_createsuperuser_work_from_scripts() {
     assert!(stderr.contains("sqlite:// or postgres://"), "{stderr}");
     assert!(!stderr.contains("root:pw"), "password shown: {stderr}");
 }
+
+/// Issue 15: with Redis down, `keel publish` took 13.6 s to fail. It now gives up within
+/// a couple of seconds, says why, and exits non-zero.
+#[test]
+fn keel_publish_fails_fast_when_redis_is_down() {
+    // A port nothing listens on: bind one, note it, let it go.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let started = Instant::now();
+    let output = keel()
+        .args([
+            "publish",
+            "--redis-url",
+            &format!("redis://127.0.0.1:{port}/"),
+            "demo_stream",
+            "Test Event",
+        ])
+        .env("KEEL_LOG_LEVEL", "error")
+        .output()
+        .unwrap();
+    let took = started.elapsed();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(stderr.contains("could not publish to demo_stream"), "{stderr}");
+    assert!(took < Duration::from_secs(4), "took {took:?}: {stderr}");
+}

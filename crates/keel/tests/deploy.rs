@@ -40,7 +40,8 @@ fn tool_exists(name: &str) -> bool {
 
 // ---------------------------------------------------------------------------------------
 // A purpose-built reader for the YAML subset deploy/docker-compose.yml keeps to: block
-// maps, `- scalar` lists, `[flow, "lists"]` of scalars, quoted or plain scalars, comments.
+// maps, `- scalar` lists, `- key: scalar` list items (one-entry maps, as compose's
+// `ipam.config` wants), `[flow, "lists"]` of scalars, quoted or plain scalars, comments.
 // Anything else fails loudly, so the file cannot drift out of what this test understands.
 
 #[derive(Debug, Clone, PartialEq)]
@@ -173,12 +174,20 @@ fn parse_block(lines: &[(usize, String)], pos: &mut usize, indent: usize) -> Yam
         let mut items = Vec::new();
         while *pos < lines.len() && lines[*pos].0 == indent && lines[*pos].1.starts_with("- ") {
             let item = &lines[*pos].1[2..];
-            assert!(
-                item.starts_with('"') || !item.contains(": "),
-                "compose: lists of maps are outside the supported subset: {item:?}"
-            );
-            items.push(parse_value(item));
             *pos += 1;
+            match item.find(": ") {
+                Some(i) if !item.starts_with('"') => {
+                    assert!(
+                        *pos >= lines.len() || lines[*pos].0 <= indent,
+                        "compose: list items with several keys are outside the supported subset: {item:?}"
+                    );
+                    items.push(Yaml::Map(vec![(
+                        item[..i].to_owned(),
+                        parse_value(&item[i + 2..]),
+                    )]));
+                }
+                _ => items.push(parse_value(item)),
+            }
         }
         return Yaml::List(items);
     }
@@ -292,6 +301,24 @@ fn compose_has_the_classic_topology() {
             ["backend"]
         );
     }
+
+    // Who the client is: web believes forwarding headers from the backend subnet only,
+    // and that subnet is the one the backend network is pinned to.
+    let Yaml::List(pools) = doc.at("networks.backend.ipam.config") else {
+        panic!("networks.backend.ipam.config is not a list");
+    };
+    assert_eq!(pools.len(), 1);
+    assert_eq!(pools[0].at("subnet").str(), "172.30.80.0/24");
+    assert_eq!(
+        services
+            .at("web.environment.KEEL_FORWARDED_ALLOW_IPS")
+            .str(),
+        "${KEEL_FORWARDED_ALLOW_IPS:-172.30.80.0/24}"
+    );
+    assert!(services
+        .at("edge.environment")
+        .get("KEEL_FORWARDED_ALLOW_IPS")
+        .is_none());
 
     // Volumes: static root and logs on the edge; every named volume is declared.
     let edge_volumes = services.at("edge.volumes").strings();
