@@ -4,8 +4,8 @@
 //! head parsed with httparse; `/static/…` by the same static phase as every other request
 //! (`handler::handle_static`: same files, headers, conditional requests, ranges and access
 //! log), the plain `200` of a file in memory even from a head written at load; any other
-//! path by every phase of the edge (`handler::handle`: limit_req, forwarded headers, the
-//! backend, the access log). A request for upstream peers never becomes a `Request` at
+//! path by every phase of the edge (`handler::handle`: limit_req, limit_conn, forwarded
+//! headers, the backend, the access log). A request for upstream peers never becomes a `Request` at
 //! all when nothing needs one (`handler::prepare_proxy`): its head is rewritten for the
 //! peer from the fields as read, its access log entry is made from them, and the peer's
 //! answer is written back from the wire form it was read in. The answer is written as hyper's server would frame it
@@ -264,8 +264,8 @@ enum Head {
     /// (`handler::prepare_proxy`): no `Request` is built, and the answer stays in wire form.
     Proxy(handler::ProxyRequest),
     /// Anything else: every phase of the edge, as hyper's connections run them (the
-    /// static phase's 304, 206, 404 and access log; limit_req, forwarded headers, the
-    /// backend), with the normalised path the rules gave.
+    /// static phase's 304, 206, 404 and access log; limit_req, limit_conn, forwarded
+    /// headers, the backend), with the normalised path the rules gave.
     Request(Request<()>, String),
 }
 

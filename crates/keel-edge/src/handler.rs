@@ -1,9 +1,12 @@
 //! The phases every request passes, in order, in one function: static files (answered
 //! whole by `handle_static`, which the fast path shares) → client address → limit_req →
-//! backend (in-process router or upstream peers) with forwarded headers → response headers
-//! → log. A bodiless request for upstream peers that the fast path read takes the same
-//! phases on the wire form of its head (`prepare_proxy`, then `proxy`), sharing the
-//! limit_req decision, the realip walk and the forwarding rewrite with `handle`.
+//! limit_conn → backend (in-process router or upstream peers) with forwarded headers →
+//! response headers → log. A bodiless request for upstream peers that the fast path read
+//! takes the same phases on the wire form of its head (`prepare_proxy`, then `proxy`),
+//! sharing the limit_req and limit_conn decisions, the realip walk and the forwarding
+//! rewrite with `handle`. limit_conn comes after limit_req, as in nginx (see
+//! `conn_limit.rs`); its guard rides in the response body, so a request stays counted
+//! until its answer has been sent.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
@@ -16,6 +19,7 @@ use tower::ServiceExt;
 
 use crate::access_log::{self, AccessLog, Entry, LoggedBody};
 use crate::client_ip::TrustedProxies;
+use crate::conn_limit::{self, ConnGuard, ConnLimitConfig, Held};
 use keel_edge_static::StaticService;
 
 /// Where collected static files are served, as in the classic `location /static/`.
@@ -38,11 +42,13 @@ enum Target {
 struct Dynamic {
     target: Target,
     limit: Option<LimitConfig>,
+    conn_limit: Option<ConnLimitConfig>,
     trusted: TrustedProxies,
 }
 
 impl Dynamic {
-    fn new(cfg: &EdgeConfig) -> Dynamic {
+    /// `conn_limit` is `cfg`'s, or on a reload the one that keeps the running zones.
+    fn new(cfg: &EdgeConfig, conn_limit: Option<ConnLimitConfig>) -> Dynamic {
         let target = match &cfg.backend {
             Backend::Upstreams(addrs) => Target::Peers(Box::new(Peers::new(
                 addrs,
@@ -56,6 +62,7 @@ impl Dynamic {
         Dynamic {
             target,
             limit: cfg.limit.clone(),
+            conn_limit,
             trusted: cfg.trusted_proxies.clone(),
         }
     }
@@ -74,7 +81,7 @@ pub(crate) struct State {
 impl State {
     pub(crate) fn new(cfg: &EdgeConfig) -> State {
         State {
-            dynamic: ArcSwap::from_pointee(Dynamic::new(cfg)),
+            dynamic: ArcSwap::from_pointee(Dynamic::new(cfg, cfg.conn_limit.clone())),
             clock: MonotonicClock::new(),
             access_log: cfg.access_log.clone(),
             max_body_bytes: cfg.max_body_bytes,
@@ -87,8 +94,17 @@ impl State {
 
     /// Swaps in the backend, limits and trusted proxies of `cfg`. Listeners, TLS,
     /// static files and the access log are not touched (they reload on their own).
+    /// limit_conn zones still configured under the same name are kept, with the counts of
+    /// the requests in flight ([`ConnLimitConfig::adopting`]). Every worker's state holds
+    /// the same zones, so each worker adopts the same ones.
     pub(crate) fn reload(&self, cfg: &EdgeConfig) {
-        self.dynamic.store(std::sync::Arc::new(Dynamic::new(cfg)));
+        let current = self.dynamic.load();
+        let conn_limit = cfg
+            .conn_limit
+            .as_ref()
+            .map(|new| new.adopting(current.conn_limit.as_ref()));
+        self.dynamic
+            .store(std::sync::Arc::new(Dynamic::new(cfg, conn_limit)));
     }
 
     /// Runs the active health checks of whatever upstream peers are current, forever.
@@ -215,7 +231,7 @@ pub(crate) async fn handle_checked(
     state: &State,
     peer: SocketAddr,
     proto: &'static str,
-    mut request: Request<Body>,
+    request: Request<Body>,
     path: &str,
 ) -> Response<Body> {
     // Phase: static files, answered from memory.
@@ -228,7 +244,7 @@ pub(crate) async fn handle_checked(
     // One configuration for the whole request, even if a reload lands meanwhile.
     let dynamic = state.dynamic.load_full();
     let client = dynamic.trusted.client_ip(peer.ip(), request.headers());
-    let mut entry = state
+    let entry = state
         .access_log
         .as_ref()
         .map(|_| log_entry(client, &request, started));
@@ -241,6 +257,27 @@ pub(crate) async fn handle_checked(
         }
     }
 
+    // Phase: limit_conn, after limit_req's delay as in nginx. From here to the end of the
+    // response body the request is counted.
+    let guard = match admit_conn(&dynamic, conn_route(&dynamic, path), client) {
+        Ok(guard) => guard,
+        Err(status) => return finish(state, entry, conn_refusal(status)),
+    };
+    let response = to_backend(state, &dynamic, peer, proto, client, entry, request).await;
+    conn_limit::hold(response, guard)
+}
+
+/// [`handle_checked`]'s phases past the limits: body size, forwarded headers, the
+/// backend, the response headers, the log.
+async fn to_backend(
+    state: &State,
+    dynamic: &Dynamic,
+    peer: SocketAddr,
+    proto: &'static str,
+    client: IpAddr,
+    mut entry: Option<Entry>,
+    mut request: Request<Body>,
+) -> Response<Body> {
     // Phase: body size (client_max_body_size): a declared length over the cap is refused
     // before anything is sent on; an undeclared (chunked) one is cut off at the cap.
     if let Some(max) = state.max_body_bytes {
@@ -315,6 +352,8 @@ pub(crate) struct ProxyRequest {
     dynamic: std::sync::Arc<Dynamic>,
     client: IpAddr,
     limit: Option<(Decision, StatusCode)>,
+    /// The limit_conn route of its path, taken after limit_req's delay.
+    conn_route: Option<usize>,
     head: crate::headers::UpstreamHead,
     head_only: bool,
     /// Its access log entry, when there is a log.
@@ -325,7 +364,7 @@ pub(crate) struct ProxyRequest {
 /// edge's own from [`proxy`]: a rejection by limit_req, a 502 or 504 page; or any from
 /// [`handle`]).
 pub(crate) enum Reply {
-    Upstream(Answer<LoggedBody<Streamed<RawBody>>>),
+    Upstream(Answer<Held<LoggedBody<Streamed<RawBody>>>>),
     Response(Response<Body>),
 }
 
@@ -375,6 +414,7 @@ where
     Some(ProxyRequest {
         head: forwarding.head(method, target, fields),
         limit: limit(state, &dynamic, path, client),
+        conn_route: conn_route(&dynamic, path),
         client,
         dynamic,
         head_only,
@@ -382,13 +422,14 @@ where
     })
 }
 
-/// The rest of [`handle`]'s phases for a [`ProxyRequest`]: limit_req, the peers and the
-/// access log entry (written when the answer's body ends, as [`handle`]'s).
+/// The rest of [`handle`]'s phases for a [`ProxyRequest`]: limit_req, limit_conn, the
+/// peers and the access log entry (written when the answer's body ends, as [`handle`]'s).
 pub(crate) async fn proxy(state: &State, request: ProxyRequest) -> Reply {
     let ProxyRequest {
         dynamic,
         client,
         limit,
+        conn_route,
         head,
         head_only,
         mut entry,
@@ -398,13 +439,18 @@ pub(crate) async fn proxy(state: &State, request: ProxyRequest) -> Reply {
             return Reply::Response(finish(state, entry, response));
         }
     }
+    let guard = match admit_conn(&dynamic, conn_route, client) {
+        Ok(guard) => guard,
+        Err(status) => return Reply::Response(finish(state, entry, conn_refusal(status))),
+    };
     let Target::Peers(peers) = &dynamic.target else {
         // prepare_proxy took only requests for peers, and the configuration is pinned.
         let error = ProxyError::Upstream {
             peer: "app".to_owned(),
             detail: "no upstream peers".to_owned(),
         };
-        return Reply::Response(finish(state, entry, error_page(&error)));
+        let response = finish(state, entry, error_page(&error));
+        return Reply::Response(conn_limit::hold(response, guard));
     };
     let upstream_started = Instant::now();
     match peers.forward_head(&head, head_only).await {
@@ -417,11 +463,14 @@ pub(crate) async fn proxy(state: &State, request: ProxyRequest) -> Reply {
                     entry.status(answer.status.as_u16());
                     (entry, log)
                 });
-            Reply::Upstream(answer.map_body(|body| access_log::logged(body, pending)))
+            Reply::Upstream(
+                answer.map_body(|body| conn_limit::held(access_log::logged(body, pending), guard)),
+            )
         }
         Err(error) => {
             tracing::warn!(%error, %client, "proxy error");
-            Reply::Response(finish(state, entry, error_page(&error)))
+            let response = finish(state, entry, error_page(&error));
+            Reply::Response(conn_limit::hold(response, guard))
         }
     }
 }
@@ -437,6 +486,35 @@ fn limit(
     let limit = dynamic.limit.as_ref()?;
     let limiter = limit.for_path(path)?;
     Some((limiter.check(&client, state.clock.now_ms()), limit.status))
+}
+
+/// The limit_conn route for `path`, when limit_conn is on and a route covers it.
+fn conn_route(dynamic: &Dynamic, path: &str) -> Option<usize> {
+    dynamic.conn_limit.as_ref()?.route_index(path)
+}
+
+/// limit_conn for a request on `route`: the guard counting it (`None` when nothing
+/// does), or the status to reject it with ([`conn_refusal`]). Off, or no route: nothing
+/// at all.
+fn admit_conn(
+    dynamic: &Dynamic,
+    route: Option<usize>,
+    client: IpAddr,
+) -> Result<Option<ConnGuard>, StatusCode> {
+    let (Some(config), Some(route)) = (dynamic.conn_limit.as_ref(), route) else {
+        return Ok(None);
+    };
+    conn_limit::admit(config, route, client)
+}
+
+/// The answer to a request over the connection limit. No `Retry-After`: nobody knows when
+/// a request in flight will end (nginx sends none either).
+fn conn_refusal(status: StatusCode) -> Response<Body> {
+    text_page(
+        status,
+        "Too many requests in progress from your address (connection limit); \
+         retry once one has finished.\n",
+    )
 }
 
 fn finish(state: &State, entry: Option<Entry>, response: Response<Body>) -> Response<Body> {

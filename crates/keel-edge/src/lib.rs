@@ -1,10 +1,11 @@
 //! keel's edge: nginx's role in the classic stack.
 //!
 //! Every request passes the same phases, in one ordered function (`handler.rs`): accept →
-//! client address → static files (exempt from the limit) → limit_req → backend → rewrite request headers →
-//! backend → rewrite response headers → log. The backend is either a list of upstream
-//! `host:port`s reached over pooled HTTP/1.1 (`keel edge`), or the application's router
-//! called in-process with no socket hop (`keel up`); both get exactly the same layers.
+//! client address → static files (exempt from the limits) → limit_req → limit_conn →
+//! rewrite request headers → backend → rewrite response headers → log. The backend is
+//! either a list of upstream `host:port`s reached over pooled HTTP/1.1 (`keel edge`), or
+//! the application's router called in-process with no socket hop (`keel up`); both get
+//! exactly the same layers.
 //!
 //! # How it differs from nginx
 //! - Responses are never buffered: a Server-Sent Events stream passes event by event and
@@ -16,9 +17,12 @@
 //! - limit_req decisions are nginx's exactly (see `keel-limit`), but a forwarded client
 //!   address is believed only from configured trusted proxies, and rejections carry
 //!   `Retry-After`.
+//! - limit_conn (`conn_limit.rs`, off by default) counts requests in flight per client
+//!   address as nginx's does; its zones keep their counts across a reload by name.
 
 mod access_log;
 mod client_ip;
+mod conn_limit;
 mod fast;
 mod h1;
 mod handler;
@@ -38,6 +42,9 @@ use tokio::net::TcpListener;
 
 pub use access_log::{AccessLog, AccessLogFormat, AccessLogTarget};
 pub use client_ip::TrustedProxies;
+pub use conn_limit::{
+    ConnLimitConfig, ConnLimitError, ConnRouteLimit, ConnZone, CONN_ENTRY_BYTES, MAX_CONNS,
+};
 pub use keel_edge_static::{StaticFiles, StaticHandle, StaticOptions, StaticService};
 pub use proxy::UpstreamAddr;
 pub use tls::{CertStore, TlsError};
@@ -156,6 +163,9 @@ pub struct EdgeConfig {
     pub backend: Backend,
     /// Request rate limiting; `None` turns it off.
     pub limit: Option<LimitConfig>,
+    /// Requests in progress per client address (nginx's `limit_conn`); `None` turns it
+    /// off, at no cost.
+    pub conn_limit: Option<ConnLimitConfig>,
     /// Peers whose `X-Forwarded-For` / `X-Real-IP` are believed.
     pub trusted_proxies: TrustedProxies,
     /// Deadline for connecting to an upstream.
@@ -207,6 +217,7 @@ impl EdgeConfig {
             listen,
             backend,
             limit: None,
+            conn_limit: None,
             trusted_proxies: TrustedProxies::default(),
             connect_timeout: Duration::from_secs(5),
             response_timeout: Duration::from_secs(60),
@@ -250,8 +261,10 @@ pub enum EdgeError {
 /// connections and requests in flight are not touched. Listen addresses, TLS, static
 /// files and the access log are not part of it: they keep their own reload paths.
 ///
-/// Zones are rebuilt, so per-address counts start afresh (nginx keeps a zone's state
-/// across reloads when its name and size are unchanged).
+/// limit_req zones are rebuilt, so per-address rates start afresh (nginx keeps a zone's
+/// state across reloads when its name and size are unchanged). limit_conn zones are kept
+/// by name, with their counts of requests in flight (see `conn_limit.rs`): a stream
+/// opened before the reload still counts, and is released into the zone it was counted in.
 #[derive(Debug, Clone)]
 pub struct Reloader {
     states: Vec<Arc<handler::State>>,
