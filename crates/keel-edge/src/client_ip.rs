@@ -4,7 +4,8 @@
 //! `real_ip_recursive on`): walk `X-Forwarded-For` from the right, skipping addresses that
 //! are themselves trusted; the first untrusted one is the client. From an untrusted peer
 //! the headers are ignored entirely, so a client cannot dodge the rate limit by sending
-//! its own `X-Forwarded-For`.
+//! its own `X-Forwarded-For`. The rule itself lives in `keel-client`, shared with
+//! `keel serve`'s `forwarded_allow_ips`, so the edge and the app server never disagree.
 
 use std::net::IpAddr;
 
@@ -13,30 +14,19 @@ use ipnet::IpNet;
 
 /// The CIDRs whose forwarding headers are believed.
 #[derive(Debug, Clone, Default)]
-pub struct TrustedProxies(Vec<IpNet>);
+pub struct TrustedProxies(keel_client::Trusted);
 
 impl TrustedProxies {
     /// Trust these networks.
     pub fn new(nets: Vec<IpNet>) -> Self {
-        TrustedProxies(nets)
-    }
-
-    fn trusts(&self, ip: IpAddr) -> bool {
-        let ip = canonical(ip);
-        self.0.iter().any(|net| net.contains(&ip))
+        TrustedProxies(keel_client::Trusted::nets(nets))
     }
 
     /// The client address for a request from `peer` with these headers.
     pub fn client_ip(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
-        // The common case (no trusted proxies) needs no list of the fields.
-        if !self.trusts(peer) {
-            return canonical(peer);
-        }
-        let fields: Vec<crate::headers::Field<'_>> = headers
-            .iter()
-            .map(|(name, value)| (name.as_str().as_bytes(), value.as_bytes()))
-            .collect();
-        self.client_ip_of_fields(peer, fields.into_iter())
+        self.0.client_ip(peer, |name| {
+            headers.get_all(name).into_iter().map(|v| v.as_bytes())
+        })
     }
 
     /// [`TrustedProxies::client_ip`] for the fields of a head as read off the wire.
@@ -44,46 +34,13 @@ impl TrustedProxies {
     where
         I: Iterator<Item = crate::headers::Field<'a>> + Clone,
     {
-        let peer = canonical(peer);
-        if !self.trusts(peer) {
-            return peer;
-        }
-        let mut client = peer;
-        // Every X-Forwarded-For header line, in order, as one comma-separated list.
-        let hops: Vec<IpAddr> = fields
-            .clone()
-            .filter(|(name, _)| name.eq_ignore_ascii_case(b"x-forwarded-for"))
-            .filter_map(|(_, value)| std::str::from_utf8(value).ok())
-            .flat_map(|v| v.split(','))
-            .filter_map(|s| s.trim().parse::<IpAddr>().ok())
-            .collect();
-        if hops.is_empty() {
-            if let Some(ip) = fields
-                .clone()
-                .find(|(name, _)| name.eq_ignore_ascii_case(b"x-real-ip"))
-                .and_then(|(_, value)| std::str::from_utf8(value).ok())
-                .and_then(|v| v.trim().parse::<IpAddr>().ok())
-            {
-                return canonical(ip);
-            }
-            return peer;
-        }
-        for hop in hops.into_iter().rev() {
-            client = canonical(hop);
-            if !self.trusts(client) {
-                break;
-            }
-        }
-        client
+        self.0.client_ip(peer, keel_client::wire_values(fields))
     }
 }
 
 /// `::ffff:1.2.3.4` and `1.2.3.4` are one client, as nginx's `$binary_remote_addr` sees it.
 pub(crate) fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
-        v4 => v4,
-    }
+    keel_client::canonical(ip)
 }
 
 #[cfg(test)]

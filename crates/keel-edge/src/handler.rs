@@ -317,6 +317,12 @@ async fn to_backend(
     let (mut response, upstream) = match &dynamic.target {
         Target::InProcess(router) => {
             forwarding.rewrite(request.headers_mut());
+            // The app has no socket of its own here: hand it the client the edge knows,
+            // which it uses as `keel serve` uses the one it works out.
+            request.extensions_mut().insert(keel_client::Client {
+                ip: forwarding.client,
+                https: forwarding.proto == "https",
+            });
             match router.clone().oneshot(request).await {
                 Ok(response) => (response, None),
                 Err(never) => match never {},
@@ -696,10 +702,12 @@ fn error_page(error: &ProxyError) -> Response<Body> {
             StatusCode::GATEWAY_TIMEOUT,
             "504 Gateway Timeout: the application did not answer in time.\n",
         ),
-        ProxyError::Connect { .. } | ProxyError::Upstream { .. } => text_page(
-            StatusCode::BAD_GATEWAY,
-            "502 Bad Gateway: the application could not be reached.\n",
-        ),
+        ProxyError::Connect { .. } | ProxyError::Upstream { .. } | ProxyError::Closed { .. } => {
+            text_page(
+                StatusCode::BAD_GATEWAY,
+                "502 Bad Gateway: the application could not be reached.\n",
+            )
+        }
     }
 }
 

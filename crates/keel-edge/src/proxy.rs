@@ -76,6 +76,9 @@ pub(crate) enum ProxyError {
     Timeout { peer: String, timeout: Duration },
     #[error("upstream {peer} failed: {detail}")]
     Upstream { peer: String, detail: String },
+    /// The peer closed a new connection before any answer (it crashed or is stopping).
+    #[error("upstream {peer} closed the connection before answering: {detail}")]
+    Closed { peer: String, detail: String },
     /// The client's body went over the edge's cap while being streamed upstream.
     #[error("the request body is larger than the edge accepts")]
     BodyTooLarge,
@@ -240,7 +243,10 @@ impl Peers {
     }
 
     /// Sends a bodiless `GET`/`HEAD`, already in wire form, over this worker's own
-    /// connections ([`crate::upstream`]); a failed connect is retried on another peer.
+    /// connections ([`crate::upstream`]). As nginx's default `proxy_next_upstream error`
+    /// for these idempotent requests, a failed connect, or a peer that closes the
+    /// connection before any answer (killed mid-request), sends it to another peer once.
+    /// A malformed answer (nginx's `invalid_header`) and a timeout are not retried.
     pub(crate) async fn forward_head(
         &self,
         head: &UpstreamHead,
@@ -248,7 +254,7 @@ impl Peers {
     ) -> Result<(upstream::Answer<Streamed<RawBody>>, &UpstreamAddr), ProxyError> {
         let first = self.choose(None);
         match self.exchange(first, head, head_only).await {
-            Err(ProxyError::Connect { .. }) if self.peers.len() > 1 => {
+            Err(ProxyError::Connect { .. } | ProxyError::Closed { .. }) if self.peers.len() > 1 => {
                 let second = self.choose(Some(first));
                 self.exchange(second, head, head_only).await
             }
@@ -291,6 +297,7 @@ impl Peers {
                     upstream::ExchangeError::Upstream(detail) => {
                         ProxyError::Upstream { peer, detail }
                     }
+                    upstream::ExchangeError::Closed(detail) => ProxyError::Closed { peer, detail },
                 })
             }
             Err(_) => Err(self.timed_out(i)),

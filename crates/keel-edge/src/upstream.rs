@@ -138,6 +138,11 @@ fn checkin(key: PoolKey, stream: TcpStream) {
 pub(crate) enum ExchangeError {
     /// No connection could be made: the request never reached the peer.
     Connect(String),
+    /// A new connection closed (or was reset) before a single byte of an answer: the
+    /// peer died or is going away. The request may have reached it, so only an
+    /// idempotent request may be sent to another peer (nginx's `proxy_next_upstream
+    /// error` does so for these requests).
+    Closed(String),
     /// The peer was reached but did not answer with a usable HTTP/1.1 head.
     Upstream(String),
 }
@@ -172,7 +177,7 @@ pub(crate) async fn exchange(
     let _ = stream.set_nodelay(true);
     match attempt(stream, key, head, head_only).await {
         Ok(response) => Ok(response),
-        Err(Attempt::Stale) => Err(ExchangeError::Upstream(
+        Err(Attempt::Stale) => Err(ExchangeError::Closed(
             "the connection closed before an answer".to_owned(),
         )),
         Err(Attempt::Failed(detail)) => Err(ExchangeError::Upstream(detail)),

@@ -350,6 +350,52 @@ async fn round_robin_and_no_idempotent_request_lost_when_one_upstream_dies() {
     a.stop().await;
 }
 
+/// A peer killed with requests in flight: its connections close before any answer. Each
+/// GET on it goes to the other peer, as nginx's default `proxy_next_upstream error` does
+/// (found by the multi-host topology test: 4 of 8 GETs in flight got 502).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_get_whose_peer_closes_before_answering_goes_to_the_other_peer() {
+    let a = spawn_backend("a").await;
+    // Accepts, reads the request, then closes without a byte: a process dying mid-request.
+    let dying = tokio::net::TcpListener::bind(SocketAddr::from(LOCAL))
+        .await
+        .unwrap();
+    let dying_addr = dying.local_addr().unwrap();
+    let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = accepted.clone();
+    let killer = tokio::spawn(async move {
+        loop {
+            let Ok((mut socket, _)) = dying.accept().await else {
+                continue;
+            };
+            counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let mut buf = [0u8; 1024];
+            let _ = tokio::io::AsyncReadExt::read(&mut socket, &mut buf).await;
+            drop(socket);
+        }
+    });
+    let edge = spawn_edge(EdgeConfig::new(
+        LOCAL.into(),
+        upstreams(&[dying_addr, a.addr]),
+    ))
+    .await;
+    let client = reqwest::Client::new();
+    let url = format!("http://{}/echo", edge.addr);
+    for i in 0..6 {
+        let response = client.get(&url).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "request {i}");
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(body["served-by"], "a");
+    }
+    assert!(
+        accepted.load(std::sync::atomic::Ordering::Relaxed) >= 1,
+        "the dying peer was never tried"
+    );
+    killer.abort();
+    edge.stop().await;
+    a.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn in_process_backend_gets_the_same_layers() {
     let mut cfg = EdgeConfig::new(LOCAL.into(), Backend::InProcess(echo_router("app")));

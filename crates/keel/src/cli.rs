@@ -10,9 +10,9 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::{
-    AllowIps, BalanceSetting, ChannelName, Cidr, DatabaseUrl, DelaySetting, Flags, HealthPath,
-    HumanDuration, List, LogFormat, LogLevel, OptPath, PathValue, RateSetting, RedisUrl,
-    RejectStatus, Upstream, UpstreamUrl,
+    AllowIps, BalanceSetting, ChannelName, Cidr, ConnSetting, DatabaseUrl, DelaySetting, Flags,
+    HealthPath, HumanDuration, List, LogFormat, LogLevel, OptPath, PathValue, RateSetting,
+    RedisUrl, RejectStatus, Upstream, UpstreamUrl,
 };
 
 /// keel: one binary for the web stack of nginx + gunicorn + Django + Redis.
@@ -189,6 +189,9 @@ pub struct LimitArgs {
     /// Status of a rejected request [env: KEEL_LIMIT_STATUS] [default: 503]
     #[arg(long, value_name = "CODE")]
     pub limit_status: Option<RejectStatus>,
+    /// Requests in progress at once per client address on every proxied path, streams included (nginx's limit_conn), or `off` [env: KEEL_LIMIT_CONN] [default: off]
+    #[arg(long, value_name = "N")]
+    pub limit_conn: Option<ConnSetting>,
     /// Network whose X-Forwarded-For / X-Real-IP are believed; repeatable [env: KEEL_TRUSTED_PROXIES]
     #[arg(long = "trusted-proxy", value_name = "CIDR")]
     pub trusted_proxies: Vec<Cidr>,
@@ -292,6 +295,7 @@ impl LimitArgs {
             (false, None) => None,
         };
         flags.limit_status = self.limit_status;
+        flags.limit_conn = self.limit_conn;
         flags.trusted_proxies =
             (!self.trusted_proxies.is_empty()).then(|| List(self.trusted_proxies.clone()));
         flags.log_dir = self.log_dir.clone();

@@ -661,6 +661,52 @@ impl<'de> Deserialize<'de> for AllowIps {
     }
 }
 
+/// nginx's `limit_conn N`: requests in progress per client address, 1–65535, or `off`
+/// (also `0`), the default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnSetting(pub Option<u32>);
+
+impl FromStr for ConnSetting {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        if s.eq_ignore_ascii_case("off") || s == "0" {
+            return Ok(ConnSetting(None));
+        }
+        match s.parse::<u32>() {
+            Ok(n) if (1..=keel_edge::MAX_CONNS).contains(&n) => Ok(ConnSetting(Some(n))),
+            _ => Err(format!(
+                "invalid connection limit {s:?}; write a number from 1 to {} or off",
+                keel_edge::MAX_CONNS
+            )),
+        }
+    }
+}
+
+impl fmt::Display for ConnSetting {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(n) => write!(f, "{n}"),
+            None => f.write_str("off"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for ConnSetting {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Number(u64),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Number(n) => n.to_string().parse().map_err(serde::de::Error::custom),
+            Raw::Text(text) => text.parse().map_err(serde::de::Error::custom),
+        }
+    }
+}
+
 /// The status of a rejected request, 400–599 (nginx's `limit_req_status`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RejectStatus(pub u16);
@@ -863,6 +909,13 @@ struct EdgeFile {
     delay: Option<Spanned<DelaySetting>>,
     limit_status: Option<Spanned<RejectStatus>>,
     zone_size: Option<Spanned<ZoneSetting>>,
+    limit_conn: Option<Spanned<ConnSetting>>,
+    limit_conn_status: Option<Spanned<RejectStatus>>,
+    limit_conn_dry_run: Option<Spanned<bool>>,
+    #[serde(default)]
+    conn_zones: std::collections::BTreeMap<String, ConnZoneFile>,
+    #[serde(default)]
+    conn_limits: Vec<Spanned<ConnLimitFile>>,
     dry_run: Option<Spanned<bool>>,
     trusted_proxies: Option<Spanned<List<Cidr>>>,
     response_timeout: Option<Spanned<HumanDuration>>,
@@ -887,6 +940,22 @@ struct EdgeFile {
     zones: std::collections::BTreeMap<String, ZoneFile>,
     #[serde(default)]
     limits: Vec<Spanned<LimitFile>>,
+}
+
+/// `[edge.conn_zones.NAME]`: nginx's `limit_conn_zone $binary_remote_addr zone=NAME:SIZE`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConnZoneFile {
+    size: Option<Spanned<ZoneSetting>>,
+}
+
+/// `[[edge.conn_limits]]`: nginx's `limit_conn NAME N` inside a `location PATH`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConnLimitFile {
+    path: String,
+    zone: String,
+    conn: u32,
 }
 
 /// `[edge.zones.NAME]`: nginx's `limit_req_zone ... zone=NAME:SIZE rate=RATE`.
@@ -1011,6 +1080,7 @@ pub struct Flags {
     pub burst: Option<u32>,
     pub delay: Option<DelaySetting>,
     pub limit_status: Option<RejectStatus>,
+    pub limit_conn: Option<ConnSetting>,
     pub trusted_proxies: Option<List<Cidr>>,
     pub access_log: Option<bool>,
     pub log_dir: Option<OptPath>,
@@ -1123,6 +1193,13 @@ pub struct EdgeSettings {
     pub limit_status: Setting<RejectStatus>,
     pub zone_size: Setting<ZoneSetting>,
     pub dry_run: Setting<bool>,
+    pub limit_conn: Setting<ConnSetting>,
+    pub limit_conn_status: Setting<RejectStatus>,
+    pub limit_conn_dry_run: Setting<bool>,
+    /// Named conn zones from `[edge.conn_zones.NAME]` (file only).
+    pub conn_zones: Vec<ConnZoneDef>,
+    /// Per-path limit_conn from `[[edge.conn_limits]]` (file only).
+    pub conn_limits: Vec<ConnLimitDef>,
     pub trusted_proxies: Setting<List<Cidr>>,
     pub response_timeout: Setting<HumanDuration>,
     pub body_idle_timeout: Setting<HumanDuration>,
@@ -1155,6 +1232,23 @@ pub struct ZoneDef {
     pub rate: keel_limit::Rate,
     pub rate_text: String,
     pub size: keel_limit::ZoneSize,
+    pub origin: Origin,
+}
+
+/// A named limit_conn zone.
+#[derive(Debug, Clone)]
+pub struct ConnZoneDef {
+    pub name: String,
+    pub size: keel_limit::ZoneSize,
+    pub origin: Origin,
+}
+
+/// One `limit_conn` on a path prefix.
+#[derive(Debug, Clone)]
+pub struct ConnLimitDef {
+    pub path: String,
+    pub zone: String,
+    pub conn: u32,
     pub origin: Origin,
 }
 
@@ -1415,6 +1509,29 @@ impl Settings {
                         from_file(src, file.edge.dry_run),
                         false,
                     )?,
+                    limit_conn: l.pick(
+                        "edge.limit_conn",
+                        (flags.limit_conn, "--limit-conn"),
+                        "KEEL_LIMIT_CONN",
+                        from_file(src, file.edge.limit_conn),
+                        ConnSetting(None),
+                    )?,
+                    limit_conn_status: l.pick(
+                        "edge.limit_conn_status",
+                        (None, "--limit-conn-status"),
+                        "KEEL_LIMIT_CONN_STATUS",
+                        from_file(src, file.edge.limit_conn_status),
+                        RejectStatus(503),
+                    )?,
+                    limit_conn_dry_run: l.pick(
+                        "edge.limit_conn_dry_run",
+                        (None, "--limit-conn-dry-run"),
+                        "KEEL_LIMIT_CONN_DRY_RUN",
+                        from_file(src, file.edge.limit_conn_dry_run),
+                        false,
+                    )?,
+                    conn_zones: conn_zone_defs(src, std::mem::take(&mut file.edge.conn_zones))?,
+                    conn_limits: conn_limit_defs(src, std::mem::take(&mut file.edge.conn_limits)),
                     trusted_proxies: l.pick(
                         "edge.trusted_proxies",
                         (flags.trusted_proxies, "--trusted-proxy"),
@@ -1740,6 +1857,38 @@ impl Settings {
                 ));
             }
         }
+        for (i, limit) in self.edge.conn_limits.iter().enumerate() {
+            let key = format!("edge.conn_limits[{i}]");
+            if !self
+                .edge
+                .conn_zones
+                .iter()
+                .any(|zone| zone.name == limit.zone)
+            {
+                return Err(invalid(
+                    &format!("{key}.zone"),
+                    &limit.origin,
+                    format!(
+                        "no conn zone named {:?}; define it with [edge.conn_zones.{}]",
+                        limit.zone, limit.zone
+                    ),
+                ));
+            }
+            if !limit.path.starts_with('/') {
+                return Err(invalid(
+                    &format!("{key}.path"),
+                    &limit.origin,
+                    format!("{:?} is not a path; it must start with /", limit.path),
+                ));
+            }
+            if !(1..=keel_edge::MAX_CONNS).contains(&limit.conn) {
+                return Err(invalid(
+                    &format!("{key}.conn"),
+                    &limit.origin,
+                    format!("must be from 1 to {}", keel_edge::MAX_CONNS),
+                ));
+            }
+        }
         if self.edge.max_fails.value == 0 {
             return Err(invalid(
                 "edge.max_fails",
@@ -1921,6 +2070,7 @@ impl Settings {
         } else {
             None
         };
+        cfg.conn_limit = self.conn_limit_config()?;
         cfg.trusted_proxies =
             keel_edge::TrustedProxies::new(e.trusted_proxies.value.0.iter().map(|c| c.0).collect());
         cfg.response_timeout = e.response_timeout.value.0;
@@ -1952,6 +2102,63 @@ impl Settings {
         };
         cfg.shutdown_timeout = self.serve.shutdown_timeout.value.0;
         Ok(cfg)
+    }
+
+    /// limit_conn: `edge.limit_conn` as one zone on every path, then the file's
+    /// `[[edge.conn_limits]]`; `None` when neither is set.
+    pub fn conn_limit_config(&self) -> Result<Option<keel_edge::ConnLimitConfig>, ConfigError> {
+        use std::sync::Arc;
+        let e = &self.edge;
+        let mut routes: Vec<(String, Vec<(Arc<keel_edge::ConnZone>, u32)>)> = Vec::new();
+        let mut add = |path: &str, zone: Arc<keel_edge::ConnZone>, conn: u32| match routes
+            .iter_mut()
+            .find(|(p, _)| p == path)
+        {
+            Some((_, limits)) => limits.push((zone, conn)),
+            None => routes.push((path.to_owned(), vec![(zone, conn)])),
+        };
+        if let Some(conn) = e.limit_conn.value.0 {
+            let zone = keel_edge::ConnZone::new("keel_conn", e.zone_size.value.0);
+            add("/", Arc::new(zone), conn);
+        }
+        let zones: Vec<Arc<keel_edge::ConnZone>> = e
+            .conn_zones
+            .iter()
+            .map(|z| Arc::new(keel_edge::ConnZone::new(z.name.clone(), z.size)))
+            .collect();
+        for limit in &e.conn_limits {
+            // validate() checked that the zone exists.
+            if let Some(zone) = zones.iter().find(|zone| zone.name() == limit.zone) {
+                add(&limit.path, zone.clone(), limit.conn);
+            }
+        }
+        if routes.is_empty() {
+            return Ok(None);
+        }
+        let status = axum_status(e.limit_conn_status.value.0).ok_or_else(|| {
+            invalid(
+                "edge.limit_conn_status",
+                &e.limit_conn_status.origin,
+                "not an HTTP status".into(),
+            )
+        })?;
+        let routes = routes
+            .into_iter()
+            .map(|(path, limits)| {
+                keel_edge::ConnRouteLimit::new(path.clone(), limits).map_err(|err| {
+                    invalid(
+                        "edge.conn_limits",
+                        &Origin::Default,
+                        format!("path {path}: {err}"),
+                    )
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Some(keel_edge::ConnLimitConfig {
+            routes,
+            status,
+            dry_run: e.limit_conn_dry_run.value,
+        }))
     }
 
     /// Loads the TLS certificate into `cfg` when one is configured.
@@ -2127,6 +2334,24 @@ impl Settings {
         );
         line(
             &mut out,
+            "limit_conn",
+            quoted(&e.limit_conn.value),
+            &e.limit_conn.origin,
+        );
+        line(
+            &mut out,
+            "limit_conn_status",
+            e.limit_conn_status.value.to_string(),
+            &e.limit_conn_status.origin,
+        );
+        line(
+            &mut out,
+            "limit_conn_dry_run",
+            e.limit_conn_dry_run.value.to_string(),
+            &e.limit_conn_dry_run.origin,
+        );
+        line(
+            &mut out,
             "trusted_proxies",
             array(&e.trusted_proxies.value.0),
             &e.trusted_proxies.origin,
@@ -2243,6 +2468,16 @@ impl Settings {
             section(&mut out, &format!("edge.zones.{}", zone.name));
             line(&mut out, "rate", quoted(&zone.rate_text), &zone.origin);
             line(&mut out, "size", quoted(&zone.size), &zone.origin);
+        }
+        for zone in &e.conn_zones {
+            section(&mut out, &format!("edge.conn_zones.{}", zone.name));
+            line(&mut out, "size", quoted(&zone.size), &zone.origin);
+        }
+        for limit in &e.conn_limits {
+            section(&mut out, "[edge.conn_limits]");
+            line(&mut out, "path", quoted(&limit.path), &limit.origin);
+            line(&mut out, "zone", quoted(&limit.zone), &limit.origin);
+            line(&mut out, "conn", limit.conn.to_string(), &limit.origin);
         }
         for limit in &e.limits {
             section(&mut out, "[edge.limits]");
@@ -2402,6 +2637,45 @@ fn zone_defs(
                     &origin,
                     "a zone needs a rate; remove the zone instead of setting it off".to_owned(),
                 )),
+            }
+        })
+        .collect()
+}
+
+fn conn_zone_defs(
+    src: Option<&Source>,
+    zones: std::collections::BTreeMap<String, ConnZoneFile>,
+) -> Result<Vec<ConnZoneDef>, ConfigError> {
+    let default_size = keel_limit::ZoneSize::from_bytes(10 * 1024 * 1024)
+        .map_err(|e| invalid("edge.conn_zones", &Origin::Default, e.to_string()))?;
+    Ok(zones
+        .into_iter()
+        .map(|(name, zone)| match zone.size {
+            Some(size) => ConnZoneDef {
+                name,
+                origin: file_origin(src, size.span().start),
+                size: size.into_inner().0,
+            },
+            None => ConnZoneDef {
+                name,
+                size: default_size,
+                origin: Origin::Default,
+            },
+        })
+        .collect())
+}
+
+fn conn_limit_defs(src: Option<&Source>, limits: Vec<Spanned<ConnLimitFile>>) -> Vec<ConnLimitDef> {
+    limits
+        .into_iter()
+        .map(|spanned| {
+            let origin = file_origin(src, spanned.span().start);
+            let limit = spanned.into_inner();
+            ConnLimitDef {
+                path: limit.path,
+                zone: limit.zone,
+                conn: limit.conn,
+                origin,
             }
         })
         .collect()
@@ -2681,6 +2955,81 @@ mod tests {
                 .contains(":1: edge.limits[0].zone: no zone named \"nope\""),
             "{err}"
         );
+    }
+
+    #[test]
+    fn limit_conn_is_off_by_default_and_read_from_every_layer() {
+        let s = load("", &[], Flags::default()).unwrap();
+        assert!(s.conn_limit_config().unwrap().is_none());
+
+        let s = load("", &[("KEEL_LIMIT_CONN", "2")], Flags::default()).unwrap();
+        let limits = s.conn_limit_config().unwrap().unwrap();
+        assert_eq!(limits.status.as_u16(), 503);
+        assert_eq!(limits.for_path("/stream/").unwrap().limits[0].1, 2);
+
+        let text = "[edge]\nlimit_conn_status = 429\nlimit_conn_dry_run = true\n[edge.conn_zones.streams]\nsize = \"1m\"\n\n[[edge.conn_limits]]\npath = \"/stream/\"\nzone = \"streams\"\nconn = 4\n";
+        let s = load(text, &[], Flags::default()).unwrap();
+        let limits = s.conn_limit_config().unwrap().unwrap();
+        assert_eq!(limits.status.as_u16(), 429);
+        assert!(limits.dry_run);
+        assert!(limits.for_path("/").is_none());
+        let route = limits.for_path("/stream/").unwrap();
+        assert_eq!(route.limits[0].0.name(), "streams");
+        assert_eq!(route.limits[0].1, 4);
+        let again = load(&s.render(), &[], Flags::default()).unwrap();
+        assert_eq!(again.edge.conn_limits[0].conn, 4);
+        assert_eq!(again.edge.conn_zones[0].name, "streams");
+
+        let flags = Flags {
+            limit_conn: Some("off".parse().unwrap()),
+            ..Flags::default()
+        };
+        let s = load("[edge]\nlimit_conn = 3\n", &[], flags).unwrap();
+        assert!(s.conn_limit_config().unwrap().is_none(), "the flag wins");
+
+        let err = load(
+            "[[edge.conn_limits]]\npath = \"/x\"\nzone = \"nope\"\nconn = 1\n",
+            &[],
+            Flags::default(),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains(":1: edge.conn_limits[0].zone: no conn zone named \"nope\""),
+            "{err}"
+        );
+        let err = load("", &[("KEEL_LIMIT_CONN", "70000")], Flags::default()).unwrap_err();
+        assert!(err.to_string().contains("KEEL_LIMIT_CONN"), "{err}");
+    }
+
+    #[test]
+    fn forwarded_allow_ips_default_to_loopback_and_take_cidrs_or_a_star() {
+        let s = load("", &[], Flags::default()).unwrap();
+        assert_eq!(
+            s.serve.forwarded_allow_ips.value.to_string(),
+            "127.0.0.1/32,::1/128"
+        );
+        let s = load(
+            "[serve]\nforwarded_allow_ips = [\"10.0.0.0/8\", \"192.0.2.1\"]\n",
+            &[],
+            Flags::default(),
+        )
+        .unwrap();
+        let trusted = s.serve.forwarded_allow_ips.value.trusted();
+        assert!(trusted.trusts("10.1.2.3".parse().unwrap()));
+        assert!(trusted.trusts("192.0.2.1".parse().unwrap()));
+        assert!(!trusted.trusts("127.0.0.1".parse().unwrap()));
+        let s = load("", &[("KEEL_FORWARDED_ALLOW_IPS", "*")], Flags::default()).unwrap();
+        assert_eq!(s.serve.forwarded_allow_ips.value, AllowIps::Any);
+        let again = load(&s.render(), &[], Flags::default()).unwrap();
+        assert_eq!(again.serve.forwarded_allow_ips.value, AllowIps::Any);
+        let err = load(
+            "[serve]\nforwarded_allow_ips = \"10.0.0.0/33\"\n",
+            &[],
+            Flags::default(),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("forwarded_allow_ips"), "{err}");
     }
 
     #[test]
