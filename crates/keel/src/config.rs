@@ -2109,7 +2109,8 @@ impl Settings {
     pub fn conn_limit_config(&self) -> Result<Option<keel_edge::ConnLimitConfig>, ConfigError> {
         use std::sync::Arc;
         let e = &self.edge;
-        let mut routes: Vec<(String, Vec<(Arc<keel_edge::ConnZone>, u32)>)> = Vec::new();
+        type ZoneLimits = Vec<(Arc<keel_edge::ConnZone>, u32)>;
+        let mut routes: Vec<(String, ZoneLimits)> = Vec::new();
         let mut add = |path: &str, zone: Arc<keel_edge::ConnZone>, conn: u32| match routes
             .iter_mut()
             .find(|(p, _)| p == path)

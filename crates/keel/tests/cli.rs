@@ -1101,6 +1101,9 @@ fn keel_publish_fails_fast_when_redis_is_down() {
     let took = started.elapsed();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success(), "{stderr}");
-    assert!(stderr.contains("could not publish to demo_stream"), "{stderr}");
+    assert!(
+        stderr.contains("could not publish to demo_stream"),
+        "{stderr}"
+    );
     assert!(took < Duration::from_secs(4), "took {took:?}: {stderr}");
 }
