@@ -1822,6 +1822,9 @@ impl Settings {
         let s = &self.serve;
         positive("serve.timeout", &s.timeout)?;
         positive("serve.upstream_timeout", &s.upstream_timeout)?;
+        // keep_alive may be 0 (no keep-alive, as gunicorn's --keep-alive 0); a head
+        // timeout of 0 would close every connection before its first byte.
+        positive("serve.header_timeout", &s.header_timeout)?;
         positive("edge.response_timeout", &self.edge.response_timeout)?;
         positive("edge.header_timeout", &self.edge.header_timeout)?;
         positive("edge.health_interval", &self.edge.health_interval)?;
@@ -3031,6 +3034,22 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("forwarded_allow_ips"), "{err}");
+    }
+
+    #[test]
+    fn serve_timeouts_have_defaults_and_a_zero_head_timeout_is_refused() {
+        let s = load("", &[], Flags::default()).unwrap();
+        assert_eq!(s.serve.keep_alive.value.0, Duration::from_secs(5));
+        assert_eq!(s.serve.header_timeout.value.0, Duration::from_secs(10));
+        let cfg = s.app_config(s.serve.bind.value, None);
+        assert_eq!(cfg.keep_alive, Duration::from_secs(5));
+        let s = load("[serve]\nkeep_alive = \"0s\"\n", &[], Flags::default()).unwrap();
+        assert!(
+            s.serve.keep_alive.value.0.is_zero(),
+            "0 turns keep-alive off"
+        );
+        let err = load("", &[("KEEL_HEADER_TIMEOUT", "0s")], Flags::default()).unwrap_err();
+        assert!(err.to_string().contains("serve.header_timeout"), "{err}");
     }
 
     #[test]
