@@ -14,12 +14,12 @@
 //! machinery (its dispatcher, service future and body framing) was most of the
 //! user-space cost of a small answer, and nginx does without it.
 //!
-//! Anything else — another method, a body, `Expect`, `Upgrade`, a target not in
-//! origin-form, a head split across reads, a malformed or oversized head — hands the
-//! connection to hyper for the rest of its life, with the bytes already read replayed
-//! first ([`Prefixed`]). So hyper still enforces the header read timeout, the header size
-//! cap (431) and every error answer; this path only ever answers requests that are
-//! complete and well-formed.
+//! A head that arrives in pieces is read here until it is whole (within the header
+//! timeout, and bounded in size before anything else), then checked by the codec's rules
+//! (`h1::request`); a head they refuse gets its 4xx here. A request that passes them but
+//! is not for this path — another method, a body, `Expect`, `Upgrade` — is handed to
+//! hyper for that one request, with the bytes already read replayed first
+//! ([`Prefixed`]), and the connection ends after it.
 
 use std::io::{self, Write as _};
 use std::net::SocketAddr;
