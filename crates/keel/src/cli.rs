@@ -12,7 +12,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::config::{
     AllowIps, BalanceSetting, ChannelName, Cidr, ConnSetting, DatabaseUrl, DelaySetting, Flags,
     HealthPath, HumanDuration, List, LogFormat, LogLevel, OptPath, PathValue, RateSetting,
-    RedisUrl, RejectStatus, Upstream, UpstreamUrl,
+    RedisUrl, RejectStatus, Secret, Upstream, UpstreamUrl,
 };
 
 /// keel: one binary for the web stack of nginx + gunicorn + Django + Redis.
@@ -210,16 +210,11 @@ pub struct PublishArgs {
     #[arg(long, value_name = "URL", conflicts_with = "api")]
     pub redis_url: Option<RedisUrl>,
     /// Publish through this keel server's POST /api/publish instead, e.g. http://127.0.0.1:8080
-    #[arg(long, value_name = "URL", requires = "token")]
+    #[arg(long, value_name = "URL")]
     pub api: Option<String>,
-    /// The server's stream.publish_token, for --api [env: KEEL_PUBLISH_TOKEN]
-    #[arg(
-        long,
-        value_name = "TOKEN",
-        env = "KEEL_PUBLISH_TOKEN",
-        hide_env_values = true
-    )]
-    pub token: Option<String>,
+    /// The server's publish token, for --api [env: KEEL_PUBLISH_TOKEN] [default: stream.publish_token]
+    #[arg(long, value_name = "TOKEN")]
+    pub token: Option<Secret>,
     /// Channel, e.g. demo_stream
     pub channel: ChannelName,
     /// The message; several lines become several `data:` lines
@@ -366,6 +361,7 @@ impl Cli {
             }
             Command::Publish(args) => {
                 flags.redis_url = args.redis_url.clone();
+                flags.publish_token = args.token.clone();
                 None
             }
             Command::Migrate(args) => {

@@ -1081,6 +1081,7 @@ pub struct Flags {
     pub delay: Option<DelaySetting>,
     pub limit_status: Option<RejectStatus>,
     pub limit_conn: Option<ConnSetting>,
+    pub publish_token: Option<Secret>,
     pub trusted_proxies: Option<List<Cidr>>,
     pub access_log: Option<bool>,
     pub log_dir: Option<OptPath>,
@@ -1318,6 +1319,10 @@ pub struct Settings {
     pub site: SiteSettings,
     pub mock: MockSettings,
     pub log: LogSettings,
+    /// `KEEL_SUPERUSER_PASSWORD` (Django's `DJANGO_SUPERUSER_PASSWORD`) for `keel
+    /// createsuperuser` in scripts. Environment only: a password has no place in a file
+    /// or on a command line.
+    pub superuser_password: Secret,
 }
 
 const DEFAULT_FILE: &str = "keel.toml";
@@ -1357,6 +1362,9 @@ impl Settings {
         let settings =
             Settings {
                 file: path,
+                superuser_password: Secret(
+                    env.var("KEEL_SUPERUSER_PASSWORD").filter(|p| !p.is_empty()),
+                ),
                 serve: ServeSettings {
                     bind: l.pick(
                         "serve.bind",
@@ -1728,7 +1736,7 @@ impl Settings {
                     )?,
                     publish_token: l.pick(
                         "stream.publish_token",
-                        (None, "--publish-token"),
+                        (flags.publish_token.clone(), "--token"),
                         "KEEL_PUBLISH_TOKEN",
                         from_file(src, file.stream.publish_token),
                         Secret(None),
@@ -1830,6 +1838,35 @@ impl Settings {
         positive("edge.health_interval", &self.edge.health_interval)?;
         positive("stream.heartbeat", &self.stream.heartbeat)?;
         let st = &self.stream;
+        // Below a second the hub would spend itself on heartbeats; above a few minutes
+        // every proxy in between (nginx: 60 s) would cut an idle stream first.
+        let beat = st.heartbeat.value.0;
+        if beat < Duration::from_secs(1) || beat > Duration::from_secs(300) {
+            return Err(invalid(
+                "stream.heartbeat",
+                &st.heartbeat.origin,
+                format!(
+                    "{} is outside 1s..300s; keep it below every proxy's read timeout",
+                    st.heartbeat.value
+                ),
+            ));
+        }
+        if st.max_clients.value == 0 {
+            return Err(invalid(
+                "stream.max_clients",
+                &st.max_clients.origin,
+                "must be at least 1".to_owned(),
+            ));
+        }
+        if let Some(dir) = &self.site.templates.value.0 {
+            if !dir.is_dir() {
+                return Err(invalid(
+                    "site.templates",
+                    &self.site.templates.origin,
+                    format!("{} is not a directory", dir.display()),
+                ));
+            }
+        }
         if !st.channels.value.0.contains(&st.default_channel.value) {
             return Err(invalid(
                 "stream.default_channel",
@@ -1914,6 +1951,20 @@ impl Settings {
                     &e.tls_key.origin,
                     "a TLS key needs its certificate: give --tls-cert too".to_owned(),
                 ))
+            }
+            (Some(cert), Some(key)) => {
+                for (name, path, origin) in [
+                    ("edge.tls_cert", cert, &e.tls_cert.origin),
+                    ("edge.tls_key", key, &e.tls_key.origin),
+                ] {
+                    if let Err(err) = std::fs::File::open(path) {
+                        return Err(invalid(
+                            name,
+                            origin,
+                            format!("cannot read {}: {err}", path.display()),
+                        ));
+                    }
+                }
             }
             _ => {}
         }
@@ -3050,6 +3101,49 @@ mod tests {
         );
         let err = load("", &[("KEEL_HEADER_TIMEOUT", "0s")], Flags::default()).unwrap_err();
         assert!(err.to_string().contains("serve.header_timeout"), "{err}");
+    }
+
+    /// Whatever `keel config` accepts, the server starts with: values the server would
+    /// refuse are refused here, naming where they came from.
+    #[test]
+    fn values_the_server_would_refuse_are_refused_by_the_configuration() {
+        let err = load("[stream]\nheartbeat = \"1ns\"\n", &[], Flags::default()).unwrap_err();
+        assert!(err.to_string().contains(":2: stream.heartbeat"), "{err}");
+        let err = load("", &[("KEEL_STREAM_MAX_CLIENTS", "0")], Flags::default()).unwrap_err();
+        assert!(err.to_string().contains("stream.max_clients"), "{err}");
+        let s = load("[stream]\nmax_clients_per_ip = 0\n", &[], Flags::default()).unwrap();
+        assert_eq!(
+            s.stream_config().max_clients_per_ip,
+            0,
+            "0 is off, not refused"
+        );
+        keel_stream::Hub::new(
+            std::sync::Arc::new(keel_stream::MemoryBroker::new(Default::default())),
+            s.stream_config(),
+        )
+        .map(|_| ())
+        .unwrap_or_else(|e| panic!("the hub refused what the configuration accepted: {e}"));
+        let err = load(
+            "[site]\ntemplates = \"/nonexistent/templates\"\n",
+            &[],
+            Flags::default(),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("site.templates")
+                && err.to_string().contains("not a directory"),
+            "{err}"
+        );
+        let err = load(
+            "[edge]\ntls_cert = \"/nonexistent/cert.pem\"\ntls_key = \"/nonexistent/key.pem\"\n",
+            &[],
+            Flags::default(),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("edge.tls_cert") && err.to_string().contains("cannot read"),
+            "{err}"
+        );
     }
 
     #[test]

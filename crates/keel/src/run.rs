@@ -46,7 +46,7 @@ pub fn command(command: Command, settings: &Settings, flags: Flags) -> anyhow::R
         Command::Publish(args) => small_runtime()?.block_on(publish(settings, args)),
         Command::Migrate(_) => small_runtime()?.block_on(migrate(settings)),
         Command::Createsuperuser(args) => {
-            let answers = crate::superuser::ask(&args)?;
+            let answers = crate::superuser::ask(&args, settings.superuser_password.0.clone())?;
             small_runtime()?.block_on(create_superuser(settings, answers))
         }
         Command::Bench(_) | Command::Compare(_) | Command::Config => Ok(()),
@@ -190,7 +190,12 @@ async fn broker(settings: &Settings) -> anyhow::Result<std::sync::Arc<dyn keel_s
 async fn publish(settings: &Settings, args: crate::cli::PublishArgs) -> anyhow::Result<()> {
     let channel = args.channel.0;
     if let Some(api) = args.api {
-        let token = args.token.unwrap_or_default();
+        // --token, KEEL_PUBLISH_TOKEN or stream.publish_token, layered like every setting.
+        let Some(token) = settings.stream.publish_token.value.0.clone() else {
+            anyhow::bail!(
+                "keel publish --api needs the server's publish token: --token, KEEL_PUBLISH_TOKEN or stream.publish_token"
+            );
+        };
         let url = format!("{}/api/publish", api.trim_end_matches('/'));
         let response = reqwest::Client::new()
             .post(&url)

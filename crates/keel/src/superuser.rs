@@ -15,11 +15,12 @@ pub struct Answers {
     pub password: String,
 }
 
-/// Django's `DJANGO_SUPERUSER_PASSWORD`, for scripts that cannot pipe stdin.
+/// Django's `DJANGO_SUPERUSER_PASSWORD`, for scripts that cannot pipe stdin; the
+/// configuration reads it (`Settings::superuser_password`).
 const PASSWORD_ENV: &str = "KEEL_SUPERUSER_PASSWORD";
 
 /// Collects the answers: flags first, then the terminal, then a clear refusal.
-pub fn ask(args: &SuperuserArgs) -> anyhow::Result<Answers> {
+pub fn ask(args: &SuperuserArgs, password_env: Option<String>) -> anyhow::Result<Answers> {
     let interactive = !args.no_input && std::io::stdin().is_terminal() && !args.password_stdin;
     let username = match &args.username {
         Some(name) => name.trim().to_owned(),
@@ -42,7 +43,7 @@ pub fn ask(args: &SuperuserArgs) -> anyhow::Result<Answers> {
             bail!("--password-stdin: standard input held no password");
         }
         password
-    } else if let Ok(password) = std::env::var(PASSWORD_ENV) {
+    } else if let Some(password) = password_env {
         password
     } else if interactive {
         ask_password(&username, &email)?

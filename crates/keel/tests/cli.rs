@@ -739,6 +739,37 @@ async fn keel_up_streams_what_keel_publish_sends_through_the_api() {
         .unwrap();
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("401"));
+
+    // The token from keel.toml's stream.publish_token, as every other setting (issue 16:
+    // `--api` used to read only the flag and the variable).
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("keel.toml");
+    std::fs::write(&file, format!("[stream]\npublish_token = \"{token}\"\n")).unwrap();
+    let from_file = keel()
+        .args(["--config", file.to_str().unwrap()])
+        .args(["publish", "--api", &base, "demo_stream", "From the file"])
+        .env_remove("KEEL_PUBLISH_TOKEN")
+        .output()
+        .unwrap();
+    assert!(
+        from_file.status.success(),
+        "{}",
+        String::from_utf8_lossy(&from_file.stderr)
+    );
+    let seen = read_until(&mut body, "data: From the file").await;
+    assert!(seen.contains("data: From the file"), "{seen}");
+    let without = keel()
+        .args(["publish", "--api", &base, "demo_stream", "x"])
+        .env_remove("KEEL_PUBLISH_TOKEN")
+        .current_dir(dir.path().join(".."))
+        .output()
+        .unwrap();
+    assert!(!without.status.success());
+    assert!(
+        String::from_utf8_lossy(&without.stderr).contains("stream.publish_token"),
+        "{}",
+        String::from_utf8_lossy(&without.stderr)
+    );
     let page = reqwest::get(format!("{base}/events/"))
         .await
         .unwrap()
