@@ -938,7 +938,7 @@ mod tests {
             crate::Backend::Upstreams(Vec::new()),
         );
         cfg.static_files = Some(keel_edge_static::StaticHandle::new(files));
-        let state = State::new(&cfg);
+        let state = State::new(&cfg, None);
 
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -986,10 +986,13 @@ mod tests {
     /// The general form of a parsed head (the state here serves no files, so never a hit,
     /// and has no upstream peers, so never the wire form).
     fn full(buf: &[u8], max: usize) -> Option<(usize, Request<()>, Form)> {
-        let state = State::new(&crate::EdgeConfig::new(
-            SocketAddr::from(([127, 0, 0, 1], 0)),
-            crate::Backend::InProcess(axum::Router::new()),
-        ));
+        let state = State::new(
+            &crate::EdgeConfig::new(
+                SocketAddr::from(([127, 0, 0, 1], 0)),
+                crate::Backend::InProcess(axum::Router::new()),
+            ),
+            None,
+        );
         let Parse::Done(parsed) = parse(
             buf,
             request::Limits::with_max_head(max),
@@ -1010,10 +1013,13 @@ mod tests {
     /// form must check (an unusual target, a control byte in a value) does not.
     #[test]
     fn requests_for_peers_stay_in_wire_form_when_they_can() {
-        let state = State::new(&crate::EdgeConfig::new(
-            SocketAddr::from(([127, 0, 0, 1], 0)),
-            crate::Backend::Upstreams(vec!["127.0.0.1:9".parse().unwrap()]),
-        ));
+        let state = State::new(
+            &crate::EdgeConfig::new(
+                SocketAddr::from(([127, 0, 0, 1], 0)),
+                crate::Backend::Upstreams(vec!["127.0.0.1:9".parse().unwrap()]),
+            ),
+            None,
+        );
         let wire = |buf: &[u8]| {
             let Parse::Done(parsed) = parse(
                 buf,
@@ -1150,10 +1156,13 @@ mod tests {
     }
 
     fn outcome(buf: &[u8], max: usize) -> Outcome_ {
-        let state = State::new(&crate::EdgeConfig::new(
-            SocketAddr::from(([127, 0, 0, 1], 0)),
-            crate::Backend::InProcess(axum::Router::new()),
-        ));
+        let state = State::new(
+            &crate::EdgeConfig::new(
+                SocketAddr::from(([127, 0, 0, 1], 0)),
+                crate::Backend::InProcess(axum::Router::new()),
+            ),
+            None,
+        );
         match parse(
             buf,
             request::Limits::with_max_head(max),

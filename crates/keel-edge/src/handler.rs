@@ -26,9 +26,10 @@ use keel_edge_static::StaticService;
 const STATIC_PREFIX: &str = "/static/";
 use crate::h1::request::{self, Refusal};
 use crate::headers;
+use crate::limit_req::LimitConfig;
 use crate::proxy::{Forwarding, Peers, ProxyError, Streamed};
 use crate::upstream::{Answer, RawBody};
-use crate::{Backend, EdgeConfig, LimitConfig};
+use crate::{Backend, EdgeConfig};
 
 #[derive(Debug)]
 enum Target {
@@ -47,8 +48,13 @@ struct Dynamic {
 }
 
 impl Dynamic {
-    /// `conn_limit` is `cfg`'s, or on a reload the one that keeps the running zones.
-    fn new(cfg: &EdgeConfig, conn_limit: Option<ConnLimitConfig>) -> Dynamic {
+    /// `limit` is built from `cfg`'s spec, and `conn_limit` is `cfg`'s, or on a reload the
+    /// ones that keep the running zones.
+    fn new(
+        cfg: &EdgeConfig,
+        limit: Option<LimitConfig>,
+        conn_limit: Option<ConnLimitConfig>,
+    ) -> Dynamic {
         let target = match &cfg.backend {
             Backend::Upstreams(addrs) => Target::Peers(Box::new(Peers::new(
                 addrs,
@@ -61,7 +67,7 @@ impl Dynamic {
         };
         Dynamic {
             target,
-            limit: cfg.limit.clone(),
+            limit,
             conn_limit,
             trusted: cfg.trusted_proxies.clone(),
         }
@@ -79,9 +85,10 @@ pub(crate) struct State {
 }
 
 impl State {
-    pub(crate) fn new(cfg: &EdgeConfig) -> State {
+    /// `limit` is `cfg.limit` built ([`crate::LimitSpec::build`]), once for every worker.
+    pub(crate) fn new(cfg: &EdgeConfig, limit: Option<LimitConfig>) -> State {
         State {
-            dynamic: ArcSwap::from_pointee(Dynamic::new(cfg, cfg.conn_limit.clone())),
+            dynamic: ArcSwap::from_pointee(Dynamic::new(cfg, limit, cfg.conn_limit.clone())),
             clock: MonotonicClock::new(),
             access_log: cfg.access_log.clone(),
             max_body_bytes: cfg.max_body_bytes,
@@ -92,19 +99,25 @@ impl State {
         }
     }
 
-    /// Swaps in the backend, limits and trusted proxies of `cfg`. Listeners, TLS,
-    /// static files and the access log are not touched (they reload on their own).
-    /// limit_conn zones still configured under the same name are kept, with the counts of
-    /// the requests in flight ([`ConnLimitConfig::adopting`]). Every worker's state holds
-    /// the same zones, so each worker adopts the same ones.
-    pub(crate) fn reload(&self, cfg: &EdgeConfig) {
+    /// Swaps in the backend, limits and trusted proxies of `cfg`, with `limit` built from
+    /// its spec against the running zones (by `Reloader::reload`, once for all workers).
+    /// Listeners, TLS, static files and the access log are not touched (they reload on
+    /// their own). limit_conn zones still configured under the same name are kept, with
+    /// the counts of the requests in flight ([`ConnLimitConfig::adopting`]). Every
+    /// worker's state holds the same zones, so each worker adopts the same ones.
+    pub(crate) fn reload(&self, cfg: &EdgeConfig, limit: Option<LimitConfig>) {
         let current = self.dynamic.load();
         let conn_limit = cfg
             .conn_limit
             .as_ref()
             .map(|new| new.adopting(current.conn_limit.as_ref()));
         self.dynamic
-            .store(std::sync::Arc::new(Dynamic::new(cfg, conn_limit)));
+            .store(std::sync::Arc::new(Dynamic::new(cfg, limit, conn_limit)));
+    }
+
+    /// The limit_req zones and limiters in use now, which a reload compares with.
+    pub(crate) fn limit(&self) -> Option<LimitConfig> {
+        self.dynamic.load().limit.clone()
     }
 
     /// Runs the active health checks of whatever upstream peers are current, forever.

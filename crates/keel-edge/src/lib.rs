@@ -16,7 +16,8 @@
 //!   HTTP/1.0 and a new connection per request unless told otherwise).
 //! - limit_req decisions are nginx's exactly (see `keel-limit`), but a forwarded client
 //!   address is believed only from configured trusted proxies, and rejections carry
-//!   `Retry-After`.
+//!   `Retry-After`. The edge is given a declarative spec (`limit_req.rs`) and builds the
+//!   zones itself; a reload keeps a zone whose name, size and rate are unchanged.
 //! - limit_conn (`conn_limit.rs`, off by default) counts requests in flight per client
 //!   address as nginx's does; its zones keep their counts across a reload by name.
 
@@ -27,6 +28,7 @@ mod fast;
 mod h1;
 mod handler;
 mod headers;
+mod limit_req;
 mod proxy;
 mod server;
 mod tls;
@@ -46,6 +48,11 @@ pub use conn_limit::{
     ConnLimitConfig, ConnLimitError, ConnRouteLimit, ConnZone, CONN_ENTRY_BYTES, MAX_CONNS,
 };
 pub use keel_edge_static::{StaticFiles, StaticHandle, StaticOptions, StaticService};
+/// The value types of a [`LimitSpec`] and their parsers (`"10r/s".parse::<Rate>()`,
+/// `"10m".parse::<ZoneSize>()`), re-exported so that a caller needs no `keel-limit`;
+/// [`LimitValueError`] is what their parsers refuse, in nginx's words.
+pub use keel_limit::{DelayPolicy, Error as LimitValueError, Rate, ZoneSize};
+pub use limit_req::{LimitRef, LimitSpec, LimitSpecError, RouteSpec, ZoneSpec};
 pub use proxy::UpstreamAddr;
 pub use tls::{CertStore, TlsError};
 
@@ -56,47 +63,6 @@ pub enum Backend {
     Upstreams(Vec<UpstreamAddr>),
     /// The application's router, called in the same process.
     InProcess(axum::Router),
-}
-
-/// limit_req on backend routes: like nginx `location` blocks, the route with the longest
-/// matching path prefix decides which limits (zones) a request is checked against.
-#[derive(Debug, Clone)]
-pub struct LimitConfig {
-    /// Limits per path prefix; a request matching none is not limited.
-    pub routes: Vec<RouteLimit>,
-    /// Status of a rejected request (nginx's `limit_req_status`, 503 by default).
-    pub status: StatusCode,
-}
-
-/// The limits of one path prefix (several `limit_req` lines in one `location`).
-#[derive(Debug, Clone)]
-pub struct RouteLimit {
-    /// Requests whose path starts with this are limited here (`/` for all).
-    pub path_prefix: String,
-    /// The zones, bursts and delays checked together.
-    pub limiter: Arc<keel_limit::Limiter>,
-}
-
-impl LimitConfig {
-    /// One set of limits on every path.
-    pub fn everywhere(limiter: Arc<keel_limit::Limiter>, status: StatusCode) -> Self {
-        LimitConfig {
-            routes: vec![RouteLimit {
-                path_prefix: "/".to_owned(),
-                limiter,
-            }],
-            status,
-        }
-    }
-
-    /// The limits for `path`: the longest matching prefix.
-    pub fn for_path(&self, path: &str) -> Option<&keel_limit::Limiter> {
-        self.routes
-            .iter()
-            .filter(|route| path.starts_with(&route.path_prefix))
-            .max_by_key(|route| route.path_prefix.len())
-            .map(|route| route.limiter.as_ref())
-    }
 }
 
 /// How upstream peers are balanced, ejected and retried.
@@ -161,8 +127,9 @@ pub struct EdgeConfig {
     pub listen: SocketAddr,
     /// Where non-static requests go.
     pub backend: Backend,
-    /// Request rate limiting; `None` turns it off.
-    pub limit: Option<LimitConfig>,
+    /// Request rate limiting (nginx's `limit_req`), as data: the edge builds the zones,
+    /// and a reload keeps those unchanged (see [`LimitSpec`]); `None` turns it off.
+    pub limit: Option<LimitSpec>,
     /// Requests in progress per client address (nginx's `limit_conn`); `None` turns it
     /// off, at no cost.
     pub conn_limit: Option<ConnLimitConfig>,
@@ -254,6 +221,9 @@ pub enum EdgeError {
     /// `Backend::Upstreams` with an empty list.
     #[error("no upstream given: the edge needs at least one --upstream HOST:PORT")]
     NoUpstream,
+    /// A limit_req spec nginx would refuse (an unknown zone, one zone twice on a path…).
+    #[error(transparent)]
+    Limit(#[from] LimitSpecError),
 }
 
 /// Applies a new configuration to a running edge (SIGHUP): its backend (upstream list,
@@ -261,23 +231,34 @@ pub enum EdgeError {
 /// connections and requests in flight are not touched. Listen addresses, TLS, static
 /// files and the access log are not part of it: they keep their own reload paths.
 ///
-/// limit_req zones are rebuilt, so per-address rates start afresh (nginx keeps a zone's
-/// state across reloads when its name and size are unchanged). limit_conn zones are kept
-/// by name, with their counts of requests in flight (see `conn_limit.rs`): a stream
-/// opened before the reload still counts, and is released into the zone it was counted in.
+/// A limit_req zone whose name, size and rate are unchanged is kept with every address's
+/// state, so a reload does not reset anyone's count (nginx keeps a zone whose name and
+/// size are unchanged); any other zone starts afresh (see `limit_req.rs`). limit_conn
+/// zones are kept by name, with their counts of requests in flight (see `conn_limit.rs`):
+/// a stream opened before the reload still counts, and is released into the zone it was
+/// counted in.
 #[derive(Debug, Clone)]
 pub struct Reloader {
     states: Vec<Arc<handler::State>>,
 }
 
 impl Reloader {
-    /// Swaps in `cfg`'s backend, limits and trusted proxies.
+    /// Swaps in `cfg`'s backend, limits and trusted proxies; on an error nothing changes.
     pub fn reload(&self, cfg: &EdgeConfig) -> Result<(), EdgeError> {
         if matches!(&cfg.backend, Backend::Upstreams(list) if list.is_empty()) {
             return Err(EdgeError::NoUpstream);
         }
+        // Built once, against the zones running now (every worker holds the same ones,
+        // so the first worker's are all of them), then given to every worker: they go on
+        // sharing one set of zones.
+        let running = self.states.first().and_then(|state| state.limit());
+        let limit = cfg
+            .limit
+            .as_ref()
+            .map(|spec| spec.build(running.as_ref()))
+            .transpose()?;
         for state in &self.states {
-            state.reload(cfg);
+            state.reload(cfg, limit.clone());
         }
         Ok(())
     }
@@ -347,6 +328,12 @@ impl Edge {
         if matches!(&cfg.backend, Backend::Upstreams(list) if list.is_empty()) {
             return Err(EdgeError::NoUpstream);
         }
+        // Built once and shared by every worker, as nginx's zones are by its workers.
+        let limit = cfg
+            .limit
+            .as_ref()
+            .map(|spec| spec.build(None))
+            .transpose()?;
         let workers = cfg.workers.max(1);
         let plain = bind_shared(cfg.listen, workers)?;
         let local_addr = plain[0].local_addr().map_err(|source| EdgeError::Bind {
@@ -367,7 +354,7 @@ impl Edge {
             .map(|plain| Shard {
                 plain,
                 tls: tls_listeners.as_mut().and_then(Iterator::next),
-                state: Arc::new(handler::State::new(&cfg)),
+                state: Arc::new(handler::State::new(&cfg, limit.clone())),
             })
             .collect();
         Ok(Edge {

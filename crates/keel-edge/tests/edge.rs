@@ -15,8 +15,10 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
 use futures_util::StreamExt;
-use keel_edge::{Backend, Edge, EdgeConfig, LimitConfig, TrustedProxies, UpstreamAddr};
-use keel_limit::{Limit, Limiter, Zone};
+use keel_edge::{
+    Backend, DelayPolicy, Edge, EdgeConfig, LimitRef, LimitSpec, RouteSpec, TrustedProxies,
+    UpstreamAddr, ZoneSpec,
+};
 use tokio::sync::oneshot;
 
 const LOCAL: ([u8; 4], u16) = ([127, 0, 0, 1], 0);
@@ -131,15 +133,29 @@ fn upstreams(addrs: &[SocketAddr]) -> Backend {
     )
 }
 
-fn classic_limit() -> LimitConfig {
-    let zone = Arc::new(Zone::new(
-        "mylimit",
-        "10r/s".parse().unwrap(),
-        "10m".parse().unwrap(),
-    ));
-    let limit = Limit::from_params(zone, "burst=20 nodelay".parse().unwrap());
-    LimitConfig::everywhere(
-        Arc::new(Limiter::new(vec![limit]).unwrap()),
+/// `limit_req_zone … zone=name:size rate=rate`.
+fn zone(name: &str, rate: &str, size: &str) -> ZoneSpec {
+    ZoneSpec {
+        name: name.to_owned(),
+        rate: rate.parse().unwrap(),
+        size: size.parse().unwrap(),
+    }
+}
+
+/// `limit_req zone=zone burst=burst nodelay`.
+fn nodelay(zone: &str, burst: u32) -> LimitRef {
+    LimitRef {
+        zone: zone.to_owned(),
+        burst,
+        delay: DelayPolicy::NoDelay,
+    }
+}
+
+fn classic_limit() -> LimitSpec {
+    LimitSpec::everywhere(
+        zone("mylimit", "10r/s", "10m"),
+        20,
+        DelayPolicy::NoDelay,
         StatusCode::SERVICE_UNAVAILABLE,
     )
 }
@@ -223,19 +239,10 @@ async fn hundred_requests_at_once_let_exactly_21_through() {
 async fn trusted_proxy_forwarded_address_is_the_limit_key() {
     let backend = spawn_backend("a").await;
     let mut cfg = EdgeConfig::new(LOCAL.into(), upstreams(&[backend.addr]));
-    let zone = Arc::new(Zone::new(
-        "z",
-        "1r/s".parse().unwrap(),
-        "1m".parse().unwrap(),
-    ));
-    cfg.limit = Some(LimitConfig::everywhere(
-        Arc::new(
-            Limiter::new(vec![Limit::from_params(
-                zone,
-                "burst=1 nodelay".parse().unwrap(),
-            )])
-            .unwrap(),
-        ),
+    cfg.limit = Some(LimitSpec::everywhere(
+        zone("z", "1r/s", "1m"),
+        1,
+        DelayPolicy::NoDelay,
         StatusCode::TOO_MANY_REQUESTS,
     ));
     cfg.trusted_proxies = TrustedProxies::new(vec!["127.0.0.0/8".parse().unwrap()]);
@@ -485,14 +492,10 @@ async fn access_log_lines_are_alike_in_wire_form_and_as_requests() {
     cfg.access_log = Some(log.clone());
     // One request and a burst of five pass: the first three kinds, whole and split; the
     // fourth kind's are rejected.
-    let zone = Arc::new(Zone::new(
-        "logged",
-        "1r/m".parse().unwrap(),
-        "1m".parse().unwrap(),
-    ));
-    let limit = Limit::from_params(zone, "burst=5 nodelay".parse().unwrap());
-    cfg.limit = Some(LimitConfig::everywhere(
-        Arc::new(Limiter::new(vec![limit]).unwrap()),
+    cfg.limit = Some(LimitSpec::everywhere(
+        zone("logged", "1r/m", "1m"),
+        5,
+        DelayPolicy::NoDelay,
         StatusCode::TOO_MANY_REQUESTS,
     ));
     let edge = spawn_edge(cfg).await;
@@ -1116,39 +1119,21 @@ async fn active_health_check_brings_an_ejected_peer_back_early() {
 async fn the_longest_path_prefix_picks_the_limits_and_two_zones_apply_together() {
     let backend = spawn_backend("a").await;
     let mut cfg = EdgeConfig::new(LOCAL.into(), upstreams(&[backend.addr]));
-    let general = Arc::new(Zone::new(
-        "general",
-        "10r/s".parse().unwrap(),
-        "1m".parse().unwrap(),
-    ));
-    let strict = Arc::new(Zone::new(
-        "strict",
-        "1r/m".parse().unwrap(),
-        "1m".parse().unwrap(),
-    ));
-    let everywhere = Limiter::new(vec![Limit::from_params(
-        general.clone(),
-        "burst=20 nodelay".parse().unwrap(),
-    )])
-    .unwrap();
     // /upload is checked against both zones at once, as two limit_req lines in nginx.
-    let upload = Limiter::new(vec![
-        Limit::from_params(general, "burst=20 nodelay".parse().unwrap()),
-        Limit::from_params(strict, "burst=1 nodelay".parse().unwrap()),
-    ])
-    .unwrap();
-    cfg.limit = Some(LimitConfig {
+    cfg.limit = Some(LimitSpec {
+        zones: vec![zone("general", "10r/s", "1m"), zone("strict", "1r/m", "1m")],
         routes: vec![
-            keel_edge::RouteLimit {
+            RouteSpec {
                 path_prefix: "/".to_owned(),
-                limiter: Arc::new(everywhere),
+                limits: vec![nodelay("general", 20)],
             },
-            keel_edge::RouteLimit {
+            RouteSpec {
                 path_prefix: "/upload".to_owned(),
-                limiter: Arc::new(upload),
+                limits: vec![nodelay("general", 20), nodelay("strict", 1)],
             },
         ],
         status: StatusCode::TOO_MANY_REQUESTS,
+        dry_run: false,
     });
     let edge = spawn_edge(cfg).await;
     let client = reqwest::Client::new();
@@ -1224,6 +1209,70 @@ async fn reload_swaps_upstreams_and_limits_without_dropping_connections() {
     b.stop().await;
 }
 
+/// nginx keeps a limit_req zone across a reload when its name and size are unchanged; so
+/// does keel (when its rate is unchanged too), in every worker. A zone whose size changed
+/// starts afresh, and a spec the edge refuses changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_keeps_limit_req_counts_unless_the_zone_changed() {
+    let backend = spawn_backend("a").await;
+    let mut cfg = EdgeConfig::new(LOCAL.into(), upstreams(&[backend.addr]));
+    // Two workers and a new connection per request: the kernel spreads the connections,
+    // so a worker left with zones of its own would let a request through.
+    cfg.workers = 2;
+    let once_a_minute = |size: &str| {
+        LimitSpec::everywhere(
+            zone("once", "1r/m", size),
+            0,
+            DelayPolicy::NoDelay,
+            StatusCode::SERVICE_UNAVAILABLE,
+        )
+    };
+    cfg.limit = Some(once_a_minute("1m"));
+    let edge = spawn_edge(cfg.clone()).await;
+    let reloader = edge.reloader.clone().unwrap();
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
+    let url = format!("http://{}/echo", edge.addr);
+    let status = || async { client.get(&url).send().await.unwrap().status() };
+    assert_eq!(status().await, StatusCode::OK);
+
+    reloader.reload(&cfg).unwrap();
+    for i in 0..8 {
+        assert_eq!(
+            status().await,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "request {i} after a reload that kept the zone"
+        );
+    }
+
+    let mut broken = cfg.clone();
+    let mut unknown_zone = once_a_minute("1m");
+    unknown_zone.routes[0].limits[0].zone = "nope".to_owned();
+    broken.limit = Some(unknown_zone);
+    let err = reloader.reload(&broken).unwrap_err();
+    assert!(
+        matches!(err, keel_edge::EdgeError::Limit(_)),
+        "{err}: an unknown zone is refused"
+    );
+    assert_eq!(status().await, StatusCode::SERVICE_UNAVAILABLE);
+
+    // A new size: a new zone, so the count starts afresh, in every worker alike.
+    cfg.limit = Some(once_a_minute("2m"));
+    reloader.reload(&cfg).unwrap();
+    assert_eq!(status().await, StatusCode::OK);
+    for i in 0..8 {
+        assert_eq!(
+            status().await,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "request {i} after the new zone's first"
+        );
+    }
+    edge.stop().await;
+    backend.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_body_idle_timeout_cuts_a_silent_stream_only_when_set() {
     let backend = spawn_backend("a").await;
@@ -1273,7 +1322,7 @@ async fn a_body_idle_timeout_cuts_a_silent_stream_only_when_set() {
 /// An edge with one collected CSS file in front of the echo backend.
 async fn static_edge(
     access_log: Option<keel_edge::AccessLog>,
-    limit: Option<LimitConfig>,
+    limit: Option<LimitSpec>,
 ) -> (Server, Server, tempfile::TempDir) {
     let root = tempfile::tempdir().unwrap();
     let css: &'static [(&'static str, &'static [u8])] =

@@ -531,7 +531,7 @@ impl fmt::Display for OptPath {
 /// A limit_req rate (`10r/s`, `600r/m`), or `off`. The text is kept as written: nginx
 /// truncates `7r/m` to 0.116 r/s, which would not print back as `7r/m`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RateSetting(pub Option<keel_limit::Rate>, String);
+pub struct RateSetting(pub Option<keel_edge::Rate>, String);
 
 impl FromStr for RateSetting {
     type Err = String;
@@ -542,7 +542,7 @@ impl FromStr for RateSetting {
         }
         text.parse()
             .map(|rate| RateSetting(Some(rate), text.to_owned()))
-            .map_err(|e: keel_limit::Error| {
+            .map_err(|e: keel_edge::LimitValueError| {
                 format!("{e}; write it like \"10r/s\", \"600r/m\" or \"off\"")
             })
     }
@@ -556,7 +556,7 @@ impl fmt::Display for RateSetting {
 
 /// A limit_req zone size (`10m`, `64k`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ZoneSetting(pub keel_limit::ZoneSize);
+pub struct ZoneSetting(pub keel_edge::ZoneSize);
 
 impl FromStr for ZoneSetting {
     type Err = String;
@@ -564,7 +564,7 @@ impl FromStr for ZoneSetting {
         s.trim()
             .parse()
             .map(ZoneSetting)
-            .map_err(|e: keel_limit::Error| e.to_string())
+            .map_err(|e: keel_edge::LimitValueError| e.to_string())
     }
 }
 
@@ -1230,9 +1230,9 @@ pub struct EdgeSettings {
 #[derive(Debug, Clone)]
 pub struct ZoneDef {
     pub name: String,
-    pub rate: keel_limit::Rate,
+    pub rate: keel_edge::Rate,
     pub rate_text: String,
-    pub size: keel_limit::ZoneSize,
+    pub size: keel_edge::ZoneSize,
     pub origin: Origin,
 }
 
@@ -1240,7 +1240,7 @@ pub struct ZoneDef {
 #[derive(Debug, Clone)]
 pub struct ConnZoneDef {
     pub name: String,
-    pub size: keel_limit::ZoneSize,
+    pub size: keel_edge::ZoneSize,
     pub origin: Origin,
 }
 
@@ -1478,7 +1478,7 @@ impl Settings {
                         (flags.rate, "--rate"),
                         "KEEL_RATE",
                         from_file(src, file.edge.rate),
-                        RateSetting(keel_limit::Rate::per_second(10).ok(), "10r/s".to_owned()),
+                        RateSetting(keel_edge::Rate::per_second(10).ok(), "10r/s".to_owned()),
                     )?,
                     burst: l.pick(
                         "edge.burst",
@@ -1506,7 +1506,7 @@ impl Settings {
                         (None, "--zone-size"),
                         "KEEL_ZONE_SIZE",
                         from_file(src, file.edge.zone_size),
-                        ZoneSetting(keel_limit::ZoneSize::from_bytes(10 * 1024 * 1024).map_err(
+                        ZoneSetting(keel_edge::ZoneSize::from_bytes(10 * 1024 * 1024).map_err(
                             |e| invalid("edge.zone_size", &Origin::Default, e.to_string()),
                         )?),
                     )?,
@@ -1996,6 +1996,10 @@ impl Settings {
                 ),
             ));
         }
+        // The limit specs as the edge will build them: a clash the per-key checks above
+        // cannot see (a file zone named like edge.rate's own) is refused here too.
+        self.limit_config()?;
+        self.conn_limit_config()?;
         Ok(())
     }
 
@@ -2035,47 +2039,67 @@ impl Settings {
         cfg
     }
 
-    /// The limit_req configuration, or `None` when the rate is `off`.
-    pub fn limit_config(&self) -> Result<Option<keel_edge::LimitConfig>, ConfigError> {
-        use std::sync::Arc;
+    /// The limit_req spec, or `None` when nothing is limited: `edge.rate` as the zone
+    /// `keel` on every path, then the file's `[edge.zones.NAME]` and `[[edge.limits]]`.
+    /// Pure data: the edge builds the zones, and keeps the unchanged ones across a reload.
+    pub fn limit_config(&self) -> Result<Option<keel_edge::LimitSpec>, ConfigError> {
+        /// The zone of `edge.rate` (a name in the edge's logs, as nginx's `mylimit`).
+        const RATE_ZONE: &str = "keel";
         let e = &self.edge;
         let policy = |delay: DelaySetting| match delay.0 {
-            None => keel_limit::DelayPolicy::NoDelay,
-            Some(n) => keel_limit::DelayPolicy::Delay(n),
+            None => keel_edge::DelayPolicy::NoDelay,
+            Some(n) => keel_edge::DelayPolicy::Delay(n),
         };
-        // (path, limits in file order); several limits on one path are checked together.
-        let mut routes: Vec<(String, Vec<keel_limit::Limit>)> = Vec::new();
-        let mut add =
-            |path: &str, limit: keel_limit::Limit| match routes.iter_mut().find(|(p, _)| p == path)
-            {
-                Some((_, limits)) => limits.push(limit),
-                None => routes.push((path.to_owned(), vec![limit])),
-            };
+        let mut zones = Vec::new();
+        // Routes in file order; several limits on one path are checked together.
+        let mut routes: Vec<keel_edge::RouteSpec> = Vec::new();
+        let mut add = |path: &str, limit: keel_edge::LimitRef| match routes
+            .iter_mut()
+            .find(|route| route.path_prefix == path)
+        {
+            Some(route) => route.limits.push(limit),
+            None => routes.push(keel_edge::RouteSpec {
+                path_prefix: path.to_owned(),
+                limits: vec![limit],
+            }),
+        };
         if let Some(rate) = e.rate.value.0 {
-            let zone = Arc::new(keel_limit::Zone::new("keel", rate, e.zone_size.value.0));
+            // Zones are found by name in the spec, so this one's name must be its own.
+            if let Some(zone) = e.zones.iter().find(|zone| zone.name == RATE_ZONE) {
+                return Err(invalid(
+                    &format!("edge.zones.{RATE_ZONE}"),
+                    &zone.origin,
+                    format!("{RATE_ZONE:?} is the zone of edge.rate; give this zone another name"),
+                ));
+            }
+            zones.push(keel_edge::ZoneSpec {
+                name: RATE_ZONE.to_owned(),
+                rate,
+                size: e.zone_size.value.0,
+            });
             add(
                 "/",
-                keel_limit::Limit::new(zone, e.burst.value, policy(e.delay.value)),
+                keel_edge::LimitRef {
+                    zone: RATE_ZONE.to_owned(),
+                    burst: e.burst.value,
+                    delay: policy(e.delay.value),
+                },
             );
         }
-        let zones: Vec<(String, Arc<keel_limit::Zone>)> = e
-            .zones
-            .iter()
-            .map(|z| {
-                (
-                    z.name.clone(),
-                    Arc::new(keel_limit::Zone::new(z.name.clone(), z.rate, z.size)),
-                )
-            })
-            .collect();
+        zones.extend(e.zones.iter().map(|zone| keel_edge::ZoneSpec {
+            name: zone.name.clone(),
+            rate: zone.rate,
+            size: zone.size,
+        }));
         for limit in &e.limits {
-            // validate() checked that the zone exists.
-            if let Some((_, zone)) = zones.iter().find(|(name, _)| *name == limit.zone) {
-                add(
-                    &limit.path,
-                    keel_limit::Limit::new(zone.clone(), limit.burst, policy(limit.delay)),
-                );
-            }
+            add(
+                &limit.path,
+                keel_edge::LimitRef {
+                    zone: limit.zone.clone(),
+                    burst: limit.burst,
+                    delay: policy(limit.delay),
+                },
+            );
         }
         if routes.is_empty() {
             return Ok(None);
@@ -2087,24 +2111,17 @@ impl Settings {
                 "not an HTTP status".into(),
             )
         })?;
-        let routes = routes
-            .into_iter()
-            .map(|(path, limits)| {
-                keel_limit::Limiter::new(limits)
-                    .map(|limiter| keel_edge::RouteLimit {
-                        path_prefix: path.clone(),
-                        limiter: Arc::new(limiter.with_dry_run(e.dry_run.value)),
-                    })
-                    .map_err(|err| {
-                        invalid(
-                            "edge.limits",
-                            &Origin::Default,
-                            format!("path {path}: {err}"),
-                        )
-                    })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Some(keel_edge::LimitConfig { routes, status }))
+        let spec = keel_edge::LimitSpec {
+            zones,
+            routes,
+            status,
+            dry_run: e.dry_run.value,
+        };
+        // What the edge would refuse, refused here: validate() checked that every zone
+        // exists; one zone listed twice on a path is left ("path /x: … is duplicate").
+        spec.validate()
+            .map_err(|err| invalid("edge.limits", &Origin::Default, err.to_string()))?;
+        Ok(Some(spec))
     }
 
     /// The edge's configuration for `listen` in front of `backend`, without side effects:
@@ -2267,6 +2284,61 @@ impl Settings {
             max_clients_per_ip: st.max_clients_per_ip.value,
             ..keel_stream::StreamConfig::default()
         }
+    }
+
+    /// What a SIGHUP reload from `self` to `new` does, key by key: the settings that
+    /// changed and take effect (the edge's routing: upstreams and balancing, limit_req
+    /// and limit_conn, trusted proxies, upstream timeouts), and the ones that changed but
+    /// only a restart applies (listeners, TLS addresses, workers, connection and header
+    /// limits, the app server, the site, the stream, logging). Compared on `render`'s
+    /// text, so every key is covered without a list to keep; secrets print masked, so a
+    /// changed token is not seen here.
+    pub fn reload_changes(&self, new: &Settings) -> ReloadChanges {
+        const RELOADED: &[&str] = &[
+            "edge.upstream",
+            "edge.rate",
+            "edge.burst",
+            "edge.delay",
+            "edge.limit_status",
+            "edge.zone_size",
+            "edge.dry_run",
+            "edge.limit_conn",
+            "edge.limit_conn_status",
+            "edge.limit_conn_dry_run",
+            "edge.trusted_proxies",
+            "edge.response_timeout",
+            "edge.body_idle_timeout",
+            "edge.balance",
+            "edge.max_fails",
+            "edge.fail_timeout",
+            "edge.health_check",
+            "edge.health_interval",
+        ];
+        const RELOADED_TABLES: &[&str] = &[
+            "edge.zones.",
+            "edge.limits[",
+            "edge.conn_zones.",
+            "edge.conn_limits[",
+        ];
+        let before = rendered_values(&self.render());
+        let after = rendered_values(&new.render());
+        let mut keys: Vec<&String> = before.keys().chain(after.keys()).collect();
+        keys.sort();
+        keys.dedup();
+        let mut changes = ReloadChanges::default();
+        for key in keys {
+            if before.get(key) == after.get(key) {
+                continue;
+            }
+            let reloaded = RELOADED.contains(&key.as_str())
+                || RELOADED_TABLES.iter().any(|table| key.starts_with(table));
+            if reloaded {
+                changes.applied.push(key.clone());
+            } else {
+                changes.need_restart.push(key.clone());
+            }
+        }
+        changes
     }
 
     /// The effective configuration as TOML, each line commented with its origin.
@@ -2672,7 +2744,7 @@ fn zone_defs(
     src: Option<&Source>,
     zones: std::collections::BTreeMap<String, ZoneFile>,
 ) -> Result<Vec<ZoneDef>, ConfigError> {
-    let default_size = keel_limit::ZoneSize::from_bytes(10 * 1024 * 1024)
+    let default_size = keel_edge::ZoneSize::from_bytes(10 * 1024 * 1024)
         .map_err(|e| invalid("edge.zones", &Origin::Default, e.to_string()))?;
     zones
         .into_iter()
@@ -2701,7 +2773,7 @@ fn conn_zone_defs(
     src: Option<&Source>,
     zones: std::collections::BTreeMap<String, ConnZoneFile>,
 ) -> Result<Vec<ConnZoneDef>, ConfigError> {
-    let default_size = keel_limit::ZoneSize::from_bytes(10 * 1024 * 1024)
+    let default_size = keel_edge::ZoneSize::from_bytes(10 * 1024 * 1024)
         .map_err(|e| invalid("edge.conn_zones", &Origin::Default, e.to_string()))?;
     Ok(zones
         .into_iter()
@@ -2782,6 +2854,37 @@ fn invalid(key: &str, origin: &Origin, message: String) -> ConfigError {
         key: key.to_owned(),
         message,
     }
+}
+
+/// The keys a reload changed, by what happens to them.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct ReloadChanges {
+    /// Changed and in effect after the reload.
+    pub applied: Vec<String>,
+    /// Changed in the file or environment, but kept as they were until a restart.
+    pub need_restart: Vec<String>,
+}
+
+/// `render`'s text as `section.key` → value, origins left out; the entries of an array
+/// of tables are numbered (`edge.limits[0].path`).
+fn rendered_values(text: &str) -> std::collections::BTreeMap<String, String> {
+    let mut values = std::collections::BTreeMap::new();
+    let mut section = String::new();
+    let mut tables: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if let Some(name) = line.strip_prefix("[[").and_then(|l| l.strip_suffix("]]")) {
+            let n = tables.entry(name.to_owned()).or_insert(0);
+            section = format!("{name}[{n}]");
+            *n += 1;
+        } else if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            section = name.to_owned();
+        } else if let Some((key, rest)) = line.split_once(" = ") {
+            let value = rest.rsplit_once(" # ").map_or(rest, |(v, _)| v).trim();
+            values.insert(format!("{section}.{key}"), value.to_owned());
+        }
+    }
+    values
 }
 
 fn section(out: &mut String, name: &str) {
@@ -2991,9 +3094,9 @@ mod tests {
             s.edge.limits[0].origin
         );
         let limits = s.limit_config().unwrap().unwrap();
-        assert!(limits.for_path("/accounts/login/").is_some());
+        assert!(limits.route_for("/accounts/login/").is_some());
         assert!(
-            limits.for_path("/").is_none(),
+            limits.route_for("/").is_none(),
             "rate = off leaves other paths alone"
         );
         let again = load(&s.render(), &[], Flags::default()).unwrap();
@@ -3008,6 +3111,28 @@ mod tests {
         assert!(
             err.to_string()
                 .contains(":1: edge.limits[0].zone: no zone named \"nope\""),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_rate_and_the_zones_make_one_limit_spec() {
+        let text = "[edge]\nrate = \"5r/s\"\nburst = 7\ndry_run = true\n[edge.zones.login]\nrate = \"6r/m\"\n\n[[edge.limits]]\npath = \"/login\"\nzone = \"login\"\n";
+        let s = load(text, &[], Flags::default()).unwrap();
+        let spec = s.limit_config().unwrap().unwrap();
+        let names: Vec<&str> = spec.zones.iter().map(|z| z.name.as_str()).collect();
+        assert_eq!(names, ["keel", "login"]);
+        assert_eq!(spec.route_for("/about").unwrap().limits[0].burst, 7);
+        assert_eq!(spec.route_for("/login/x").unwrap().limits[0].zone, "login");
+        assert!(spec.dry_run);
+
+        // The zone of edge.rate is found by its name: a file zone may not take it, and
+        // the configuration refuses it at load (keel config too), not only the edge.
+        let clash = "[edge.zones.keel]\nrate = \"1r/s\"\n";
+        let err = load(clash, &[], Flags::default()).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains(":2: edge.zones.keel: \"keel\" is the zone of edge.rate"),
             "{err}"
         );
     }
@@ -3144,6 +3269,41 @@ mod tests {
             err.to_string().contains("edge.tls_cert") && err.to_string().contains("cannot read"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_reload_tells_what_it_applies_and_what_needs_a_restart() {
+        let old = load(
+            "[edge]\nrate = \"10r/s\"\nupstream = [\"127.0.0.1:8000\"]\n",
+            &[],
+            Flags::default(),
+        )
+        .unwrap();
+        let new = load(
+            "[edge]\nrate = \"5r/s\"\nupstream = [\"127.0.0.1:8001\"]\nheader_timeout = \"20s\"\nworkers = 3\n[[edge.limits]]\npath = \"/x/\"\nzone = \"z\"\n[edge.zones.z]\nrate = \"1r/s\"\n",
+            &[],
+            Flags::default(),
+        )
+        .unwrap();
+        let changes = old.reload_changes(&new);
+        assert_eq!(
+            changes.applied,
+            [
+                "edge.limits[0].burst",
+                "edge.limits[0].delay",
+                "edge.limits[0].path",
+                "edge.limits[0].zone",
+                "edge.rate",
+                "edge.upstream",
+                "edge.zones.z.rate",
+                "edge.zones.z.size",
+            ]
+        );
+        assert_eq!(
+            changes.need_restart,
+            ["edge.header_timeout", "edge.workers"]
+        );
+        assert_eq!(old.reload_changes(&old), ReloadChanges::default());
     }
 
     #[test]

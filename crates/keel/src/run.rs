@@ -317,6 +317,8 @@ struct Reload {
 /// Enough to rebuild the edge's configuration from the same flags and environment.
 struct ConfigReload {
     flags: Flags,
+    /// The settings in effect, to tell what a reload changes.
+    current: std::sync::Mutex<Settings>,
     reloader: keel_edge::Reloader,
     /// `keel up`'s in-process app, which a reload keeps; `None` for upstreams from config.
     in_process: Option<Backend>,
@@ -324,7 +326,24 @@ struct ConfigReload {
 }
 
 impl ConfigReload {
-    fn apply(&self) -> anyhow::Result<()> {
+    fn new(
+        flags: Flags,
+        settings: &Settings,
+        reloader: keel_edge::Reloader,
+        in_process: Option<Backend>,
+        rate_limit: bool,
+    ) -> Self {
+        ConfigReload {
+            flags,
+            current: std::sync::Mutex::new(settings.clone()),
+            reloader,
+            in_process,
+            rate_limit,
+        }
+    }
+
+    /// Loads the settings again and swaps in the edge's routing; returns what changed.
+    fn apply(&self) -> anyhow::Result<crate::config::ReloadChanges> {
         let settings = Settings::load(self.flags.clone(), &ProcessEnv)?;
         let backend = match &self.in_process {
             Some(backend) => backend.clone(),
@@ -342,7 +361,15 @@ impl ConfigReload {
         let listen = settings.edge.listen.value;
         let cfg = settings.edge_config(listen, backend, self.rate_limit)?;
         self.reloader.reload(&cfg)?;
-        Ok(())
+        let mut current = self
+            .current
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let changes = current.reload_changes(&settings);
+        // Each reload reports what changed since the one before (a restart-only change is
+        // warned about once, when it appears).
+        *current = settings;
+        Ok(changes)
     }
 }
 
@@ -376,7 +403,22 @@ fn reload_on_sighup(reload: Reload) {
 fn reload_all(reload: &Reload) {
     if let Some(config) = &reload.config {
         match config.apply() {
-            Ok(()) => tracing::info!("SIGHUP: configuration reloaded"),
+            Ok(changes) => {
+                if changes.applied.is_empty() {
+                    tracing::info!("SIGHUP: configuration reloaded, no reloadable setting changed");
+                } else {
+                    tracing::info!(
+                        applied = %changes.applied.join(", "),
+                        "SIGHUP: configuration reloaded"
+                    );
+                }
+                if !changes.need_restart.is_empty() {
+                    tracing::warn!(
+                        need_restart = %changes.need_restart.join(", "),
+                        "SIGHUP: these settings changed but only a restart applies them; they keep their values until then"
+                    );
+                }
+            }
             Err(error) => tracing::error!(
                 "SIGHUP: configuration not reloaded, the previous one stays: {error:#}"
             ),
@@ -428,12 +470,13 @@ async fn edge(settings: &Settings, flags: Flags) -> anyhow::Result<()> {
     reload_on_sighup(Reload {
         statics,
         certs,
-        config: Some(ConfigReload {
+        config: Some(ConfigReload::new(
             flags,
-            reloader: edge.reloader(),
-            in_process: None,
-            rate_limit: true,
-        }),
+            settings,
+            edge.reloader(),
+            None,
+            true,
+        )),
     });
     println!(
         "keel edge: listening on http://{} (upstreams {}, rate {} burst {} {})",
@@ -509,12 +552,13 @@ async fn up(settings: &Settings, flags: Flags) -> anyhow::Result<()> {
     reload_on_sighup(Reload {
         statics,
         certs: None,
-        config: Some(ConfigReload {
+        config: Some(ConfigReload::new(
             flags,
-            reloader: edge.reloader(),
-            in_process: Some(backend),
+            settings,
+            edge.reloader(),
+            Some(backend),
             rate_limit,
-        }),
+        )),
     });
     let base = format!("http://{}", edge.local_addr());
     println!("keel up: serving on {base}");

@@ -509,6 +509,37 @@ async fn sighup_reloads_the_edge_configuration_and_keeps_it_when_broken() {
     }
     assert_eq!(now, 200, "the new upstream was not picked up");
 
+    // The log says what a reload applied and what only a restart applies (issue 16).
+    let text = format!(
+        "[edge]\nupstream = [\"{}\"]\nrate = \"5r/s\"\nhealth_check = \"off\"\nheader_timeout = \"20s\"\nworkers = 3\n",
+        app.trim_start_matches("http://")
+    );
+    std::fs::write(&config, text).unwrap();
+    edge.signal(Signal::SIGHUP);
+    let mut said = String::new();
+    for _ in 0..50 {
+        said = edge.stderr_text();
+        if said.contains("only a restart applies") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let applied = said
+        .lines()
+        .rfind(|l| l.contains("SIGHUP: configuration reloaded"))
+        .unwrap_or_else(|| panic!("no reload line:\n{said}"));
+    assert!(applied.contains("edge.rate"), "{applied}");
+    let restart = said
+        .lines()
+        .find(|l| l.contains("only a restart applies"))
+        .unwrap_or_else(|| panic!("no restart line:\n{said}"));
+    assert!(
+        restart.contains("edge.header_timeout") && restart.contains("edge.workers"),
+        "{restart}"
+    );
+    assert!(!restart.contains("edge.rate"), "{restart}");
+    assert_eq!(status(&client).await, 200);
+
     std::fs::write(&config, "[edge]\nupstream = [\"no port here\"]\n").unwrap();
     edge.signal(Signal::SIGHUP);
     tokio::time::sleep(Duration::from_millis(300)).await;

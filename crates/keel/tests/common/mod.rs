@@ -95,6 +95,11 @@ impl Process {
         }
     }
 
+    /// What the process has written to stderr so far (its first 64 KiB).
+    pub fn stderr_text(&self) -> String {
+        String::from_utf8_lossy(&self.stderr.lock().unwrap()).into_owned()
+    }
+
     /// Reads stdout lines until one starts with `prefix`; returns the first word after it.
     pub fn url_after(&mut self, prefix: &str) -> String {
         loop {
