@@ -1319,6 +1319,9 @@ pub struct Settings {
     pub site: SiteSettings,
     pub mock: MockSettings,
     pub log: LogSettings,
+    /// The flags it was loaded with, so that [`Settings::reload`] layers the same flags
+    /// over the file and environment as they are now.
+    flags: Flags,
     /// `KEEL_SUPERUSER_PASSWORD` (Django's `DJANGO_SUPERUSER_PASSWORD`) for `keel
     /// createsuperuser` in scripts. Environment only: a password has no place in a file
     /// or on a command line.
@@ -1362,6 +1365,7 @@ impl Settings {
         let settings =
             Settings {
                 file: path,
+                flags: flags.clone(),
                 superuser_password: Secret(
                     env.var("KEEL_SUPERUSER_PASSWORD").filter(|p| !p.is_empty()),
                 ),
@@ -2126,8 +2130,8 @@ impl Settings {
 
     /// The edge's configuration for `listen` in front of `backend`, without side effects:
     /// SIGHUP builds it again to swap limits and upstreams. TLS and the access log, which
-    /// open files and start a writer, are added by [`Settings::attach_tls`] and
-    /// [`Settings::attach_access_log`] once at start.
+    /// open files and start a writer, are opened once at start by the binary from
+    /// [`Settings::tls_files`] and [`Settings::access_log_target`].
     pub fn edge_config(
         &self,
         listen: SocketAddr,
@@ -2233,26 +2237,29 @@ impl Settings {
         }))
     }
 
-    /// Loads the TLS certificate into `cfg` when one is configured.
-    pub fn attach_tls(&self, cfg: &mut keel_edge::EdgeConfig) -> Result<(), ConfigError> {
+    /// Where HTTPS listens and the certificate and key files, when TLS is configured.
+    /// Pure data: the binary loads the files when it starts the edge.
+    pub fn tls_files(&self) -> Option<TlsFiles> {
         let e = &self.edge;
-        if let (Some(cert), Some(key)) = (&e.tls_cert.value.0, &e.tls_key.value.0) {
-            let certs = keel_edge::CertStore::load(cert, key)
-                .map_err(|err| invalid("edge.tls_cert", &e.tls_cert.origin, err.to_string()))?;
-            cfg.tls = Some(keel_edge::TlsConfig {
+        match (&e.tls_cert.value.0, &e.tls_key.value.0) {
+            (Some(cert), Some(key)) => Some(TlsFiles {
                 listen: e.tls_listen.value,
-                certs,
-            });
-            cfg.redirect_http = e.redirect_http.value;
+                cert: cert.clone(),
+                key: key.clone(),
+                redirect_http: e.redirect_http.value,
+            }),
+            _ => None,
         }
-        Ok(())
     }
 
-    /// Opens the access log into `cfg` unless it is turned off.
-    pub fn attach_access_log(&self, cfg: &mut keel_edge::EdgeConfig) -> Result<(), ConfigError> {
+    /// Where the access log goes and in which format; `None` when it is turned off.
+    /// Pure data: the binary opens it when it starts the edge.
+    pub fn access_log_target(
+        &self,
+    ) -> Option<(keel_edge::AccessLogTarget, keel_edge::AccessLogFormat)> {
         let e = &self.edge;
         if !e.access_log.value {
-            return Ok(());
+            return None;
         }
         let target = match &e.log_dir.value.0 {
             Some(dir) => keel_edge::AccessLogTarget::File(dir.join("access.log")),
@@ -2262,15 +2269,7 @@ impl Settings {
             LogFormat::Text => keel_edge::AccessLogFormat::Combined,
             LogFormat::Json => keel_edge::AccessLogFormat::Json,
         };
-        let log = keel_edge::AccessLog::start(target.clone(), format).map_err(|err| {
-            invalid(
-                "edge.log_dir",
-                &e.log_dir.origin,
-                format!("cannot open the access log {target:?}: {err}"),
-            )
-        })?;
-        cfg.access_log = Some(log);
-        Ok(())
+        Some((target, format))
     }
 
     /// The live-event service's settings, for `keel_stream::Hub::new`.
@@ -2284,6 +2283,12 @@ impl Settings {
             max_clients_per_ip: st.max_clients_per_ip.value,
             ..keel_stream::StreamConfig::default()
         }
+    }
+
+    /// The settings again, from the same flags over the file and environment as they
+    /// are now (SIGHUP).
+    pub fn reload(&self, env: &dyn Env) -> Result<Settings, ConfigError> {
+        Settings::load(self.flags.clone(), env)
     }
 
     /// What a SIGHUP reload from `self` to `new` does, key by key: the settings that
@@ -2854,6 +2859,15 @@ fn invalid(key: &str, origin: &Origin, message: String) -> ConfigError {
         key: key.to_owned(),
         message,
     }
+}
+
+/// The edge's TLS files, as configured (not yet loaded).
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub listen: SocketAddr,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub redirect_http: bool,
 }
 
 /// The keys a reload changed, by what happens to them.

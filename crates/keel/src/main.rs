@@ -44,14 +44,13 @@ fn try_main(cli: Cli) -> anyhow::Result<()> {
         cli::Command::Compare(args) => return load::compare(args),
         _ => {}
     }
-    let flags = cli.flags();
-    let settings = Settings::load(flags.clone(), &ProcessEnv)?;
+    let settings = Settings::load(cli.flags(), &ProcessEnv)?;
     if matches!(cli.command, cli::Command::Config) {
         print!("{}", settings.render());
         return Ok(());
     }
     init_logging(&settings);
-    run::command(cli.command, &settings, flags)
+    run::command(cli.command, &settings)
 }
 
 fn init_logging(settings: &Settings) {

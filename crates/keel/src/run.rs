@@ -16,15 +16,15 @@ use keel_edge::{Backend, Edge};
 use tokio::sync::watch;
 
 use crate::cli::Command;
-use crate::config::{Flags, Origin, ProcessEnv, Settings};
+use crate::config::{Origin, ProcessEnv, Settings};
 
 /// Blocking threads kept beyond the synchronous handlers' slots.
 const BLOCKING_HEADROOM: usize = 64;
 
-pub fn command(command: Command, settings: &Settings, flags: Flags) -> anyhow::Result<()> {
+pub fn command(command: Command, settings: &Settings) -> anyhow::Result<()> {
     match command {
         Command::Serve(_) => app_runtime(settings)?.block_on(serve(settings)),
-        Command::Up(_) => app_runtime(settings)?.block_on(up(settings, flags)),
+        Command::Up(_) => app_runtime(settings)?.block_on(up(settings)),
         // The edge's workers run their own runtimes; this one only waits for signals.
         Command::Edge(_) => tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
@@ -32,7 +32,7 @@ pub fn command(command: Command, settings: &Settings, flags: Flags) -> anyhow::R
             .thread_name("keel-edge")
             .build()
             .context("could not start the async runtime")?
-            .block_on(edge(settings, flags)),
+            .block_on(edge(settings)),
         Command::MockUpstream(_) => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
@@ -314,9 +314,9 @@ struct Reload {
     config: Option<ConfigReload>,
 }
 
-/// Enough to rebuild the edge's configuration from the same flags and environment.
+/// Enough to rebuild the edge's configuration: the settings in effect (which know what
+/// they were loaded from) and the edge to hand the result to.
 struct ConfigReload {
-    flags: Flags,
     /// The settings in effect, to tell what a reload changes.
     current: std::sync::Mutex<Settings>,
     reloader: keel_edge::Reloader,
@@ -327,14 +327,12 @@ struct ConfigReload {
 
 impl ConfigReload {
     fn new(
-        flags: Flags,
         settings: &Settings,
         reloader: keel_edge::Reloader,
         in_process: Option<Backend>,
         rate_limit: bool,
     ) -> Self {
         ConfigReload {
-            flags,
             current: std::sync::Mutex::new(settings.clone()),
             reloader,
             in_process,
@@ -344,7 +342,11 @@ impl ConfigReload {
 
     /// Loads the settings again and swaps in the edge's routing; returns what changed.
     fn apply(&self) -> anyhow::Result<crate::config::ReloadChanges> {
-        let settings = Settings::load(self.flags.clone(), &ProcessEnv)?;
+        let settings = self
+            .current
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .reload(&ProcessEnv)?;
         let backend = match &self.in_process {
             Some(backend) => backend.clone(),
             None => Backend::Upstreams(
@@ -442,22 +444,45 @@ fn reload_all(reload: &Reload) {
     }
 }
 
-async fn edge(settings: &Settings, flags: Flags) -> anyhow::Result<()> {
-    let upstreams: Vec<_> = settings
-        .edge
-        .upstream
-        .value
-        .0
-        .iter()
-        .map(|u| u.0.clone())
-        .collect();
-    let mut cfg = settings.edge_config(
-        settings.edge.listen.value,
-        Backend::Upstreams(upstreams),
-        true,
-    )?;
-    settings.attach_tls(&mut cfg)?;
-    settings.attach_access_log(&mut cfg)?;
+/// How `keel edge` and `keel up` differ when they start an edge.
+struct EdgeRole {
+    /// Where requests go.
+    backend: Backend,
+    /// Where to listen.
+    listen: SocketAddr,
+    /// limit_req on (`keel up --no-rate-limit` turns it off).
+    rate_limit: bool,
+    /// Edge worker threads instead of the configured ones (`keel up`: one, on the app's
+    /// own runtime).
+    workers: Option<usize>,
+    /// For error messages: `keel edge` or `keel up`.
+    name: &'static str,
+}
+
+/// Starts an edge, the one way both `keel edge` and `keel up` do: the configuration
+/// (pure data), then what opens files or starts threads — the TLS certificate, the
+/// access log and its SIGUSR1 reopen, the static index — then the listeners, then SIGHUP.
+async fn start_edge(settings: &Settings, role: EdgeRole) -> anyhow::Result<Edge> {
+    let in_process = matches!(role.backend, Backend::InProcess(_)).then(|| role.backend.clone());
+    let mut cfg = settings.edge_config(role.listen, role.backend, role.rate_limit)?;
+    if let Some(workers) = role.workers {
+        cfg.workers = workers;
+    }
+    if let Some(tls) = settings.tls_files() {
+        let certs = keel_edge::CertStore::load(&tls.cert, &tls.key).with_context(|| {
+            format!("could not load the TLS certificate {}", tls.cert.display())
+        })?;
+        cfg.tls = Some(keel_edge::TlsConfig {
+            listen: tls.listen,
+            certs,
+        });
+        cfg.redirect_http = tls.redirect_http;
+    }
+    if let Some((target, format)) = settings.access_log_target() {
+        let log = keel_edge::AccessLog::start(target.clone(), format)
+            .with_context(|| format!("cannot open the access log {target:?}"))?;
+        cfg.access_log = Some(log);
+    }
     reopen_on_sigusr1(cfg.access_log.clone());
     cfg.static_files = load_static(settings)?;
     let (statics, certs) = (
@@ -466,18 +491,37 @@ async fn edge(settings: &Settings, flags: Flags) -> anyhow::Result<()> {
     );
     let edge = Edge::build(cfg)
         .await
-        .context("could not start keel edge")?;
+        .with_context(|| format!("could not start {}", role.name))?;
     reload_on_sighup(Reload {
         statics,
         certs,
         config: Some(ConfigReload::new(
-            flags,
             settings,
             edge.reloader(),
-            None,
-            true,
+            in_process,
+            role.rate_limit,
         )),
     });
+    Ok(edge)
+}
+
+async fn edge(settings: &Settings) -> anyhow::Result<()> {
+    let upstreams: Vec<_> = settings
+        .edge
+        .upstream
+        .value
+        .0
+        .iter()
+        .map(|u| u.0.clone())
+        .collect();
+    let role = EdgeRole {
+        backend: Backend::Upstreams(upstreams),
+        listen: settings.edge.listen.value,
+        rate_limit: true,
+        workers: None,
+        name: "keel edge",
+    };
+    let edge = start_edge(settings, role).await?;
     println!(
         "keel edge: listening on http://{} (upstreams {}, rate {} burst {} {})",
         edge.local_addr(),
@@ -497,7 +541,7 @@ async fn edge(settings: &Settings, flags: Flags) -> anyhow::Result<()> {
 
 /// `keel up`: the app on the public address, with a mock upstream in the same process
 /// unless an upstream URL was configured.
-async fn up(settings: &Settings, flags: Flags) -> anyhow::Result<()> {
+async fn up(settings: &Settings) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopped = move || {
         let mut rx = stop_rx.clone();
@@ -538,28 +582,15 @@ async fn up(settings: &Settings, flags: Flags) -> anyhow::Result<()> {
     // forwarded headers and access log as behind `keel edge`.
     let router = App::in_process(&app_config).context("could not build the app")?;
     let rate_limit = settings.up.rate_limit.value;
-    let backend = Backend::InProcess(router);
-    let mut edge_cfg = settings.edge_config(app_config.bind, backend.clone(), rate_limit)?;
-    // In-process, the app's own runtime (--workers) does the work: one edge worker on it.
-    edge_cfg.workers = 1;
-    settings.attach_access_log(&mut edge_cfg)?;
-    reopen_on_sigusr1(edge_cfg.access_log.clone());
-    edge_cfg.static_files = load_static(settings)?;
-    let statics = edge_cfg.static_files.clone();
-    let edge = Edge::build(edge_cfg)
-        .await
-        .context("could not start keel up")?;
-    reload_on_sighup(Reload {
-        statics,
-        certs: None,
-        config: Some(ConfigReload::new(
-            flags,
-            settings,
-            edge.reloader(),
-            Some(backend),
-            rate_limit,
-        )),
-    });
+    let role = EdgeRole {
+        backend: Backend::InProcess(router),
+        listen: app_config.bind,
+        rate_limit,
+        // In-process, the app's own runtime (--workers) does the work: one edge worker.
+        workers: Some(1),
+        name: "keel up",
+    };
+    let edge = start_edge(settings, role).await?;
     let base = format!("http://{}", edge.local_addr());
     println!("keel up: serving on {base}");
     for (what, path) in [
