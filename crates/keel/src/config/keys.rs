@@ -1,0 +1,496 @@
+//! Every key of `keel.toml`, declared once.
+//!
+//! One entry per key: its section and name, Rust type, default, environment variable, flag
+//! (only when the CLI has one), the default as the docs print it, a sample value the tests
+//! set it to, and one line of help. [`declare_keys!`] turns the list into the file schema
+//! (`FileConfig` and one `*File` struct per section), the `*Settings` structs and
+//! [`Settings`], the layering of each key ([`Layer::pick`]), `keel config`'s lines
+//! (`Settings::render_keys`) and [`KEYS`], the table the docs and the tests read.
+//!
+//! Adding a key is one entry here, plus the code that uses the value (and a `cli.rs` flag
+//! and a `Flags` field when it has a flag). The tables of the edge (`[edge.zones.NAME]`,
+//! `[[edge.limits]]`, …) are file-only structures, written by hand in `file.rs` and
+//! `settings.rs`, and named here under `tables`.
+
+use std::net::SocketAddr;
+use std::num::NonZeroUsize;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::*;
+
+/// One declared key, as the docs and the tests see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyDoc {
+    /// Dotted name in `keel.toml`, e.g. `serve.bind`.
+    pub name: &'static str,
+    /// The environment variable, e.g. `KEEL_BIND`.
+    pub env: &'static str,
+    /// The flag, e.g. `--bind`, when the CLI has one.
+    pub flag: Option<&'static str>,
+    /// The default, as the docs print it.
+    pub default: &'static str,
+    /// A valid value, written as in the environment; the tests set every key to it.
+    pub sample: &'static str,
+    /// One line of help.
+    pub help: &'static str,
+}
+
+macro_rules! declare_keys {
+    (@flag $flags:ident) => { None };
+    (@flag $flags:ident $name:literal $field:ident) => { Some((&$flags.$field, $name)) };
+    (@flagdoc) => { None };
+    (@flagdoc $name:literal $field:ident) => { Some($name) };
+    (
+        $(
+            $(#[doc = $sdoc:literal])*
+            [$sname:literal] $section:ident: $SFile:ident => $SSettings:ident {
+                $(
+                    $key:ident: $ty:ty = $default:expr,
+                    env $env:literal,
+                    $( flag $flag:literal => $flagfield:ident, )?
+                    default $dtext:literal,
+                    sample $sample:literal,
+                    help $help:literal;
+                )*
+                $( @tables {
+                    $(
+                        $(#[doc = $tdoc:literal])*
+                        $tfield:ident: $tfty:ty => $tsty:ty = $tbuild:path;
+                    )*
+                } )?
+            }
+        )*
+    ) => {
+        /// `keel.toml`: one table per section.
+        #[derive(Debug, Default, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub(crate) struct FileConfig {
+            $(
+                #[serde(default, rename = $sname)]
+                pub(crate) $section: $SFile,
+            )*
+        }
+
+        $(
+            #[doc = concat!("`[", $sname, "]` in `keel.toml`.")]
+            #[derive(Debug, Default, Deserialize)]
+            #[serde(deny_unknown_fields)]
+            pub(crate) struct $SFile {
+                $( pub(crate) $key: Option<Spanned<$ty>>, )*
+                $($(
+                    #[serde(default)]
+                    pub(crate) $tfield: $tfty,
+                )*)?
+            }
+
+            $(#[doc = $sdoc])*
+            #[derive(Debug, Clone)]
+            pub struct $SSettings {
+                $(
+                    #[doc = $help]
+                    pub $key: Setting<$ty>,
+                )*
+                $($(
+                    $(#[doc = $tdoc])*
+                    pub $tfield: $tsty,
+                )*)?
+            }
+        )*
+
+        /// The whole effective configuration.
+        #[derive(Debug, Clone)]
+        pub struct Settings {
+            /// The file that was read, if any.
+            pub file: Option<PathBuf>,
+            $( pub $section: $SSettings, )*
+            /// The flags it was loaded with, so that [`Settings::reload`] layers the same
+            /// flags over the file and environment as they are now.
+            pub(crate) flags: Flags,
+            /// `KEEL_SUPERUSER_PASSWORD` (Django's `DJANGO_SUPERUSER_PASSWORD`) for `keel
+            /// createsuperuser` in scripts. Environment only: a password has no place in a
+            /// file or on a command line.
+            pub superuser_password: Secret,
+        }
+
+        impl Settings {
+            /// Every key layered flag > environment > file > default (not yet validated).
+            pub(crate) fn layer(
+                flags: Flags,
+                env: &dyn Env,
+                path: Option<PathBuf>,
+                src: Option<&Source>,
+                mut file: FileConfig,
+            ) -> Result<Settings, ConfigError> {
+                let l = Layer { env };
+                Ok(Settings {
+                    file: path,
+                    superuser_password: Secret(
+                        env.var("KEEL_SUPERUSER_PASSWORD").filter(|p| !p.is_empty()),
+                    ),
+                    $(
+                        $section: $SSettings {
+                            $(
+                                $key: l.pick(
+                                    concat!($sname, ".", stringify!($key)),
+                                    declare_keys!(@flag flags $($flag $flagfield)?),
+                                    $env,
+                                    from_file(src, file.$section.$key.take()),
+                                    $default,
+                                )?,
+                            )*
+                            $($(
+                                $tfield: $tbuild(src, std::mem::take(&mut file.$section.$tfield))?,
+                            )*)?
+                        },
+                    )*
+                    flags,
+                })
+            }
+
+            /// `keel config`'s sections and lines, in declaration order; `tables` writes
+            /// what follows a section's keys (the edge's zones and limits).
+            pub(crate) fn render_keys(
+                &self,
+                out: &mut String,
+                tables: impl Fn(&Settings, &str, &mut String),
+            ) {
+                $(
+                    section(out, $sname);
+                    $(
+                        line(
+                            out,
+                            stringify!($key),
+                            self.$section.$key.value.render(),
+                            &self.$section.$key.origin,
+                        );
+                    )*
+                    tables(self, $sname, out);
+                )*
+            }
+        }
+
+        /// Every declared key, in `keel config`'s order.
+        pub const KEYS: &[KeyDoc] = &[
+            $($(
+                KeyDoc {
+                    name: concat!($sname, ".", stringify!($key)),
+                    env: $env,
+                    flag: declare_keys!(@flagdoc $($flag $flagfield)?),
+                    default: $dtext,
+                    sample: $sample,
+                    help: $help,
+                },
+            )*)*
+        ];
+
+        /// A key's sample value as `keel config` (and `keel.toml`) writes it: the sample
+        /// parsed as the key's type, then rendered.
+        #[cfg(test)]
+        pub(crate) fn sample_in_file(name: &str) -> Result<String, String> {
+            $($(
+                if name == concat!($sname, ".", stringify!($key)) {
+                    return $sample
+                        .parse::<$ty>()
+                        .map(|value| value.render())
+                        .map_err(|e| e.to_string());
+                }
+            )*)*
+            Err(format!("no key {name}"))
+        }
+    };
+}
+
+declare_keys! {
+    /// Settings of the application server (`keel serve`, and the app inside `keel up`).
+    ["serve"] serve: ServeFile => ServeSettings {
+        bind: SocketAddr = SocketAddr::from(([127, 0, 0, 1], 8000)),
+            env "KEEL_BIND", flag "--bind" => bind,
+            default "127.0.0.1:8000", sample "127.0.0.1:8001",
+            help "Address to listen on";
+        workers: NonZeroUsize = cpus(),
+            env "KEEL_WORKERS", flag "--workers" => workers,
+            default "number of CPUs", sample "3",
+            help "Async worker threads";
+        threads: NonZeroUsize = NonZeroUsize::new(10).unwrap_or(NonZeroUsize::MIN),
+            env "KEEL_THREADS", flag "--threads" => threads,
+            default "10", sample "7",
+            help "Blocking threads per worker for synchronous handlers";
+        timeout: HumanDuration = HumanDuration(Duration::from_secs(30)),
+            env "KEEL_TIMEOUT", flag "--timeout" => timeout,
+            default "30s", sample "5s",
+            help "Whole-request timeout; a request still running after it gets 503";
+        upstream_url: UpstreamUrl = default_upstream(),
+            env "KEEL_UPSTREAM_URL", flag "--upstream-url" => upstream_url,
+            default "http://127.0.0.1:9000/todos/1", sample "http://127.0.0.1:9001/todos/2",
+            help "URL that /sync/test and /async/test GET";
+        upstream_timeout: HumanDuration = HumanDuration(Duration::from_secs(10)),
+            env "KEEL_UPSTREAM_TIMEOUT", flag "--upstream-timeout" => upstream_timeout,
+            default "10s", sample "250ms",
+            help "Timeout of one upstream call; slower answers give 504";
+        shutdown_timeout: HumanDuration = HumanDuration(Duration::from_secs(30)),
+            env "KEEL_SHUTDOWN_TIMEOUT", flag "--shutdown-timeout" => shutdown_timeout,
+            default "30s", sample "3s",
+            help "How long SIGTERM waits for in-flight requests";
+        forwarded_allow_ips: AllowIps = AllowIps::loopback(),
+            env "KEEL_FORWARDED_ALLOW_IPS", flag "--forwarded-allow-ips" => forwarded_allow_ips,
+            default "127.0.0.1,::1", sample "10.0.0.0/8,::1",
+            help "Peers whose X-Forwarded-* headers are believed, or `*`";
+        keep_alive: HumanDuration = HumanDuration(Duration::from_secs(5)),
+            env "KEEL_KEEP_ALIVE", flag "--keep-alive" => keep_alive,
+            default "5s", sample "0s",
+            help "How long an idle keep-alive connection waits for its next request";
+        header_timeout: HumanDuration = HumanDuration(Duration::from_secs(10)),
+            env "KEEL_HEADER_TIMEOUT", flag "--header-timeout" => header_timeout,
+            default "10s", sample "4s",
+            help "How long a client may take to send a whole request head";
+    }
+
+    /// Settings of `keel up`.
+    ["up"] up: UpFile => UpSettings {
+        listen: SocketAddr = SocketAddr::from(([127, 0, 0, 1], 8080)),
+            env "KEEL_LISTEN", flag "--listen" => up_listen,
+            default "127.0.0.1:8080", sample "127.0.0.1:8081",
+            help "Address `keel up` listens on";
+        rate_limit: bool = true,
+            env "KEEL_UP_RATE_LIMIT", flag "--no-rate-limit" => up_rate_limit,
+            default "true", sample "false",
+            help "Whether `keel up`'s edge applies its rate limit";
+    }
+
+    /// Settings of `keel edge` (and of the edge layers inside `keel up`).
+    ["edge"] edge: EdgeFile => EdgeSettings {
+        listen: SocketAddr = SocketAddr::from(([0, 0, 0, 0], 80)),
+            env "KEEL_EDGE_LISTEN", flag "--listen" => edge_listen,
+            default "0.0.0.0:80", sample "127.0.0.1:8082",
+            help "Address the edge listens on";
+        upstream: List<Upstream> = List(Vec::new()),
+            env "KEEL_EDGE_UPSTREAM", flag "--upstream" => upstream,
+            default "none", sample "127.0.0.1:8000,127.0.0.1:8001",
+            help "App servers to proxy to, HOST:PORT";
+        rate: RateSetting = RateSetting::default_rate(),
+            env "KEEL_RATE", flag "--rate" => rate,
+            default "10r/s", sample "5r/s",
+            help "Requests per second or minute per client address, or `off`";
+        burst: u32 = 20,
+            env "KEEL_BURST", flag "--burst" => burst,
+            default "20", sample "7",
+            help "Requests beyond the rate allowed in a burst";
+        delay: DelaySetting = DelaySetting(None),
+            env "KEEL_DELAY", flag "--delay" => delay,
+            default "nodelay", sample "3",
+            help "Excess requests passed at once before the rest are delayed, or `nodelay`";
+        limit_status: RejectStatus = RejectStatus(503),
+            env "KEEL_LIMIT_STATUS", flag "--limit-status" => limit_status,
+            default "503", sample "429",
+            help "Status of a request refused by limit_req";
+        zone_size: ZoneSetting = default_zone_size()?,
+            env "KEEL_ZONE_SIZE",
+            default "10m", sample "1m",
+            help "Size of edge.rate's zone";
+        dry_run: bool = false,
+            env "KEEL_DRY_RUN",
+            default "false", sample "true",
+            help "Log what limit_req would refuse, refuse nothing";
+        limit_conn: ConnSetting = ConnSetting(None),
+            env "KEEL_LIMIT_CONN", flag "--limit-conn" => limit_conn,
+            default "off", sample "5",
+            help "Requests in progress at once per client address, or `off`";
+        limit_conn_status: RejectStatus = RejectStatus(503),
+            env "KEEL_LIMIT_CONN_STATUS",
+            default "503", sample "429",
+            help "Status of a request refused by limit_conn";
+        limit_conn_dry_run: bool = false,
+            env "KEEL_LIMIT_CONN_DRY_RUN",
+            default "false", sample "true",
+            help "Log what limit_conn would refuse, refuse nothing";
+        trusted_proxies: List<Cidr> = List(Vec::new()),
+            env "KEEL_TRUSTED_PROXIES", flag "--trusted-proxy" => trusted_proxies,
+            default "none", sample "10.0.0.0/8,192.168.0.0/16",
+            help "Networks whose X-Forwarded-For / X-Real-IP are believed";
+        response_timeout: HumanDuration = HumanDuration(Duration::from_secs(60)),
+            env "KEEL_RESPONSE_TIMEOUT",
+            default "60s", sample "20s",
+            help "How long the edge waits for an upstream's response head";
+        body_idle_timeout: HumanDuration = HumanDuration(Duration::ZERO),
+            env "KEEL_BODY_IDLE_TIMEOUT",
+            default "0s (none)", sample "30s",
+            help "How long a response body may stay idle";
+        access_log: bool = true,
+            env "KEEL_ACCESS_LOG", flag "--no-access-log" => access_log,
+            default "true", sample "false",
+            help "Whether the edge writes an access log";
+        client_max_body_size: ByteSize = ByteSize(1024 * 1024),
+            env "KEEL_CLIENT_MAX_BODY_SIZE",
+            default "1m", sample "2m",
+            help "Largest request body the edge accepts";
+        large_client_header_buffers: HeaderBuffers = HeaderBuffers::default_buffers(),
+            env "KEEL_LARGE_CLIENT_HEADER_BUFFERS",
+            default "4 8k", sample "4 16k",
+            help "Number and size of the buffers for a request head";
+        max_connections: usize = 10_000,
+            env "KEEL_MAX_CONNECTIONS",
+            default "10000", sample "500",
+            help "Connections the edge holds at once";
+        header_timeout: HumanDuration = HumanDuration(Duration::from_secs(10)),
+            env "KEEL_HEADER_TIMEOUT",
+            default "10s", sample "4s",
+            help "How long a client may take to send a whole request head";
+        tls_listen: SocketAddr = SocketAddr::from(([0, 0, 0, 0], 443)),
+            env "KEEL_TLS_LISTEN", flag "--tls-listen" => tls_listen,
+            default "0.0.0.0:443", sample "127.0.0.1:8443",
+            help "Address for HTTPS";
+        tls_cert: OptPath = OptPath(None),
+            env "KEEL_TLS_CERT", flag "--tls-cert" => tls_cert,
+            default "none", sample "",
+            help "PEM certificate chain for HTTPS";
+        tls_key: OptPath = OptPath(None),
+            env "KEEL_TLS_KEY", flag "--tls-key" => tls_key,
+            default "none", sample "",
+            help "PEM private key for HTTPS";
+        redirect_http: bool = false,
+            env "KEEL_REDIRECT_HTTP", flag "--redirect-http" => redirect_http,
+            default "false", sample "true",
+            help "With TLS, answer plain HTTP with a redirect to HTTPS";
+        workers: NonZeroUsize = cpus(),
+            env "KEEL_EDGE_WORKERS", flag "--workers" => edge_workers,
+            default "number of CPUs", sample "3",
+            help "Edge worker threads, each with its own event loop";
+        balance: BalanceSetting = BalanceSetting(keel_edge::Strategy::RoundRobin),
+            env "KEEL_BALANCE", flag "--balance" => balance,
+            default "round-robin", sample "least-conn",
+            help "How to pick an upstream: round-robin or least-conn";
+        max_fails: u32 = 1,
+            env "KEEL_MAX_FAILS",
+            default "1", sample "3",
+            help "Failures within fail_timeout that eject an upstream";
+        fail_timeout: HumanDuration = HumanDuration(Duration::from_secs(10)),
+            env "KEEL_FAIL_TIMEOUT",
+            default "10s", sample "30s",
+            help "Window of max_fails, and how long an ejected upstream stays out";
+        health_check: HealthPath = HealthPath(Some("/healthz".to_owned())),
+            env "KEEL_HEALTH_CHECK", flag "--health-check" => health_check,
+            default "/healthz", sample "/ping",
+            help "Path checked on an ejected upstream to bring it back, or `off`";
+        health_interval: HumanDuration = HumanDuration(Duration::from_secs(2)),
+            env "KEEL_HEALTH_INTERVAL",
+            default "2s", sample "5s",
+            help "How often the health check runs";
+        log_dir: OptPath = OptPath(None),
+            env "KEEL_LOG_DIR", flag "--log-dir" => log_dir,
+            default "none (stdout)", sample "keel-logs",
+            help "Directory of access.log, instead of stdout";
+        @tables {
+            /// Named conn zones from `[edge.conn_zones.NAME]` (file only).
+            conn_zones: BTreeMap<String, ConnZoneFile> => Vec<ConnZoneDef> = conn_zone_defs;
+            /// Per-path limit_conn from `[[edge.conn_limits]]` (file only).
+            conn_limits: Vec<Spanned<ConnLimitFile>> => Vec<ConnLimitDef> = conn_limit_defs;
+            /// Named zones from `[edge.zones.NAME]` (file only).
+            zones: BTreeMap<String, ZoneFile> => Vec<ZoneDef> = zone_defs;
+            /// Per-path limits from `[[edge.limits]]` (file only).
+            limits: Vec<Spanned<LimitFile>> => Vec<LimitDef> = limit_defs;
+        }
+    }
+
+    /// Settings of the static pipeline (`keel collectstatic`, the edge's `/static/`).
+    ["static"] statics: StaticFile => StaticSettings {
+        root: PathValue = PathValue(PathBuf::from("keel-data/static")),
+            env "KEEL_STATIC_ROOT", flag "--static-root" => static_root,
+            default "keel-data/static", sample "public/static",
+            help "Directory of the collected static files";
+        sources: List<PathValue> = List(Vec::new()),
+            env "KEEL_STATIC_SOURCES", flag "--source" => static_sources,
+            default "none", sample "assets,more-assets",
+            help "Directories of static files to collect";
+    }
+
+    /// Live events: the broker and the `/stream/` service.
+    ["stream"] stream: StreamFile => StreamSettings {
+        redis_url: RedisUrl = RedisUrl(None),
+            env "KEEL_REDIS_URL", flag "--redis-url" => redis_url,
+            default "none (in-memory broker)", sample "redis://127.0.0.1:6379",
+            help "Redis for live events, shared by every instance";
+        channels: List<ChannelName> = List(vec![
+            ChannelName("demo_stream".to_owned()),
+            ChannelName("site".to_owned()),
+        ]),
+            env "KEEL_STREAM_CHANNELS",
+            default "demo_stream, site", sample "demo_stream,site,news",
+            help "The channels clients may follow";
+        default_channel: ChannelName = ChannelName("demo_stream".to_owned()),
+            env "KEEL_STREAM_DEFAULT_CHANNEL",
+            default "demo_stream", sample "site",
+            help "The channel of /stream/ without a name";
+        heartbeat: HumanDuration = HumanDuration(Duration::from_secs(15)),
+            env "KEEL_STREAM_HEARTBEAT",
+            default "15s", sample "20s",
+            help "Interval of the comment line that keeps an idle stream open";
+        retention: usize = 1000,
+            env "KEEL_STREAM_RETENTION",
+            default "1000", sample "50",
+            help "Messages kept per channel for Last-Event-ID";
+        publish_token: Secret = Secret(None),
+            env "KEEL_PUBLISH_TOKEN", flag "--token" => publish_token,
+            default "none", sample "0123456789abcdef0123456789abcdef",
+            help "Bearer token of POST /api/publish (masked in keel config)";
+        max_clients: usize = 20_000,
+            env "KEEL_STREAM_MAX_CLIENTS",
+            default "20000", sample "100",
+            help "Streams open at once";
+        // Off: per-address caps belong at the edge (limit_conn), where the real client is
+        // known; here a NAT or a proxy is one address.
+        max_clients_per_ip: usize = 0,
+            env "KEEL_STREAM_MAX_CLIENTS_PER_IP",
+            default "0 (off)", sample "10",
+            help "Streams open at once per client address, 0 for no cap";
+    }
+
+    /// The site: its database, templates and sample posts.
+    ["site"] site: SiteFile => SiteSettings {
+        database_url: DatabaseUrl = DatabaseUrl(keel_site::DEFAULT_DATABASE_URL.to_owned()),
+            env "KEEL_DATABASE_URL", flag "--database-url" => database_url,
+            default "sqlite://keel-data/keel.db", sample "sqlite://other/keel.db",
+            help "The site's database: sqlite://PATH or postgres://USER@HOST/DB";
+        templates: OptPath = OptPath(None),
+            env "KEEL_TEMPLATES", flag "--templates" => templates,
+            default "none (built-in templates)", sample ".",
+            help "A directory of templates that replace the built-in ones";
+        sample_data: bool = true,
+            env "KEEL_SAMPLE_DATA", flag "--no-sample-data" => sample_data,
+            default "true", sample "false",
+            help "Add the sample posts to a new, empty database";
+        page_cache: HumanDuration = HumanDuration(Duration::from_secs(1)),
+            env "KEEL_PAGE_CACHE",
+            default "1s (0s turns it off)", sample "0s",
+            help "How long a rendered page is served from the cache";
+    }
+
+    /// Settings of `keel mock-upstream` (and of the mock inside `keel up`).
+    ["mock_upstream"] mock: MockFile => MockSettings {
+        listen: SocketAddr = SocketAddr::from(([127, 0, 0, 1], 9000)),
+            env "KEEL_MOCK_LISTEN", flag "--listen" => mock_listen,
+            default "127.0.0.1:9000", sample "127.0.0.1:9001",
+            help "Address of the mock upstream";
+        latency: HumanDuration = HumanDuration(Duration::from_millis(100)),
+            env "KEEL_MOCK_LATENCY", flag "--latency" => mock_latency,
+            default "100ms", sample "0s",
+            help "Delay before each of the mock's answers";
+    }
+
+    /// Logging settings.
+    ["log"] log: LogFile => LogSettings {
+        format: LogFormat = LogFormat::Text,
+            env "KEEL_LOG_FORMAT", flag "--log-format" => log_format,
+            default "text", sample "json",
+            help "Log format: text or json";
+        level: LogLevel = LogLevel("info".to_owned()),
+            env "KEEL_LOG_LEVEL", flag "--log-level" => log_level,
+            default "info", sample "debug",
+            help "Log filter, e.g. `info` or `keel_app=debug,info`";
+    }
+}
+
+use std::collections::BTreeMap;
