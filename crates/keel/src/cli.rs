@@ -1,7 +1,7 @@
 //! The command line: one `enum Command` whose variants are keel's subcommands.
 //!
 //! Every flag is optional here on purpose: an absent flag lets the environment, then the
-//! config file, then the default decide (see `config.rs`, the one place that layers them).
+//! config file, then the default decide (see `config/`, the one place that layers them).
 
 use std::net::SocketAddr;
 use std::num::NonZeroUsize;
@@ -56,6 +56,7 @@ pub enum Command {
     /// Create a staff superuser for /admin/: asks on a terminal, or takes --username, --email and --password-stdin.
     Createsuperuser(SuperuserArgs),
     /// Print the effective configuration (file, environment, defaults) with secrets masked.
+    #[command(after_long_help = crate::config::keys_help())]
     Config,
 }
 

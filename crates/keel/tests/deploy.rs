@@ -604,6 +604,8 @@ fn every_keel_command_line_is_accepted_by_the_cli() {
 }
 
 /// Every `KEEL_*` name the deployment files and OPERATIONS.md mention is one keel reads.
+/// What keel reads is what its help prints: every flag's `[env: …]`, and `keel config
+/// --help`, which lists every declared key (`config::KEYS`) with its variable.
 #[test]
 fn every_keel_variable_is_one_keel_reads() {
     let mut known = String::new();

@@ -39,6 +39,28 @@ pub struct KeyDoc {
     pub help: &'static str,
 }
 
+/// `keel config --help`'s list of every key: what keel reads, from where.
+pub fn keys_help() -> String {
+    let mut out = String::from(
+        "Keys (keel.toml, environment, flag, default):\n  \
+         (file)  KEEL_CONFIG  --config  [default: ./keel.toml when present]\n",
+    );
+    for key in KEYS {
+        out.push_str(&format!(
+            "  {}  {}  {}  [default: {}]\n      {}\n",
+            key.name,
+            key.env,
+            key.flag.unwrap_or("(no flag)"),
+            key.default,
+            key.help
+        ));
+    }
+    out.push_str(
+        "  (environment only)  KEEL_SUPERUSER_PASSWORD  for keel createsuperuser in scripts\n",
+    );
+    out
+}
+
 macro_rules! declare_keys {
     (@flag $flags:ident) => { None };
     (@flag $flags:ident $name:literal $field:ident) => { Some((&$flags.$field, $name)) };
@@ -187,15 +209,15 @@ macro_rules! declare_keys {
             )*)*
         ];
 
-        /// A key's sample value as `keel config` (and `keel.toml`) writes it: the sample
-        /// parsed as the key's type, then rendered.
+        /// A key's sample value parsed as the key's type, then written as `keel.toml`
+        /// takes it and as `keel config` shows it (a secret masked).
         #[cfg(test)]
-        pub(crate) fn sample_in_file(name: &str) -> Result<String, String> {
+        pub(crate) fn sample_as_toml(name: &str) -> Result<(String, String), String> {
             $($(
                 if name == concat!($sname, ".", stringify!($key)) {
                     return $sample
                         .parse::<$ty>()
-                        .map(|value| value.render())
+                        .map(|value| (value.to_toml(), value.render()))
                         .map_err(|e| e.to_string());
                 }
             )*)*

@@ -1,7 +1,6 @@
 //! The configuration's tests: layering, errors with their origins, `keel config`, and
 //! every declared key walked from the file, its variable and its flag.
 
-use std::net::SocketAddr;
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -408,4 +407,142 @@ fn missing_explicit_file_is_an_error() {
     };
     let err = Settings::load(flags, &FakeEnv(HashMap::new())).unwrap_err();
     assert!(err.to_string().contains("/nonexistent/keel.toml"), "{err}");
+}
+
+/// The module doc's table as [`KEYS`] makes it.
+fn doc_table() -> String {
+    let mut out = String::from(
+        "| key (file) | environment | flag | default | help |\n|---|---|---|---|---|\n",
+    );
+    for key in KEYS {
+        out.push_str(&format!(
+            "| `{}` | `{}` | {} | `{}` | {} |\n",
+            key.name,
+            key.env,
+            key.flag.map_or("none".to_owned(), |f| format!("`{f}`")),
+            key.default,
+            key.help
+        ));
+    }
+    out
+}
+
+/// The value and the origin `keel config` shows for `section.field`.
+fn shown(rendered: &str, section: &str, field: &str) -> Option<(String, String)> {
+    let mut current = "";
+    for line in rendered.lines() {
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            current = name;
+        } else if current == section {
+            if let Some(rest) = line.strip_prefix(&format!("{field} = ")) {
+                let (value, origin) = rest.rsplit_once(" # ")?;
+                return Some((value.trim().to_owned(), origin.to_owned()));
+            }
+        }
+    }
+    None
+}
+
+#[test]
+fn the_module_doc_lists_every_key() {
+    let expected = doc_table();
+    let doc: String = include_str!("mod.rs")
+        .lines()
+        .filter_map(|line| line.strip_prefix("//! |"))
+        .map(|line| format!("|{line}\n"))
+        .collect();
+    assert_eq!(
+        doc, expected,
+        "config/mod.rs's table is not KEYS; replace it with (each line after `//! `):\n{expected}"
+    );
+    let help = keys_help();
+    for key in KEYS {
+        assert!(
+            help.contains(key.env),
+            "keel config --help lacks {}",
+            key.env
+        );
+    }
+}
+
+#[test]
+fn every_declared_key_is_set_from_its_file_key_variable_and_flag() {
+    use clap::{CommandFactory, Parser};
+    let cli = crate::cli::Cli::command();
+    let mut names = std::collections::BTreeSet::new();
+    for key in KEYS {
+        assert!(names.insert(key.name), "{} declared twice", key.name);
+        let (section, field) = key.name.split_once('.').unwrap();
+        let (toml, expected) = sample_as_toml(key.name)
+            .unwrap_or_else(|e| panic!("{}: sample {:?}: {e}", key.name, key.sample));
+
+        // The file.
+        let text = format!("[{section}]\n{field} = {toml}\n");
+        let s = load(&text, &[], Flags::default())
+            .unwrap_or_else(|e| panic!("{}: from the file: {e}", key.name));
+        let (value, origin) = shown(&s.render(), section, field)
+            .unwrap_or_else(|| panic!("keel config does not show {}", key.name));
+        assert_eq!(value, expected, "{} from the file", key.name);
+        assert!(
+            origin.ends_with("keel.toml:2"),
+            "{}: origin {origin}",
+            key.name
+        );
+
+        // The variable.
+        let s = load("", &[(key.env, key.sample)], Flags::default())
+            .unwrap_or_else(|e| panic!("{}: from {}: {e}", key.name, key.env));
+        let (value, origin) = shown(&s.render(), section, field).unwrap();
+        assert_eq!(value, expected, "{} from {}", key.name, key.env);
+        assert_eq!(origin, format!("environment variable {}", key.env));
+
+        // The flag: it exists, its help names the variable, and it sets the key.
+        let Some(flag) = key.flag else { continue };
+        let long = flag.trim_start_matches("--");
+        let mut found = 0;
+        let subcommands = std::iter::once(("config", &cli))
+            .chain(cli.get_subcommands().map(|sub| (sub.get_name(), sub)));
+        for (sub_name, sub) in subcommands {
+            let Some(arg) = sub.get_arguments().find(|a| a.get_long() == Some(long)) else {
+                continue;
+            };
+            let help = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
+            let names_var = help
+                .match_indices(&format!("[env: {}", key.env))
+                .any(|(i, m)| help[i + m.len()..].starts_with([']', '=', ',']));
+            if !names_var {
+                continue;
+            }
+            found += 1;
+            let mut argv = vec!["keel".to_owned(), sub_name.to_owned()];
+            let takes_value = arg.get_action().takes_values();
+            if !takes_value {
+                argv.push(flag.to_owned());
+            } else if matches!(arg.get_action(), clap::ArgAction::Append) {
+                for item in key.sample.split(',') {
+                    argv.extend([flag.to_owned(), item.to_owned()]);
+                }
+            } else {
+                argv.extend([flag.to_owned(), key.sample.to_owned()]);
+            }
+            // `keel publish --token T CHANNEL MESSAGE`: the required positionals.
+            let positionals = sub.get_positionals().filter(|a| a.is_required_set());
+            argv.extend(positionals.map(|_| "site".to_owned()));
+            let parsed = crate::cli::Cli::try_parse_from(&argv)
+                .unwrap_or_else(|e| panic!("{}: {argv:?}: {e}", key.name));
+            let s = load("", &[], parsed.flags())
+                .unwrap_or_else(|e| panic!("{}: from {argv:?}: {e}", key.name));
+            let (value, origin) = shown(&s.render(), section, field).unwrap();
+            assert_eq!(origin, format!("flag {flag}"), "{}: {argv:?}", key.name);
+            if takes_value {
+                assert_eq!(value, expected, "{}: {argv:?}", key.name);
+            }
+        }
+        assert!(
+            found > 0,
+            "{}: no subcommand has {flag} with [env: {}] in its help",
+            key.name,
+            key.env
+        );
+    }
 }

@@ -16,8 +16,14 @@ use super::render::quoted;
 
 /// How a value is written in `keel config`'s TOML: quoted by default.
 pub trait RenderValue: fmt::Display + Sized {
+    /// The value in `keel config`'s output (secrets masked).
     fn render(&self) -> String {
         quoted(self)
+    }
+    /// The value as `keel.toml` takes it: `render`, but a secret in clear.
+    #[cfg(test)]
+    fn to_toml(&self) -> String {
+        self.render()
     }
 }
 
@@ -45,11 +51,18 @@ quoted_values!(
     PathValue,
     RedisUrl,
     ChannelName,
-    Secret,
     DatabaseUrl,
     LogFormat,
     LogLevel
 );
+
+/// Masked by its `Display`; in clear only in a test's `keel.toml`.
+impl RenderValue for Secret {
+    #[cfg(test)]
+    fn to_toml(&self) -> String {
+        quoted(&self.0.clone().unwrap_or_default())
+    }
+}
 
 /// A list renders as a TOML array of quoted items.
 impl<T: fmt::Display> RenderValue for List<T> {
