@@ -131,7 +131,7 @@ pub struct ServeArgs {
     /// Address to listen on [env: KEEL_BIND] [default: 127.0.0.1:8000]
     #[arg(long, short = 'b', value_name = "ADDR")]
     pub bind: Option<SocketAddr>,
-    /// Redis for live events, shared by every instance [env: KEEL_REDIS_URL] [default: in-memory broker]
+    /// Redis for live events, shared by every instance [env: KEEL_REDIS_URL] [default: none (in-memory broker)]
     #[arg(long, value_name = "URL")]
     pub redis_url: Option<RedisUrl>,
     /// Peers whose X-Forwarded-For, X-Real-IP and X-Forwarded-Proto are believed: comma-separated networks, or `*` (dangerous: any client can then claim any address) [env: KEEL_FORWARDED_ALLOW_IPS] [default: 127.0.0.1,::1]
@@ -158,7 +158,7 @@ pub struct UpArgs {
     /// Latency of the built-in mock upstream [env: KEEL_MOCK_LATENCY] [default: 100ms]
     #[arg(long, value_name = "DURATION")]
     pub latency: Option<HumanDuration>,
-    /// Redis for live events [env: KEEL_REDIS_URL] [default: in-memory broker]
+    /// Redis for live events [env: KEEL_REDIS_URL] [default: none (in-memory broker)]
     #[arg(long, value_name = "URL")]
     pub redis_url: Option<RedisUrl>,
     /// Turn off the edge's rate limit (for benchmarks) [env: KEEL_UP_RATE_LIMIT=false]

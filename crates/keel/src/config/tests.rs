@@ -513,6 +513,25 @@ fn every_declared_key_is_set_from_its_file_key_variable_and_flag() {
             if !names_var {
                 continue;
             }
+            // The default the help prints is the declared one, so `--help`, the docs
+            // table and `keel config --help` cannot tell different stories.
+            if let Some(start) = help.find("[default: ") {
+                let rest = &help[start + "[default: ".len()..];
+                let shown = rest.split(']').next().unwrap_or_default();
+                // Either the declared default, that default with a qualifier ("… when it
+                // exists"), or the key itself (a one-shot command's flag that defaults to
+                // the configured value, as `keel publish --token`).
+                let agrees = shown == key.default
+                    || shown == key.name
+                    || shown
+                        .strip_prefix(key.default)
+                        .is_some_and(|rest| rest.starts_with(' '));
+                assert!(
+                    agrees,
+                    "{}: {flag}'s help says [default: {shown}], the declaration {:?}",
+                    key.name, key.default
+                );
+            }
             found += 1;
             let mut argv = vec!["keel".to_owned(), sub_name.to_owned()];
             let takes_value = arg.get_action().takes_values();
