@@ -488,6 +488,10 @@ declare_keys! {
             env "KEEL_PAGE_CACHE",
             default "1s (0s turns it off)", sample "0s",
             help "How long a rendered page is served from the cache";
+        database_timeout: HumanDuration = HumanDuration(Duration::from_secs(2)),
+            env "KEEL_DATABASE_TIMEOUT",
+            default "2s", sample "500ms",
+            help "How long a request waits for a database connection before it gets 503";
     }
 
     /// Settings of `keel mock-upstream` (and of the mock inside `keel up`).

@@ -70,6 +70,7 @@
 //! | `site.templates` | `KEEL_TEMPLATES` | `--templates` | `none (built-in templates)` | A directory of templates that replace the built-in ones |
 //! | `site.sample_data` | `KEEL_SAMPLE_DATA` | `--no-sample-data` | `true` | Add the sample posts to a new, empty database |
 //! | `site.page_cache` | `KEEL_PAGE_CACHE` | none | `1s (0s turns it off)` | How long a rendered page is served from the cache |
+//! | `site.database_timeout` | `KEEL_DATABASE_TIMEOUT` | none | `2s` | How long a request waits for a database connection before it gets 503 |
 //! | `mock_upstream.listen` | `KEEL_MOCK_LISTEN` | `--listen` | `127.0.0.1:9000` | Address of the mock upstream |
 //! | `mock_upstream.latency` | `KEEL_MOCK_LATENCY` | `--latency` | `100ms` | Delay before each of the mock's answers |
 //! | `log.format` | `KEEL_LOG_FORMAT` | `--log-format` | `text` | Log format: text or json |

@@ -95,6 +95,7 @@ impl Settings {
         positive("edge.header_timeout", &self.edge.header_timeout)?;
         positive("edge.health_interval", &self.edge.health_interval)?;
         positive("stream.heartbeat", &self.stream.heartbeat)?;
+        positive("site.database_timeout", &self.site.database_timeout)?;
         let st = &self.stream;
         // Below a second the hub would spend itself on heartbeats; above a few minutes
         // every proxy in between (nginx: 60 s) would cut an idle stream first.
@@ -291,6 +292,7 @@ impl Settings {
         cfg.static_root = Some(self.statics.root.value.0.clone());
         cfg.sample_data = self.site.sample_data.value;
         cfg.page_cache_ttl = self.site.page_cache.value.0;
+        cfg.acquire_timeout = self.site.database_timeout.value.0;
         cfg.hub = hub;
         // Enough connections for every worker to hold one while blocking calls run.
         cfg.max_connections = u32::try_from(self.serve.workers.value.get() * 4).unwrap_or(16);
