@@ -37,6 +37,9 @@ pub struct KeyDoc {
     pub sample: &'static str,
     /// One line of help.
     pub help: &'static str,
+    /// Whether a SIGHUP reload applies a change of it (the edge's routing); any other
+    /// key keeps its value until a restart.
+    pub reloads: bool,
 }
 
 /// `keel config --help`'s list of every key: what keel reads, from where.
@@ -65,6 +68,8 @@ macro_rules! declare_keys {
     (@flag $flags:ident) => { None };
     (@flag $flags:ident $name:literal $field:ident) => { Some((&$flags.$field, $name)) };
     (@flagdoc) => { None };
+    (@reloads) => { false };
+    (@reloads reloads) => { true };
     (@flagdoc $name:literal $field:ident) => { Some($name) };
     (
         $(
@@ -76,7 +81,8 @@ macro_rules! declare_keys {
                     $( flag $flag:literal => $flagfield:ident, )?
                     default $dtext:literal,
                     sample $sample:literal,
-                    help $help:literal;
+                    help $help:literal
+                    $( , $reloads:ident )?;
                 )*
                 $( @tables {
                     $(
@@ -205,6 +211,7 @@ macro_rules! declare_keys {
                     default: $dtext,
                     sample: $sample,
                     help: $help,
+                    reloads: declare_keys!(@reloads $($reloads)?),
                 },
             )*)*
         ];
@@ -292,55 +299,55 @@ declare_keys! {
         upstream: List<Upstream> = List(Vec::new()),
             env "KEEL_EDGE_UPSTREAM", flag "--upstream" => upstream,
             default "none", sample "127.0.0.1:8000,127.0.0.1:8001",
-            help "App servers to proxy to, HOST:PORT";
+            help "App servers to proxy to, HOST:PORT", reloads;
         rate: RateSetting = RateSetting::default_rate(),
             env "KEEL_RATE", flag "--rate" => rate,
             default "10r/s", sample "5r/s",
-            help "Requests per second or minute per client address, or `off`";
+            help "Requests per second or minute per client address, or `off`", reloads;
         burst: u32 = 20,
             env "KEEL_BURST", flag "--burst" => burst,
             default "20", sample "7",
-            help "Requests beyond the rate allowed in a burst";
+            help "Requests beyond the rate allowed in a burst", reloads;
         delay: DelaySetting = DelaySetting(None),
             env "KEEL_DELAY", flag "--delay" => delay,
             default "nodelay", sample "3",
-            help "Excess requests passed at once before the rest are delayed, or `nodelay`";
+            help "Excess requests passed at once before the rest are delayed, or `nodelay`", reloads;
         limit_status: RejectStatus = RejectStatus(503),
             env "KEEL_LIMIT_STATUS", flag "--limit-status" => limit_status,
             default "503", sample "429",
-            help "Status of a request refused by limit_req";
+            help "Status of a request refused by limit_req", reloads;
         zone_size: ZoneSetting = default_zone_size()?,
             env "KEEL_ZONE_SIZE",
             default "10m", sample "1m",
-            help "Size of edge.rate's zone";
+            help "Size of edge.rate's zone", reloads;
         dry_run: bool = false,
             env "KEEL_DRY_RUN",
             default "false", sample "true",
-            help "Log what limit_req would refuse, refuse nothing";
+            help "Log what limit_req would refuse, refuse nothing", reloads;
         limit_conn: ConnSetting = ConnSetting(None),
             env "KEEL_LIMIT_CONN", flag "--limit-conn" => limit_conn,
             default "off", sample "5",
-            help "Requests in progress at once per client address, or `off`";
+            help "Requests in progress at once per client address, or `off`", reloads;
         limit_conn_status: RejectStatus = RejectStatus(503),
             env "KEEL_LIMIT_CONN_STATUS",
             default "503", sample "429",
-            help "Status of a request refused by limit_conn";
+            help "Status of a request refused by limit_conn", reloads;
         limit_conn_dry_run: bool = false,
             env "KEEL_LIMIT_CONN_DRY_RUN",
             default "false", sample "true",
-            help "Log what limit_conn would refuse, refuse nothing";
+            help "Log what limit_conn would refuse, refuse nothing", reloads;
         trusted_proxies: List<Cidr> = List(Vec::new()),
             env "KEEL_TRUSTED_PROXIES", flag "--trusted-proxy" => trusted_proxies,
             default "none", sample "10.0.0.0/8,192.168.0.0/16",
-            help "Networks whose X-Forwarded-For / X-Real-IP are believed";
+            help "Networks whose X-Forwarded-For / X-Real-IP are believed", reloads;
         response_timeout: HumanDuration = HumanDuration(Duration::from_secs(60)),
             env "KEEL_RESPONSE_TIMEOUT",
             default "60s", sample "20s",
-            help "How long the edge waits for an upstream's response head";
+            help "How long the edge waits for an upstream's response head", reloads;
         body_idle_timeout: HumanDuration = HumanDuration(Duration::ZERO),
             env "KEEL_BODY_IDLE_TIMEOUT",
             default "0s (none)", sample "30s",
-            help "How long a response body may stay idle";
+            help "How long a response body may stay idle", reloads;
         access_log: bool = true,
             env "KEEL_ACCESS_LOG", flag "--no-access-log" => access_log,
             default "true", sample "false",
@@ -384,23 +391,23 @@ declare_keys! {
         balance: BalanceSetting = BalanceSetting(keel_edge::Strategy::RoundRobin),
             env "KEEL_BALANCE", flag "--balance" => balance,
             default "round-robin", sample "least-conn",
-            help "How to pick an upstream: round-robin or least-conn";
+            help "How to pick an upstream: round-robin or least-conn", reloads;
         max_fails: u32 = 1,
             env "KEEL_MAX_FAILS",
             default "1", sample "3",
-            help "Failures within fail_timeout that eject an upstream";
+            help "Failures within fail_timeout that eject an upstream", reloads;
         fail_timeout: HumanDuration = HumanDuration(Duration::from_secs(10)),
             env "KEEL_FAIL_TIMEOUT",
             default "10s", sample "30s",
-            help "Window of max_fails, and how long an ejected upstream stays out";
+            help "Window of max_fails, and how long an ejected upstream stays out", reloads;
         health_check: HealthPath = HealthPath(Some("/healthz".to_owned())),
             env "KEEL_HEALTH_CHECK", flag "--health-check" => health_check,
             default "/healthz", sample "/ping",
-            help "Path checked on an ejected upstream to bring it back, or `off`";
+            help "Path checked on an ejected upstream to bring it back, or `off`", reloads;
         health_interval: HumanDuration = HumanDuration(Duration::from_secs(2)),
             env "KEEL_HEALTH_INTERVAL",
             default "2s", sample "5s",
-            help "How often the health check runs";
+            help "How often the health check runs", reloads;
         log_dir: OptPath = OptPath(None),
             env "KEEL_LOG_DIR", flag "--log-dir" => log_dir,
             default "none (stdout)", sample "keel-logs",

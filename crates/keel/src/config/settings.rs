@@ -551,30 +551,10 @@ impl Settings {
     /// changed and take effect (the edge's routing: upstreams and balancing, limit_req
     /// and limit_conn, trusted proxies, upstream timeouts), and the ones that changed but
     /// only a restart applies (listeners, TLS addresses, workers, connection and header
-    /// limits, the app server, the site, the stream, logging). Compared on `render`'s
-    /// text, so every key is covered without a list to keep; secrets print masked, so a
-    /// changed token is not seen here.
+    /// limits, the app server, the site, the stream, logging). Which is which is part of
+    /// each key's declaration (`reloads` in `keys.rs`). Compared on `render`'s text, so
+    /// every key is covered; secrets print masked, so a changed token is not seen here.
     pub fn reload_changes(&self, new: &Settings) -> ReloadChanges {
-        const RELOADED: &[&str] = &[
-            "edge.upstream",
-            "edge.rate",
-            "edge.burst",
-            "edge.delay",
-            "edge.limit_status",
-            "edge.zone_size",
-            "edge.dry_run",
-            "edge.limit_conn",
-            "edge.limit_conn_status",
-            "edge.limit_conn_dry_run",
-            "edge.trusted_proxies",
-            "edge.response_timeout",
-            "edge.body_idle_timeout",
-            "edge.balance",
-            "edge.max_fails",
-            "edge.fail_timeout",
-            "edge.health_check",
-            "edge.health_interval",
-        ];
         const RELOADED_TABLES: &[&str] = &[
             "edge.zones.",
             "edge.limits[",
@@ -591,7 +571,9 @@ impl Settings {
             if before.get(key) == after.get(key) {
                 continue;
             }
-            let reloaded = RELOADED.contains(&key.as_str())
+            // A declared key says whether a reload applies it; the edge's tables (zones and
+            // per-path limits) are routing too.
+            let reloaded = KEYS.iter().any(|k| k.reloads && k.name == key.as_str())
                 || RELOADED_TABLES.iter().any(|table| key.starts_with(table));
             if reloaded {
                 changes.applied.push(key.clone());
