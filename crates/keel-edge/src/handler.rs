@@ -51,7 +51,7 @@ impl Dynamic {
     /// `limit` is built from `cfg`'s spec, and `conn_limit` is `cfg`'s, or on a reload the
     /// ones that keep the running zones.
     fn new(
-        cfg: &EdgeConfig,
+        cfg: &crate::Routing,
         limit: Option<LimitConfig>,
         conn_limit: Option<ConnLimitConfig>,
     ) -> Dynamic {
@@ -88,7 +88,11 @@ impl State {
     /// `limit` is `cfg.limit` built ([`crate::LimitSpec::build`]), once for every worker.
     pub(crate) fn new(cfg: &EdgeConfig, limit: Option<LimitConfig>) -> State {
         State {
-            dynamic: ArcSwap::from_pointee(Dynamic::new(cfg, limit, cfg.conn_limit.clone())),
+            dynamic: ArcSwap::from_pointee(Dynamic::new(
+                &cfg.routing,
+                limit,
+                cfg.routing.conn_limit.clone(),
+            )),
             clock: MonotonicClock::new(),
             access_log: cfg.access_log.clone(),
             max_body_bytes: cfg.max_body_bytes,
@@ -105,7 +109,7 @@ impl State {
     /// their own). limit_conn zones still configured under the same name are kept, with
     /// the counts of the requests in flight ([`ConnLimitConfig::adopting`]). Every
     /// worker's state holds the same zones, so each worker adopts the same ones.
-    pub(crate) fn reload(&self, cfg: &EdgeConfig, limit: Option<LimitConfig>) {
+    pub(crate) fn reload(&self, cfg: &crate::Routing, limit: Option<LimitConfig>) {
         let current = self.dynamic.load();
         let conn_limit = cfg
             .conn_limit

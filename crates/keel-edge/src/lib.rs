@@ -120,11 +120,12 @@ pub struct TlsConfig {
     pub certs: Arc<CertStore>,
 }
 
-/// Everything the edge needs, already validated.
+/// What a reload may change (SIGHUP, [`Reloader::reload`]): where requests go (the
+/// backend and its balancing and timeouts), limit_req and limit_conn, and whose forwarding
+/// headers are believed. Listeners, TLS, workers, connection and header limits, static
+/// files and the access log are fixed at start ([`EdgeConfig`]).
 #[derive(Debug, Clone)]
-pub struct EdgeConfig {
-    /// Address to listen on; port 0 picks a free port.
-    pub listen: SocketAddr,
+pub struct Routing {
     /// Where non-static requests go.
     pub backend: Backend,
     /// Request rate limiting (nginx's `limit_req`), as data: the edge builds the zones,
@@ -144,6 +145,32 @@ pub struct EdgeConfig {
     pub body_idle_timeout: Option<Duration>,
     /// Upstream balancing and ejection.
     pub balance: BalanceConfig,
+}
+
+impl Routing {
+    /// `backend` with nginx-like defaults, no limits and no trusted proxies.
+    pub fn new(backend: Backend) -> Self {
+        Routing {
+            backend,
+            limit: None,
+            conn_limit: None,
+            trusted_proxies: TrustedProxies::default(),
+            connect_timeout: Duration::from_secs(5),
+            response_timeout: Duration::from_secs(60),
+            body_idle_timeout: None,
+            balance: BalanceConfig::default(),
+        }
+    }
+}
+
+/// Everything the edge needs, already validated.
+#[derive(Debug, Clone)]
+pub struct EdgeConfig {
+    /// Address to listen on; port 0 picks a free port.
+    pub listen: SocketAddr,
+    /// Where requests go and how they are limited and trusted: the part a reload may
+    /// change ([`Reloader::reload`]). Everything else here is fixed at start.
+    pub routing: Routing,
     /// Deadline for a client to send its request headers (slowloris); it also closes a
     /// keep-alive connection left idle this long.
     pub header_read_timeout: Duration,
@@ -182,14 +209,7 @@ impl EdgeConfig {
     pub fn new(listen: SocketAddr, backend: Backend) -> Self {
         EdgeConfig {
             listen,
-            backend,
-            limit: None,
-            conn_limit: None,
-            trusted_proxies: TrustedProxies::default(),
-            connect_timeout: Duration::from_secs(5),
-            response_timeout: Duration::from_secs(60),
-            body_idle_timeout: None,
-            balance: BalanceConfig::default(),
+            routing: Routing::new(backend),
             header_read_timeout: Duration::from_secs(10),
             max_header_bytes: 32 * 1024,
             max_request_line_bytes: h1::request::DEFAULT_MAX_LINE,
@@ -243,8 +263,10 @@ pub struct Reloader {
 }
 
 impl Reloader {
-    /// Swaps in `cfg`'s backend, limits and trusted proxies; on an error nothing changes.
-    pub fn reload(&self, cfg: &EdgeConfig) -> Result<(), EdgeError> {
+    /// Swaps in `routing` (backend, limits, trusted proxies, upstream timeouts); on an
+    /// error nothing changes. What is fixed at start cannot be passed here.
+    pub fn reload(&self, routing: &Routing) -> Result<(), EdgeError> {
+        let cfg = routing;
         if matches!(&cfg.backend, Backend::Upstreams(list) if list.is_empty()) {
             return Err(EdgeError::NoUpstream);
         }
@@ -325,11 +347,12 @@ fn bind_shared(addr: SocketAddr, count: usize) -> Result<Vec<std::net::TcpListen
 impl Edge {
     /// Binds the listeners and prepares the backend.
     pub async fn build(cfg: EdgeConfig) -> Result<Edge, EdgeError> {
-        if matches!(&cfg.backend, Backend::Upstreams(list) if list.is_empty()) {
+        if matches!(&cfg.routing.backend, Backend::Upstreams(list) if list.is_empty()) {
             return Err(EdgeError::NoUpstream);
         }
         // Built once and shared by every worker, as nginx's zones are by its workers.
         let limit = cfg
+            .routing
             .limit
             .as_ref()
             .map(|spec| spec.build(None))

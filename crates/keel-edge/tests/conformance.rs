@@ -684,7 +684,7 @@ async fn keel_refuses_what_nginx_refuses_and_never_mixes_up_answers() {
         "127.0.0.1:0".parse().unwrap(),
         keel_edge::Backend::Upstreams(vec![keel_upstream.to_string().parse().unwrap()]),
     );
-    cfg.balance.health_check = None;
+    cfg.routing.balance.health_check = None;
     let edge = keel_edge::Edge::build(cfg).await.unwrap();
     let keel_addr = edge.local_addr();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

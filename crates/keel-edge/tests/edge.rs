@@ -199,7 +199,7 @@ async fn hundred_requests_at_once_let_exactly_21_through() {
 
     let backend = spawn_backend("a").await;
     let mut cfg = EdgeConfig::new(LOCAL.into(), upstreams(&[backend.addr]));
-    cfg.limit = Some(classic_limit());
+    cfg.routing.limit = Some(classic_limit());
     let edge = spawn_edge(cfg).await;
     let mut streams = Vec::new();
     for _ in 0..100 {
@@ -239,13 +239,13 @@ async fn hundred_requests_at_once_let_exactly_21_through() {
 async fn trusted_proxy_forwarded_address_is_the_limit_key() {
     let backend = spawn_backend("a").await;
     let mut cfg = EdgeConfig::new(LOCAL.into(), upstreams(&[backend.addr]));
-    cfg.limit = Some(LimitSpec::everywhere(
+    cfg.routing.limit = Some(LimitSpec::everywhere(
         zone("z", "1r/s", "1m"),
         1,
         DelayPolicy::NoDelay,
         StatusCode::TOO_MANY_REQUESTS,
     ));
-    cfg.trusted_proxies = TrustedProxies::new(vec!["127.0.0.0/8".parse().unwrap()]);
+    cfg.routing.trusted_proxies = TrustedProxies::new(vec!["127.0.0.0/8".parse().unwrap()]);
     let edge = spawn_edge(cfg).await;
     let client = reqwest::Client::new();
     let url = format!("http://{}/echo", edge.addr);
@@ -308,7 +308,7 @@ async fn refused_upstream_is_502_and_slow_upstream_is_504() {
 
     let backend = spawn_backend("a").await;
     let mut cfg = EdgeConfig::new(LOCAL.into(), upstreams(&[backend.addr]));
-    cfg.response_timeout = Duration::from_millis(300);
+    cfg.routing.response_timeout = Duration::from_millis(300);
     let edge = spawn_edge(cfg).await;
     let started = Instant::now();
     let response = reqwest::get(format!("http://{}/slow", edge.addr))
@@ -406,7 +406,7 @@ async fn a_get_whose_peer_closes_before_answering_goes_to_the_other_peer() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn in_process_backend_gets_the_same_layers() {
     let mut cfg = EdgeConfig::new(LOCAL.into(), Backend::InProcess(echo_router("app")));
-    cfg.limit = Some(classic_limit());
+    cfg.routing.limit = Some(classic_limit());
     let edge = spawn_edge(cfg).await;
     let client = reqwest::Client::new();
     let body: serde_json::Value = client
@@ -492,7 +492,7 @@ async fn access_log_lines_are_alike_in_wire_form_and_as_requests() {
     cfg.access_log = Some(log.clone());
     // One request and a burst of five pass: the first three kinds, whole and split; the
     // fourth kind's are rejected.
-    cfg.limit = Some(LimitSpec::everywhere(
+    cfg.routing.limit = Some(LimitSpec::everywhere(
         zone("logged", "1r/m", "1m"),
         5,
         DelayPolicy::NoDelay,
@@ -1044,7 +1044,7 @@ async fn least_connections_avoids_the_peer_holding_a_stream() {
     let a = spawn_backend("a").await;
     let b = spawn_backend("b").await;
     let mut cfg = EdgeConfig::new(LOCAL.into(), upstreams(&[a.addr, b.addr]));
-    cfg.balance.strategy = keel_edge::Strategy::LeastConnections;
+    cfg.routing.balance.strategy = keel_edge::Strategy::LeastConnections;
     let edge = spawn_edge(cfg).await;
     let client = reqwest::Client::new();
     // A live stream pins one peer for 1.5 s.
@@ -1082,8 +1082,8 @@ async fn active_health_check_brings_an_ejected_peer_back_early() {
     let b = spawn_backend("b").await;
     let b_addr = b.addr;
     let mut cfg = EdgeConfig::new(LOCAL.into(), upstreams(&[a.addr, b_addr]));
-    cfg.balance.fail_timeout = Duration::from_secs(60);
-    cfg.balance.health_check = Some(keel_edge::HealthCheck {
+    cfg.routing.balance.fail_timeout = Duration::from_secs(60);
+    cfg.routing.balance.health_check = Some(keel_edge::HealthCheck {
         path: "/echo".to_owned(),
         interval: Duration::from_millis(200),
         timeout: Duration::from_millis(500),
@@ -1120,7 +1120,7 @@ async fn the_longest_path_prefix_picks_the_limits_and_two_zones_apply_together()
     let backend = spawn_backend("a").await;
     let mut cfg = EdgeConfig::new(LOCAL.into(), upstreams(&[backend.addr]));
     // /upload is checked against both zones at once, as two limit_req lines in nginx.
-    cfg.limit = Some(LimitSpec {
+    cfg.routing.limit = Some(LimitSpec {
         zones: vec![zone("general", "10r/s", "1m"), zone("strict", "1r/m", "1m")],
         routes: vec![
             RouteSpec {
@@ -1188,8 +1188,8 @@ async fn reload_swaps_upstreams_and_limits_without_dropping_connections() {
         .await
         .unwrap();
     let mut new_cfg = EdgeConfig::new(LOCAL.into(), upstreams(&[b.addr]));
-    new_cfg.limit = Some(classic_limit());
-    reloader.reload(&new_cfg).unwrap();
+    new_cfg.routing.limit = Some(classic_limit());
+    reloader.reload(&new_cfg.routing).unwrap();
     // The same keep-alive client, new requests: the new backend and the new limit.
     assert_eq!(served_by(&client, &url).await, "b");
     let mut passed = 1;
@@ -1202,7 +1202,7 @@ async fn reload_swaps_upstreams_and_limits_without_dropping_connections() {
     let body = stream.text().await.unwrap();
     assert!(body.contains("data: second"), "{body}");
     assert!(reloader
-        .reload(&EdgeConfig::new(LOCAL.into(), upstreams(&[])))
+        .reload(&EdgeConfig::new(LOCAL.into(), upstreams(&[])).routing)
         .is_err());
     edge.stop().await;
     a.stop().await;
@@ -1227,7 +1227,7 @@ async fn a_reload_keeps_limit_req_counts_unless_the_zone_changed() {
             StatusCode::SERVICE_UNAVAILABLE,
         )
     };
-    cfg.limit = Some(once_a_minute("1m"));
+    cfg.routing.limit = Some(once_a_minute("1m"));
     let edge = spawn_edge(cfg.clone()).await;
     let reloader = edge.reloader.clone().unwrap();
     let client = reqwest::Client::builder()
@@ -1238,7 +1238,7 @@ async fn a_reload_keeps_limit_req_counts_unless_the_zone_changed() {
     let status = || async { client.get(&url).send().await.unwrap().status() };
     assert_eq!(status().await, StatusCode::OK);
 
-    reloader.reload(&cfg).unwrap();
+    reloader.reload(&cfg.routing).unwrap();
     for i in 0..8 {
         assert_eq!(
             status().await,
@@ -1250,8 +1250,8 @@ async fn a_reload_keeps_limit_req_counts_unless_the_zone_changed() {
     let mut broken = cfg.clone();
     let mut unknown_zone = once_a_minute("1m");
     unknown_zone.routes[0].limits[0].zone = "nope".to_owned();
-    broken.limit = Some(unknown_zone);
-    let err = reloader.reload(&broken).unwrap_err();
+    broken.routing.limit = Some(unknown_zone);
+    let err = reloader.reload(&broken.routing).unwrap_err();
     assert!(
         matches!(err, keel_edge::EdgeError::Limit(_)),
         "{err}: an unknown zone is refused"
@@ -1259,8 +1259,8 @@ async fn a_reload_keeps_limit_req_counts_unless_the_zone_changed() {
     assert_eq!(status().await, StatusCode::SERVICE_UNAVAILABLE);
 
     // A new size: a new zone, so the count starts afresh, in every worker alike.
-    cfg.limit = Some(once_a_minute("2m"));
-    reloader.reload(&cfg).unwrap();
+    cfg.routing.limit = Some(once_a_minute("2m"));
+    reloader.reload(&cfg.routing).unwrap();
     assert_eq!(status().await, StatusCode::OK);
     for i in 0..8 {
         assert_eq!(
@@ -1289,7 +1289,7 @@ async fn a_body_idle_timeout_cuts_a_silent_stream_only_when_set() {
 
     // 500 ms: the stream is cut after the first event instead of waiting 1.5 s.
     let mut cfg = EdgeConfig::new(LOCAL.into(), upstreams(&[backend.addr]));
-    cfg.body_idle_timeout = Some(Duration::from_millis(500));
+    cfg.routing.body_idle_timeout = Some(Duration::from_millis(500));
     let edge = spawn_edge(cfg).await;
     let started = Instant::now();
     let response = reqwest::get(format!("http://{}/events", edge.addr))
@@ -1339,7 +1339,7 @@ async fn static_edge(
     cfg.static_files = Some(keel_edge::StaticHandle::new(files));
     cfg.header_read_timeout = Duration::from_millis(800);
     cfg.access_log = access_log;
-    cfg.limit = limit;
+    cfg.routing.limit = limit;
     (spawn_edge(cfg).await, backend, root)
 }
 

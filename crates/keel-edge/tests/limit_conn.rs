@@ -125,7 +125,7 @@ fn zone(name: &str) -> Arc<ConnZone> {
 /// path, counted in `zone`.
 fn limited(upstream: SocketAddr, zone: &Arc<ConnZone>, max: u32) -> EdgeConfig {
     let mut cfg = EdgeConfig::new(LOCAL.into(), upstreams(upstream));
-    cfg.conn_limit = Some(ConnLimitConfig::everywhere(
+    cfg.routing.conn_limit = Some(ConnLimitConfig::everywhere(
         zone.clone(),
         max,
         StatusCode::SERVICE_UNAVAILABLE,
@@ -251,7 +251,7 @@ async fn the_configured_status_is_sent() {
     let upstream = spawn_upstream().await;
     let zone = zone("addr");
     let mut cfg = limited(upstream.addr, &zone, 2);
-    if let Some(conn) = cfg.conn_limit.as_mut() {
+    if let Some(conn) = cfg.routing.conn_limit.as_mut() {
         conn.status = StatusCode::TOO_MANY_REQUESTS;
     }
     let edge = spawn_edge(cfg).await;
@@ -268,7 +268,7 @@ async fn dry_run_passes_the_excess_without_counting_it() {
     let upstream = spawn_upstream().await;
     let zone = zone("addr");
     let mut cfg = limited(upstream.addr, &zone, 2);
-    if let Some(conn) = cfg.conn_limit.as_mut() {
+    if let Some(conn) = cfg.routing.conn_limit.as_mut() {
         conn.dry_run = true;
     }
     let edge = spawn_edge(cfg).await;
@@ -297,7 +297,7 @@ async fn a_reload_that_keeps_the_zone_keeps_counting_the_open_streams() {
     // size: the running zone is kept, with its two streams.
     let reloaded = Arc::new(ConnZone::new("addr", "2m".parse().unwrap()));
     reloader
-        .reload(&limited(upstream.addr, &reloaded, 2))
+        .reload(&limited(upstream.addr, &reloaded, 2).routing)
         .unwrap();
     refused(edge.addr, "/stream/", false, 503).await;
     assert_eq!(zone_before.capacity(), reloaded.capacity());
@@ -314,7 +314,7 @@ async fn a_reload_that_keeps_the_zone_keeps_counting_the_open_streams() {
     // old zone when they end.
     let renamed = zone("other");
     reloader
-        .reload(&limited(upstream.addr, &renamed, 2))
+        .reload(&limited(upstream.addr, &renamed, 2).routing)
         .unwrap();
     let fourth = admitted(edge.addr, false).await;
     counted(&renamed, 1).await;
@@ -371,7 +371,7 @@ async fn the_in_process_backend_is_counted_too() {
     // `keel up`: the app's router in-process, reached through the general path.
     let zone = zone("addr");
     let mut cfg = EdgeConfig::new(LOCAL.into(), Backend::InProcess(upstream_router()));
-    cfg.conn_limit = Some(ConnLimitConfig::everywhere(
+    cfg.routing.conn_limit = Some(ConnLimitConfig::everywhere(
         zone.clone(),
         2,
         StatusCode::SERVICE_UNAVAILABLE,

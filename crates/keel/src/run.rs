@@ -362,7 +362,7 @@ impl ConfigReload {
         };
         let listen = settings.edge.listen.value;
         let cfg = settings.edge_config(listen, backend, self.rate_limit)?;
-        self.reloader.reload(&cfg)?;
+        self.reloader.reload(&cfg.routing)?;
         let mut current = self
             .current
             .lock()

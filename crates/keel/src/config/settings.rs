@@ -396,17 +396,17 @@ impl Settings {
     ) -> Result<keel_edge::EdgeConfig, ConfigError> {
         let e = &self.edge;
         let mut cfg = keel_edge::EdgeConfig::new(listen, backend);
-        cfg.limit = if rate_limit {
+        cfg.routing.limit = if rate_limit {
             self.limit_config()?
         } else {
             None
         };
-        cfg.conn_limit = self.conn_limit_config()?;
-        cfg.trusted_proxies =
+        cfg.routing.conn_limit = self.conn_limit_config()?;
+        cfg.routing.trusted_proxies =
             keel_edge::TrustedProxies::new(e.trusted_proxies.value.0.iter().map(|c| c.0).collect());
-        cfg.response_timeout = e.response_timeout.value.0;
+        cfg.routing.response_timeout = e.response_timeout.value.0;
         // 0 (the default) leaves streamed bodies without a read timeout.
-        cfg.body_idle_timeout = Some(e.body_idle_timeout.value.0).filter(|d| !d.is_zero());
+        cfg.routing.body_idle_timeout = Some(e.body_idle_timeout.value.0).filter(|d| !d.is_zero());
         cfg.header_read_timeout = e.header_timeout.value.0;
         cfg.max_connections = e.max_connections.value;
         cfg.max_body_bytes = Some(e.client_max_body_size.value.0).filter(|&n| n != 0);
@@ -416,7 +416,7 @@ impl Settings {
         cfg.max_header_line_bytes = line;
         cfg.max_header_bytes = line.saturating_mul(usize::try_from(buffers.count).unwrap_or(1));
         cfg.workers = e.workers.value.get();
-        cfg.balance = keel_edge::BalanceConfig {
+        cfg.routing.balance = keel_edge::BalanceConfig {
             strategy: e.balance.value.0,
             max_fails: e.max_fails.value,
             fail_timeout: e.fail_timeout.value.0,
