@@ -86,7 +86,7 @@ impl Trusted {
         // All lines as one list, walked from the right.
         let hops: Vec<&[u8]> = forwarded_for
             .flat_map(|value| value.split(|&b| b == b','))
-            .map(trim)
+            .map(<[u8]>::trim_ascii)
             .filter(|hop| !hop.is_empty())
             .collect();
         let mut client = peer;
@@ -113,7 +113,7 @@ impl Trusted {
             || (self.trusts(peer)
                 && values("x-forwarded-proto")
                     .next()
-                    .is_some_and(|value| trim(value).eq_ignore_ascii_case(b"https")));
+                    .is_some_and(|value| value.trim_ascii().eq_ignore_ascii_case(b"https")));
         Client {
             ip: self.client_ip(peer, values),
             https,
@@ -170,12 +170,8 @@ pub fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
-fn trim(bytes: &[u8]) -> &[u8] {
-    bytes.trim_ascii()
-}
-
 fn parse_ip(value: &[u8]) -> Option<IpAddr> {
-    std::str::from_utf8(trim(value))
+    std::str::from_utf8(value.trim_ascii())
         .ok()?
         .parse::<IpAddr>()
         .ok()

@@ -38,11 +38,6 @@ impl TrustedProxies {
     }
 }
 
-/// `::ffff:1.2.3.4` and `1.2.3.4` are one client, as nginx's `$binary_remote_addr` sees it.
-pub(crate) fn canonical(ip: IpAddr) -> IpAddr {
-    keel_client::canonical(ip)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -57,7 +57,7 @@ use axum::body::Body;
 use axum::http::{Response, StatusCode};
 use bytes::Bytes;
 
-use crate::client_ip::canonical;
+use keel_client::canonical;
 
 /// Bytes of zone size per client address: nginx's documented state size for
 /// `limit_conn_zone` on 64-bit platforms (an rbtree node and the key, from the slab's

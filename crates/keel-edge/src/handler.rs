@@ -327,7 +327,7 @@ async fn to_backend(
     // travels in.
     let forwarding = Forwarding {
         client,
-        peer: crate::client_ip::canonical(peer.ip()),
+        peer: keel_client::canonical(peer.ip()),
         proto,
     };
     let upstream_started = Instant::now();
@@ -420,7 +420,7 @@ where
     // Only plain-HTTP connections take this path (TLS ones are hyper's).
     let forwarding = Forwarding {
         client,
-        peer: crate::client_ip::canonical(peer.ip()),
+        peer: keel_client::canonical(peer.ip()),
         proto: "http",
     };
     let method = if head_only { "HEAD" } else { "GET" };

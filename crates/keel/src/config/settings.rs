@@ -136,53 +136,27 @@ impl Settings {
                 ),
             ));
         }
-        for (i, limit) in self.edge.limits.iter().enumerate() {
-            let key = format!("edge.limits[{i}]");
-            if !self.edge.zones.iter().any(|zone| zone.name == limit.zone) {
-                return Err(invalid(
-                    &format!("{key}.zone"),
-                    &limit.origin,
-                    format!(
-                        "no zone named {:?}; define it with [edge.zones.{}]",
-                        limit.zone, limit.zone
-                    ),
-                ));
-            }
-            if !limit.path.starts_with('/') {
-                return Err(invalid(
-                    &format!("{key}.path"),
-                    &limit.origin,
-                    format!("{:?} is not a path; it must start with /", limit.path),
-                ));
-            }
+        let e = &self.edge;
+        for (i, limit) in e.limits.iter().enumerate() {
+            let zones = e.zones.iter().map(|zone| zone.name.as_str());
+            let entry = LimitEntry {
+                table: "edge.limits",
+                zones_table: "edge.zones",
+                kind: "zone",
+            };
+            entry.check(i, zones, &limit.zone, &limit.path, &limit.origin)?;
         }
-        for (i, limit) in self.edge.conn_limits.iter().enumerate() {
-            let key = format!("edge.conn_limits[{i}]");
-            if !self
-                .edge
-                .conn_zones
-                .iter()
-                .any(|zone| zone.name == limit.zone)
-            {
-                return Err(invalid(
-                    &format!("{key}.zone"),
-                    &limit.origin,
-                    format!(
-                        "no conn zone named {:?}; define it with [edge.conn_zones.{}]",
-                        limit.zone, limit.zone
-                    ),
-                ));
-            }
-            if !limit.path.starts_with('/') {
-                return Err(invalid(
-                    &format!("{key}.path"),
-                    &limit.origin,
-                    format!("{:?} is not a path; it must start with /", limit.path),
-                ));
-            }
+        for (i, limit) in e.conn_limits.iter().enumerate() {
+            let zones = e.conn_zones.iter().map(|zone| zone.name.as_str());
+            let entry = LimitEntry {
+                table: "edge.conn_limits",
+                zones_table: "edge.conn_zones",
+                kind: "conn zone",
+            };
+            entry.check(i, zones, &limit.zone, &limit.path, &limit.origin)?;
             if !(1..=keel_edge::MAX_CONNS).contains(&limit.conn) {
                 return Err(invalid(
-                    &format!("{key}.conn"),
+                    &format!("edge.conn_limits[{i}].conn"),
                     &limit.origin,
                     format!("must be from 1 to {}", keel_edge::MAX_CONNS),
                 ));
@@ -195,7 +169,6 @@ impl Settings {
                 "must be at least 1".to_owned(),
             ));
         }
-        let e = &self.edge;
         match (&e.tls_cert.value.0, &e.tls_key.value.0) {
             (Some(_), None) => {
                 return Err(invalid(
@@ -616,4 +589,45 @@ pub struct ReloadChanges {
     pub applied: Vec<String>,
     /// Changed in the file or environment, but kept as they were until a restart.
     pub need_restart: Vec<String>,
+}
+
+/// One array of per-path limits in `keel.toml` (`[[edge.limits]]`, `[[edge.conn_limits]]`)
+/// and the table of zones its entries name.
+struct LimitEntry {
+    table: &'static str,
+    zones_table: &'static str,
+    /// How the message calls a zone of that table.
+    kind: &'static str,
+}
+
+impl LimitEntry {
+    /// Entry `i` names a defined zone and a path.
+    fn check<'a>(
+        &self,
+        i: usize,
+        mut zones: impl Iterator<Item = &'a str>,
+        zone: &str,
+        path: &str,
+        origin: &Origin,
+    ) -> Result<(), ConfigError> {
+        let key = format!("{}[{i}]", self.table);
+        if !zones.any(|name| name == zone) {
+            return Err(invalid(
+                &format!("{key}.zone"),
+                origin,
+                format!(
+                    "no {} named {zone:?}; define it with [{}.{zone}]",
+                    self.kind, self.zones_table
+                ),
+            ));
+        }
+        if !path.starts_with('/') {
+            return Err(invalid(
+                &format!("{key}.path"),
+                origin,
+                format!("{path:?} is not a path; it must start with /"),
+            ));
+        }
+        Ok(())
+    }
 }
