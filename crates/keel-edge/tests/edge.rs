@@ -16,12 +16,14 @@ use axum::routing::get;
 use axum::Router;
 use futures_util::StreamExt;
 use keel_edge::{
-    Backend, DelayPolicy, Edge, EdgeConfig, LimitRef, LimitSpec, RouteSpec, TrustedProxies,
-    UpstreamAddr, ZoneSpec,
+    Backend, DelayPolicy, EdgeConfig, LimitRef, LimitSpec, RouteSpec, TrustedProxies, UpstreamAddr,
+    ZoneSpec,
 };
 use tokio::sync::oneshot;
 
-const LOCAL: ([u8; 4], u16) = ([127, 0, 0, 1], 0);
+mod support;
+
+use support::{spawn_edge, Server, LOCAL};
 
 /// A backend that echoes what it received as JSON, plus a slow route and an SSE route.
 fn echo_router(name: &'static str) -> Router {
@@ -83,45 +85,8 @@ fn epoch() -> Instant {
     *EPOCH.get_or_init(Instant::now)
 }
 
-struct Server {
-    addr: SocketAddr,
-    /// The edge's HTTPS address, when it has one.
-    tls_addr: Option<SocketAddr>,
-    /// The edge's reload handle (None for backends).
-    reloader: Option<keel_edge::Reloader>,
-    stop: Option<oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Server {
-    async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        let _ = self.task.await;
-    }
-}
-
 async fn spawn_backend(name: &'static str) -> Server {
     spawn_backend_on(name, LOCAL.into()).await
-}
-
-async fn spawn_edge(cfg: EdgeConfig) -> Server {
-    let edge = Edge::build(cfg).await.unwrap();
-    let addr = edge.local_addr();
-    let tls_addr = edge.tls_local_addr();
-    let reloader = Some(edge.reloader());
-    let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(edge.run_until_stopped(async {
-        let _ = stopped.await;
-    }));
-    Server {
-        addr,
-        tls_addr,
-        reloader,
-        stop: Some(stop),
-        task,
-    }
 }
 
 fn upstreams(addrs: &[SocketAddr]) -> Backend {

@@ -20,12 +20,13 @@ use axum::response::IntoResponse;
 use axum::routing::any;
 use axum::Router;
 use futures_util::StreamExt;
-use keel_edge::{Backend, ConnLimitConfig, ConnZone, Edge, EdgeConfig, UpstreamAddr};
+use keel_edge::{Backend, ConnLimitConfig, ConnZone, EdgeConfig, UpstreamAddr};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::oneshot;
 
-const LOCAL: ([u8; 4], u16) = ([127, 0, 0, 1], 0);
+mod support;
+
+use support::{Server, LOCAL};
 
 fn loopback() -> IpAddr {
     IpAddr::from([127, 0, 0, 1])
@@ -54,28 +55,6 @@ fn upstream_router() -> Router {
         .route("/short", any(|| async { "ok" }))
 }
 
-struct Server {
-    addr: SocketAddr,
-    tls_addr: Option<SocketAddr>,
-    reloader: Option<keel_edge::Reloader>,
-    stop: Option<oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Server {
-    /// Stops the edge gracefully; the upstream is cut off instead, as its endless
-    /// streams would hold a graceful stop forever.
-    async fn stop(mut self) {
-        match self.stop.take() {
-            Some(stop) => {
-                let _ = stop.send(());
-                let _ = self.task.await;
-            }
-            None => self.task.abort(),
-        }
-    }
-}
-
 async fn spawn_upstream() -> Server {
     let listener = tokio::net::TcpListener::bind(SocketAddr::from(LOCAL))
         .await
@@ -96,21 +75,7 @@ async fn spawn_upstream() -> Server {
 async fn spawn_edge(mut cfg: EdgeConfig) -> Server {
     // Streams still open when a test ends must not hold up its stop for long.
     cfg.shutdown_timeout = Duration::from_millis(300);
-    let edge = Edge::build(cfg).await.unwrap();
-    let addr = edge.local_addr();
-    let tls_addr = edge.tls_local_addr();
-    let reloader = Some(edge.reloader());
-    let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(edge.run_until_stopped(async {
-        let _ = stopped.await;
-    }));
-    Server {
-        addr,
-        tls_addr,
-        reloader,
-        stop: Some(stop),
-        task,
-    }
+    support::spawn_edge(cfg).await
 }
 
 fn upstreams(addr: SocketAddr) -> Backend {
