@@ -14,10 +14,8 @@ mod superuser;
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
-use clap::Parser;
-
 use crate::cli::Cli;
-use crate::config::{LogFormat, ProcessEnv, Settings};
+use crate::config::{Flags, LogFormat, ProcessEnv, Settings};
 
 // glibc's malloc showed up as lock contention between worker threads under load
 // (perf: __lll_lock_wait_private under malloc/free); mimalloc keeps per-thread heaps.
@@ -27,8 +25,8 @@ use crate::config::{LogFormat, ProcessEnv, Settings};
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    match try_main(cli) {
+    let (cli, flags) = cli::parse();
+    match try_main(cli, flags) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("keel: error: {error:#}");
@@ -37,14 +35,14 @@ fn main() -> ExitCode {
     }
 }
 
-fn try_main(cli: Cli) -> anyhow::Result<()> {
+fn try_main(cli: Cli, flags: Flags) -> anyhow::Result<()> {
     // The load tester takes its flags as hey does and needs no configuration file.
     match cli.command {
-        cli::Command::Bench(args) => return load::bench(args),
-        cli::Command::Compare(args) => return load::compare(args),
+        cli::Command::Bench(args) => return load::bench(*args),
+        cli::Command::Compare(args) => return load::compare(*args),
         _ => {}
     }
-    let settings = Settings::load(cli.flags(), &ProcessEnv)?;
+    let settings = Settings::load(flags, &ProcessEnv)?;
     if matches!(cli.command, cli::Command::Config) {
         print!("{}", settings.render());
         return Ok(());

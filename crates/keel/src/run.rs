@@ -23,28 +23,28 @@ const BLOCKING_HEADROOM: usize = 64;
 
 pub fn command(command: Command, settings: &Settings) -> anyhow::Result<()> {
     match command {
-        Command::Serve(_) => app_runtime(settings)?.block_on(serve(settings)),
-        Command::Up(_) => app_runtime(settings)?.block_on(up(settings)),
+        Command::Serve => app_runtime(settings)?.block_on(serve(settings)),
+        Command::Up => app_runtime(settings)?.block_on(up(settings)),
         // The edge's workers run their own runtimes; this one only waits for signals.
-        Command::Edge(_) => tokio::runtime::Builder::new_multi_thread()
+        Command::Edge => tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
             .thread_name("keel-edge")
             .build()
             .context("could not start the async runtime")?
             .block_on(edge(settings)),
-        Command::MockUpstream(_) => tokio::runtime::Builder::new_multi_thread()
+        Command::MockUpstream => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
             .context("could not start the async runtime")?
             .block_on(mock_upstream(settings)),
-        Command::Collectstatic(_) => {
+        Command::Collectstatic => {
             let report = collect_static(settings)?;
             println!("{report}");
             Ok(())
         }
         Command::Publish(args) => small_runtime()?.block_on(publish(settings, args)),
-        Command::Migrate(_) => small_runtime()?.block_on(migrate(settings)),
+        Command::Migrate => small_runtime()?.block_on(migrate(settings)),
         Command::Createsuperuser(args) => {
             let answers = crate::superuser::ask(&args, settings.superuser_password.0.clone())?;
             small_runtime()?.block_on(create_superuser(settings, answers))

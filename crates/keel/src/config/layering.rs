@@ -1,12 +1,11 @@
 //! Layering: flag > environment > file > default, decided here and nowhere else.
 //!
 //! [`Origin`] and [`Setting`] (a value and where it came from), [`Flags`] (what the CLI
-//! was given), [`Env`] and [`ProcessEnv`] (the environment, behind a seam for tests) and
+//! was given, as text per key), [`Env`] and [`ProcessEnv`] (the environment, behind a seam for tests) and
 //! [`Layer::pick`], which every declared key goes through.
 
+use std::collections::BTreeMap;
 use std::fmt;
-use std::net::SocketAddr;
-use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::str::FromStr;
 
@@ -39,50 +38,51 @@ pub struct Setting<T> {
     pub origin: Origin,
 }
 
-/// Values given as flags to the running subcommand; `None` where the flag was absent.
-#[derive(Debug, Default, Clone)]
+/// What the command line gave: the config file's path, and the text of each key's flag
+/// as given (checked by clap against the key's type, read here by [`FromFlag`]).
+#[derive(Default, Clone)]
 pub struct Flags {
     pub config: Option<PathBuf>,
-    pub bind: Option<SocketAddr>,
-    pub workers: Option<NonZeroUsize>,
-    pub threads: Option<NonZeroUsize>,
-    pub timeout: Option<HumanDuration>,
-    pub upstream_url: Option<UpstreamUrl>,
-    pub upstream_timeout: Option<HumanDuration>,
-    pub shutdown_timeout: Option<HumanDuration>,
-    pub forwarded_allow_ips: Option<AllowIps>,
-    pub keep_alive: Option<HumanDuration>,
-    pub header_timeout: Option<HumanDuration>,
-    pub up_listen: Option<SocketAddr>,
-    pub up_rate_limit: Option<bool>,
-    pub edge_listen: Option<SocketAddr>,
-    pub upstream: Option<List<Upstream>>,
-    pub rate: Option<RateSetting>,
-    pub burst: Option<u32>,
-    pub delay: Option<DelaySetting>,
-    pub limit_status: Option<RejectStatus>,
-    pub limit_conn: Option<ConnSetting>,
-    pub publish_token: Option<Secret>,
-    pub trusted_proxies: Option<List<Cidr>>,
-    pub access_log: Option<bool>,
-    pub log_dir: Option<OptPath>,
-    pub static_root: Option<PathValue>,
-    pub redis_url: Option<RedisUrl>,
-    pub database_url: Option<DatabaseUrl>,
-    pub templates: Option<OptPath>,
-    pub sample_data: Option<bool>,
-    pub tls_listen: Option<SocketAddr>,
-    pub tls_cert: Option<OptPath>,
-    pub tls_key: Option<OptPath>,
-    pub redirect_http: Option<bool>,
-    pub balance: Option<BalanceSetting>,
-    pub edge_workers: Option<NonZeroUsize>,
-    pub health_check: Option<HealthPath>,
-    pub static_sources: Option<List<PathValue>>,
-    pub mock_listen: Option<SocketAddr>,
-    pub mock_latency: Option<HumanDuration>,
-    pub log_format: Option<LogFormat>,
-    pub log_level: Option<LogLevel>,
+    /// Key name → (the flag that set it, its values in order).
+    given: BTreeMap<&'static str, (&'static str, Vec<String>)>,
+}
+
+impl Flags {
+    /// Records that `flag` set `key` to `values` (one per occurrence).
+    pub fn set(&mut self, key: &'static str, flag: &'static str, values: Vec<String>) {
+        self.given.insert(key, (flag, values));
+    }
+
+    /// The same flags with `key` set by `flag`, for tests.
+    #[cfg(test)]
+    pub fn with(mut self, key: &'static str, flag: &'static str, value: &str) -> Flags {
+        self.set(key, flag, vec![value.to_owned()]);
+        self
+    }
+
+    /// The flag that set `key` and its values, if one did.
+    pub(crate) fn given(&self, key: &str) -> Option<(&'static str, &[String])> {
+        self.given
+            .get(key)
+            .map(|(flag, values)| (*flag, values.as_slice()))
+    }
+}
+
+/// Names which flags were given, never their values: `--token` is a secret.
+impl fmt::Debug for Flags {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Flags")
+            .field("config", &self.config)
+            .field(
+                "given",
+                &self
+                    .given
+                    .values()
+                    .map(|(flag, _)| flag)
+                    .collect::<Vec<_>>(),
+            )
+            .finish()
+    }
 }
 
 /// Reads the process environment; a seam so tests can hand in their own.
@@ -106,19 +106,25 @@ pub(crate) struct Layer<'a> {
 }
 
 impl Layer<'_> {
-    pub(crate) fn pick<T: FromStr<Err = E> + Clone, E: fmt::Display>(
+    pub(crate) fn pick<T: FromStr<Err = E> + FromFlag, E: fmt::Display>(
         &self,
         key: &str,
-        flag: Option<(&Option<T>, &'static str)>,
+        flag: Option<(&'static str, &[String])>,
         env_name: &'static str,
         file: Option<Setting<T>>,
         default: T,
     ) -> Result<Setting<T>, ConfigError> {
-        if let Some((Some(value), name)) = flag {
-            return Ok(Setting {
-                value: value.clone(),
-                origin: Origin::Flag(name),
-            });
+        if let Some((name, values)) = flag {
+            return T::from_flag(values)
+                .map(|value| Setting {
+                    value,
+                    origin: Origin::Flag(name),
+                })
+                .map_err(|message| ConfigError::Invalid {
+                    location: format!("flag {name}"),
+                    key: key.to_owned(),
+                    message,
+                });
         }
         if let Some(text) = self.env.var(env_name) {
             return text

@@ -12,69 +12,69 @@
 //! (`Settings::load`, validation, the libraries' configurations, reload) and `render.rs`
 //! (`keel config`). The table below is [`KEYS`]; a test keeps it equal.
 //!
-//! | key (file) | environment | flag | default | help |
-//! |---|---|---|---|---|
-//! | `serve.bind` | `KEEL_BIND` | `--bind` | `127.0.0.1:8000` | Address to listen on |
-//! | `serve.workers` | `KEEL_WORKERS` | `--workers` | `number of CPUs` | Async worker threads |
-//! | `serve.threads` | `KEEL_THREADS` | `--threads` | `10` | Blocking threads per worker for synchronous handlers |
-//! | `serve.timeout` | `KEEL_TIMEOUT` | `--timeout` | `30s` | Whole-request timeout; a request still running after it gets 503 |
-//! | `serve.upstream_url` | `KEEL_UPSTREAM_URL` | `--upstream-url` | `http://127.0.0.1:9000/todos/1` | URL that /sync/test and /async/test GET |
-//! | `serve.upstream_timeout` | `KEEL_UPSTREAM_TIMEOUT` | `--upstream-timeout` | `10s` | Timeout of one upstream call; slower answers give 504 |
-//! | `serve.shutdown_timeout` | `KEEL_SHUTDOWN_TIMEOUT` | `--shutdown-timeout` | `30s` | How long SIGTERM waits for in-flight requests |
-//! | `serve.forwarded_allow_ips` | `KEEL_FORWARDED_ALLOW_IPS` | `--forwarded-allow-ips` | `127.0.0.1,::1` | Peers whose X-Forwarded-* headers are believed, or `*` |
-//! | `serve.keep_alive` | `KEEL_KEEP_ALIVE` | `--keep-alive` | `5s` | How long an idle keep-alive connection waits for its next request |
-//! | `serve.header_timeout` | `KEEL_HEADER_TIMEOUT` | `--header-timeout` | `10s` | How long a client may take to send a whole request head |
-//! | `up.listen` | `KEEL_LISTEN` | `--listen` | `127.0.0.1:8080` | Address `keel up` listens on |
-//! | `up.rate_limit` | `KEEL_UP_RATE_LIMIT` | `--no-rate-limit` | `true` | Whether `keel up`'s edge applies its rate limit |
-//! | `edge.listen` | `KEEL_EDGE_LISTEN` | `--listen` | `0.0.0.0:80` | Address the edge listens on |
-//! | `edge.upstream` | `KEEL_EDGE_UPSTREAM` | `--upstream` | `none` | App servers to proxy to, HOST:PORT |
-//! | `edge.rate` | `KEEL_RATE` | `--rate` | `10r/s` | Requests per second or minute per client address, or `off` |
-//! | `edge.burst` | `KEEL_BURST` | `--burst` | `20` | Requests beyond the rate allowed in a burst |
-//! | `edge.delay` | `KEEL_DELAY` | `--delay` | `nodelay` | Excess requests passed at once before the rest are delayed, or `nodelay` |
-//! | `edge.limit_status` | `KEEL_LIMIT_STATUS` | `--limit-status` | `503` | Status of a request refused by limit_req |
-//! | `edge.zone_size` | `KEEL_ZONE_SIZE` | none | `10m` | Size of edge.rate's zone |
-//! | `edge.dry_run` | `KEEL_DRY_RUN` | none | `false` | Log what limit_req would refuse, refuse nothing |
-//! | `edge.limit_conn` | `KEEL_LIMIT_CONN` | `--limit-conn` | `off` | Requests in progress at once per client address, or `off` |
-//! | `edge.limit_conn_status` | `KEEL_LIMIT_CONN_STATUS` | none | `503` | Status of a request refused by limit_conn |
-//! | `edge.limit_conn_dry_run` | `KEEL_LIMIT_CONN_DRY_RUN` | none | `false` | Log what limit_conn would refuse, refuse nothing |
-//! | `edge.trusted_proxies` | `KEEL_TRUSTED_PROXIES` | `--trusted-proxy` | `none` | Networks whose X-Forwarded-For / X-Real-IP are believed |
-//! | `edge.response_timeout` | `KEEL_RESPONSE_TIMEOUT` | none | `60s` | How long the edge waits for an upstream's response head |
-//! | `edge.body_idle_timeout` | `KEEL_BODY_IDLE_TIMEOUT` | none | `0s (none)` | How long a response body may stay idle |
-//! | `edge.access_log` | `KEEL_ACCESS_LOG` | `--no-access-log` | `true` | Whether the edge writes an access log |
-//! | `edge.client_max_body_size` | `KEEL_CLIENT_MAX_BODY_SIZE` | none | `1m` | Largest request body the edge accepts |
-//! | `edge.large_client_header_buffers` | `KEEL_LARGE_CLIENT_HEADER_BUFFERS` | none | `4 8k` | Number and size of the buffers for a request head |
-//! | `edge.max_connections` | `KEEL_MAX_CONNECTIONS` | none | `10000` | Connections the edge holds at once |
-//! | `edge.header_timeout` | `KEEL_HEADER_TIMEOUT` | none | `10s` | How long a client may take to send a whole request head |
-//! | `edge.tls_listen` | `KEEL_TLS_LISTEN` | `--tls-listen` | `0.0.0.0:443` | Address for HTTPS |
-//! | `edge.tls_cert` | `KEEL_TLS_CERT` | `--tls-cert` | `none` | PEM certificate chain for HTTPS |
-//! | `edge.tls_key` | `KEEL_TLS_KEY` | `--tls-key` | `none` | PEM private key for HTTPS |
-//! | `edge.redirect_http` | `KEEL_REDIRECT_HTTP` | `--redirect-http` | `false` | With TLS, answer plain HTTP with a redirect to HTTPS |
-//! | `edge.workers` | `KEEL_EDGE_WORKERS` | `--workers` | `number of CPUs` | Edge worker threads, each with its own event loop |
-//! | `edge.balance` | `KEEL_BALANCE` | `--balance` | `round-robin` | How to pick an upstream: round-robin or least-conn |
-//! | `edge.max_fails` | `KEEL_MAX_FAILS` | none | `1` | Failures within fail_timeout that eject an upstream |
-//! | `edge.fail_timeout` | `KEEL_FAIL_TIMEOUT` | none | `10s` | Window of max_fails, and how long an ejected upstream stays out |
-//! | `edge.health_check` | `KEEL_HEALTH_CHECK` | `--health-check` | `/healthz` | Path checked on an ejected upstream to bring it back, or `off` |
-//! | `edge.health_interval` | `KEEL_HEALTH_INTERVAL` | none | `2s` | How often the health check runs |
-//! | `edge.log_dir` | `KEEL_LOG_DIR` | `--log-dir` | `none (stdout)` | Directory of access.log, instead of stdout |
-//! | `static.root` | `KEEL_STATIC_ROOT` | `--static-root` | `keel-data/static` | Directory of the collected static files |
-//! | `static.sources` | `KEEL_STATIC_SOURCES` | `--source` | `none` | Directories of static files to collect |
-//! | `stream.redis_url` | `KEEL_REDIS_URL` | `--redis-url` | `none (in-memory broker)` | Redis for live events, shared by every instance |
-//! | `stream.channels` | `KEEL_STREAM_CHANNELS` | none | `demo_stream, site` | The channels clients may follow |
-//! | `stream.default_channel` | `KEEL_STREAM_DEFAULT_CHANNEL` | none | `demo_stream` | The channel of /stream/ without a name |
-//! | `stream.heartbeat` | `KEEL_STREAM_HEARTBEAT` | none | `15s` | Interval of the comment line that keeps an idle stream open |
-//! | `stream.retention` | `KEEL_STREAM_RETENTION` | none | `1000` | Messages kept per channel for Last-Event-ID |
-//! | `stream.publish_token` | `KEEL_PUBLISH_TOKEN` | `--token` | `none` | Bearer token of POST /api/publish (masked in keel config) |
-//! | `stream.max_clients` | `KEEL_STREAM_MAX_CLIENTS` | none | `20000` | Streams open at once |
-//! | `stream.max_clients_per_ip` | `KEEL_STREAM_MAX_CLIENTS_PER_IP` | none | `0 (off)` | Streams open at once per client address, 0 for no cap |
-//! | `site.database_url` | `KEEL_DATABASE_URL` | `--database-url` | `sqlite://keel-data/keel.db` | The site's database: sqlite://PATH or postgres://USER@HOST/DB |
-//! | `site.templates` | `KEEL_TEMPLATES` | `--templates` | `none (built-in templates)` | A directory of templates that replace the built-in ones |
-//! | `site.sample_data` | `KEEL_SAMPLE_DATA` | `--no-sample-data` | `true` | Add the sample posts to a new, empty database |
-//! | `site.page_cache` | `KEEL_PAGE_CACHE` | none | `1s (0s turns it off)` | How long a rendered page is served from the cache |
-//! | `site.database_timeout` | `KEEL_DATABASE_TIMEOUT` | none | `2s` | How long a request waits for a database connection before it gets 503 |
-//! | `mock_upstream.listen` | `KEEL_MOCK_LISTEN` | `--listen` | `127.0.0.1:9000` | Address of the mock upstream |
-//! | `mock_upstream.latency` | `KEEL_MOCK_LATENCY` | `--latency` | `100ms` | Delay before each of the mock's answers |
-//! | `log.format` | `KEEL_LOG_FORMAT` | `--log-format` | `text` | Log format: text or json |
-//! | `log.level` | `KEEL_LOG_LEVEL` | `--log-level` | `info` | Log filter, e.g. `info` or `keel_app=debug,info` |
+//! | key (file) | environment | flag | default | range | help |
+//! |---|---|---|---|---|---|
+//! | `serve.bind` | `KEEL_BIND` | `--bind` | `127.0.0.1:8000` |  | Address to listen on |
+//! | `serve.workers` | `KEEL_WORKERS` | `--workers` | `number of CPUs` | `1` to `1024` | Async worker threads |
+//! | `serve.threads` | `KEEL_THREADS` | `--threads` | `10` | `1` to `10000` | Blocking threads per worker for synchronous handlers; workers × threads calls run at once |
+//! | `serve.timeout` | `KEEL_TIMEOUT` | `--timeout` | `30s` | `1ms` to `24h` | Whole-request timeout; a request still running after it gets 503 |
+//! | `serve.upstream_url` | `KEEL_UPSTREAM_URL` | `--upstream-url` | `http://127.0.0.1:9000/todos/1` |  | URL that /sync/test and /async/test GET |
+//! | `serve.upstream_timeout` | `KEEL_UPSTREAM_TIMEOUT` | `--upstream-timeout` | `10s` | `1ms` to `1h` | Timeout of one upstream call; slower answers give 504 |
+//! | `serve.shutdown_timeout` | `KEEL_SHUTDOWN_TIMEOUT` | `--shutdown-timeout` | `30s` | `0s` to `1h` | How long SIGTERM waits for in-flight requests |
+//! | `serve.forwarded_allow_ips` | `KEEL_FORWARDED_ALLOW_IPS` | `--forwarded-allow-ips` | `127.0.0.1,::1` |  | Peers whose X-Forwarded-For, X-Real-IP and X-Forwarded-Proto are believed: networks, or `*` (then any client can claim any address) |
+//! | `serve.keep_alive` | `KEEL_KEEP_ALIVE` | `--keep-alive` | `5s` | `0s` to `1h` | How long an idle keep-alive connection waits for its next request |
+//! | `serve.header_timeout` | `KEEL_HEADER_TIMEOUT` | `--header-timeout` | `10s` | `1ms` to `1h` | How long a client may take to send a whole request head |
+//! | `up.listen` | `KEEL_LISTEN` | `--listen` | `127.0.0.1:8080` |  | Address `keel up` listens on |
+//! | `up.rate_limit` | `KEEL_UP_RATE_LIMIT` | `--no-rate-limit` | `true` |  | Whether `keel up`'s edge applies its rate limit |
+//! | `edge.listen` | `KEEL_EDGE_LISTEN` | `--listen` | `0.0.0.0:80` |  | Address the edge listens on |
+//! | `edge.upstream` | `KEEL_EDGE_UPSTREAM` | `--upstream` | `none` |  | App servers to proxy to, HOST:PORT, balanced by edge.balance |
+//! | `edge.rate` | `KEEL_RATE` | `--rate` | `10r/s` |  | Requests per second or minute per client address, or `off` |
+//! | `edge.burst` | `KEEL_BURST` | `--burst` | `20` | `0` to `1000000` | Requests beyond the rate allowed in a burst |
+//! | `edge.delay` | `KEEL_DELAY` | `--delay`, `--nodelay` | `nodelay` |  | Excess requests passed at once before the rest are delayed, or `nodelay` |
+//! | `edge.limit_status` | `KEEL_LIMIT_STATUS` | `--limit-status` | `503` |  | Status of a request refused by limit_req |
+//! | `edge.zone_size` | `KEEL_ZONE_SIZE` | none | `10m` |  | Size of edge.rate's zone |
+//! | `edge.dry_run` | `KEEL_DRY_RUN` | none | `false` |  | Log what limit_req would refuse, refuse nothing |
+//! | `edge.limit_conn` | `KEEL_LIMIT_CONN` | `--limit-conn` | `off` |  | Requests in progress at once per client address, or `off` |
+//! | `edge.limit_conn_status` | `KEEL_LIMIT_CONN_STATUS` | none | `503` |  | Status of a request refused by limit_conn |
+//! | `edge.limit_conn_dry_run` | `KEEL_LIMIT_CONN_DRY_RUN` | none | `false` |  | Log what limit_conn would refuse, refuse nothing |
+//! | `edge.trusted_proxies` | `KEEL_TRUSTED_PROXIES` | `--trusted-proxy` | `none` |  | Networks whose X-Forwarded-For / X-Real-IP are believed |
+//! | `edge.response_timeout` | `KEEL_RESPONSE_TIMEOUT` | none | `60s` | `1ms` to `24h` | How long the edge waits for an upstream's response head |
+//! | `edge.body_idle_timeout` | `KEEL_BODY_IDLE_TIMEOUT` | none | `0s (none)` | `0s` to `24h` | How long a response body may stay idle |
+//! | `edge.access_log` | `KEEL_ACCESS_LOG` | `--no-access-log` | `true` |  | Whether the edge writes an access log |
+//! | `edge.client_max_body_size` | `KEEL_CLIENT_MAX_BODY_SIZE` | none | `1m` | `0` to `1g` | Largest request body the edge accepts |
+//! | `edge.large_client_header_buffers` | `KEEL_LARGE_CLIENT_HEADER_BUFFERS` | none | `4 8k` |  | Number and size of the buffers for a request head |
+//! | `edge.max_connections` | `KEEL_MAX_CONNECTIONS` | none | `10000` | `1` to `1000000` | Connections the edge holds at once |
+//! | `edge.header_timeout` | `KEEL_HEADER_TIMEOUT` | none | `10s` | `1ms` to `1h` | How long a client may take to send a whole request head |
+//! | `edge.tls_listen` | `KEEL_TLS_LISTEN` | `--tls-listen` | `0.0.0.0:443` |  | Address for HTTPS |
+//! | `edge.tls_cert` | `KEEL_TLS_CERT` | `--tls-cert` | `none` |  | PEM certificate chain for HTTPS (the file is read again on SIGHUP) |
+//! | `edge.tls_key` | `KEEL_TLS_KEY` | `--tls-key` | `none` |  | PEM private key for HTTPS (the file is read again on SIGHUP) |
+//! | `edge.redirect_http` | `KEEL_REDIRECT_HTTP` | `--redirect-http` | `false` |  | With TLS, answer plain HTTP with a redirect to HTTPS |
+//! | `edge.workers` | `KEEL_EDGE_WORKERS` | `--workers` | `number of CPUs` | `1` to `1024` | Edge worker threads, each with its own event loop |
+//! | `edge.balance` | `KEEL_BALANCE` | `--balance` | `round-robin` |  | How to pick an upstream: round-robin or least-conn |
+//! | `edge.max_fails` | `KEEL_MAX_FAILS` | none | `1` | `1` to `1000` | Failures within fail_timeout that eject an upstream |
+//! | `edge.fail_timeout` | `KEEL_FAIL_TIMEOUT` | none | `10s` | `100ms` to `24h` | Window of max_fails, and how long an ejected upstream stays out |
+//! | `edge.health_check` | `KEEL_HEALTH_CHECK` | `--health-check` | `/healthz` |  | Path checked on an ejected upstream to bring it back, or `off` |
+//! | `edge.health_interval` | `KEEL_HEALTH_INTERVAL` | none | `2s` | `100ms` to `1h` | How often the health check runs |
+//! | `edge.log_dir` | `KEEL_LOG_DIR` | `--log-dir` | `none (stdout)` |  | Directory of access.log, instead of stdout |
+//! | `static.root` | `KEEL_STATIC_ROOT` | `--static-root` | `keel-data/static` |  | Directory of the collected static files, served by the edge at /static/ (its index is read again on SIGHUP) |
+//! | `static.sources` | `KEEL_STATIC_SOURCES` | `--source` | `none` |  | Directories of static files to collect |
+//! | `stream.redis_url` | `KEEL_REDIS_URL` | `--redis-url` | `none (in-memory broker)` |  | Redis for live events, shared by every instance |
+//! | `stream.channels` | `KEEL_STREAM_CHANNELS` | none | `demo_stream, site` |  | The channels clients may follow |
+//! | `stream.default_channel` | `KEEL_STREAM_DEFAULT_CHANNEL` | none | `demo_stream` |  | The channel of /stream/ without a name |
+//! | `stream.heartbeat` | `KEEL_STREAM_HEARTBEAT` | none | `15s` | `1s` to `300s` | Interval of the comment line that keeps an idle stream open |
+//! | `stream.retention` | `KEEL_STREAM_RETENTION` | none | `1000` | `0` to `100000` | Messages kept per channel for Last-Event-ID |
+//! | `stream.publish_token` | `KEEL_PUBLISH_TOKEN` | `--token` | `none` |  | Bearer token of POST /api/publish, which `keel publish --api` sends (masked in keel config) |
+//! | `stream.max_clients` | `KEEL_STREAM_MAX_CLIENTS` | none | `20000` | `1` to `1000000` | Streams open at once |
+//! | `stream.max_clients_per_ip` | `KEEL_STREAM_MAX_CLIENTS_PER_IP` | none | `0 (off)` | `0` to `1000000` | Streams open at once per client address, 0 for no cap |
+//! | `site.database_url` | `KEEL_DATABASE_URL` | `--database-url` | `sqlite://keel-data/keel.db` |  | The site's database: sqlite://PATH or postgres://USER@HOST/DB |
+//! | `site.templates` | `KEEL_TEMPLATES` | `--templates` | `none (built-in templates)` |  | A directory of templates that replace the built-in ones |
+//! | `site.sample_data` | `KEEL_SAMPLE_DATA` | `--no-sample-data` | `true` |  | Add the sample posts to a new, empty database |
+//! | `site.page_cache` | `KEEL_PAGE_CACHE` | none | `1s (0s turns it off)` | `0s` to `1h` | How long a rendered page is served from the cache |
+//! | `site.database_timeout` | `KEEL_DATABASE_TIMEOUT` | none | `2s` | `1ms` to `5m` | How long a request waits for a database connection before it gets 503 |
+//! | `mock_upstream.listen` | `KEEL_MOCK_LISTEN` | `--listen` | `127.0.0.1:9000` |  | Address of the mock upstream |
+//! | `mock_upstream.latency` | `KEEL_MOCK_LATENCY` | `--latency` | `100ms` | `0s` to `1h` | Delay before each of the mock's answers |
+//! | `log.format` | `KEEL_LOG_FORMAT` | `--log-format` | `text` |  | Log format: text (human, coloured on a terminal) or json |
+//! | `log.level` | `KEEL_LOG_LEVEL` | `--log-level` | `info` |  | Log filter, e.g. `info` or `keel_app=debug,info` |
 //!
 //! The file is `--config PATH`, else `$KEEL_CONFIG`, else `./keel.toml` when it exists.
 

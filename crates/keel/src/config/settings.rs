@@ -85,38 +85,10 @@ impl Settings {
 
     /// Rules that involve more than a value's type.
     fn validate(&self) -> Result<(), ConfigError> {
+        // Every duration, size and count with a declared range (keys.rs's `within`).
+        self.check_ranges()?;
         let s = &self.serve;
-        positive("serve.timeout", &s.timeout)?;
-        positive("serve.upstream_timeout", &s.upstream_timeout)?;
-        // keep_alive may be 0 (no keep-alive, as gunicorn's --keep-alive 0); a head
-        // timeout of 0 would close every connection before its first byte.
-        positive("serve.header_timeout", &s.header_timeout)?;
-        positive("edge.response_timeout", &self.edge.response_timeout)?;
-        positive("edge.header_timeout", &self.edge.header_timeout)?;
-        positive("edge.health_interval", &self.edge.health_interval)?;
-        positive("stream.heartbeat", &self.stream.heartbeat)?;
-        positive("site.database_timeout", &self.site.database_timeout)?;
         let st = &self.stream;
-        // Below a second the hub would spend itself on heartbeats; above a few minutes
-        // every proxy in between (nginx: 60 s) would cut an idle stream first.
-        let beat = st.heartbeat.value.0;
-        if beat < Duration::from_secs(1) || beat > Duration::from_secs(300) {
-            return Err(invalid(
-                "stream.heartbeat",
-                &st.heartbeat.origin,
-                format!(
-                    "{} is outside 1s..300s; keep it below every proxy's read timeout",
-                    st.heartbeat.value
-                ),
-            ));
-        }
-        if st.max_clients.value == 0 {
-            return Err(invalid(
-                "stream.max_clients",
-                &st.max_clients.origin,
-                "must be at least 1".to_owned(),
-            ));
-        }
         if let Some(dir) = &self.site.templates.value.0 {
             if !dir.is_dir() {
                 return Err(invalid(
@@ -162,13 +134,6 @@ impl Settings {
                 ));
             }
         }
-        if self.edge.max_fails.value == 0 {
-            return Err(invalid(
-                "edge.max_fails",
-                &self.edge.max_fails.origin,
-                "must be at least 1".to_owned(),
-            ));
-        }
         match (&e.tls_cert.value.0, &e.tls_key.value.0) {
             (Some(_), None) => {
                 return Err(invalid(
@@ -200,13 +165,6 @@ impl Settings {
             }
             _ => {}
         }
-        if self.edge.max_connections.value == 0 {
-            return Err(invalid(
-                "edge.max_connections",
-                &self.edge.max_connections.origin,
-                "must be at least 1".to_owned(),
-            ));
-        }
         let slots = s.workers.value.get().checked_mul(s.threads.value.get());
         if slots.is_none_or(|n| n > 10_000) {
             return Err(invalid(
@@ -215,16 +173,6 @@ impl Settings {
                 format!(
                     "workers × threads = {} × {} is more blocking threads than keel allows (10000)",
                     s.workers.value, s.threads.value
-                ),
-            ));
-        }
-        if s.workers.value.get() > 1024 {
-            return Err(invalid(
-                "serve.workers",
-                &s.workers.origin,
-                format!(
-                    "{} workers is more than keel allows (1024)",
-                    s.workers.value
                 ),
             ));
         }
@@ -560,17 +508,6 @@ impl Settings {
 
 fn axum_status(code: u16) -> Option<keel_edge::StatusCode> {
     keel_edge::StatusCode::from_u16(code).ok()
-}
-
-fn positive(key: &str, setting: &Setting<HumanDuration>) -> Result<(), ConfigError> {
-    if setting.value.0.is_zero() {
-        return Err(invalid(
-            key,
-            &setting.origin,
-            "must be greater than 0".to_owned(),
-        ));
-    }
-    Ok(())
 }
 
 /// The edge's TLS files, as configured (not yet loaded).

@@ -1,7 +1,6 @@
 //! The configuration's tests: layering, errors with their origins, `keel config`, and
 //! every declared key walked from the file, its variable and its flag.
 
-use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -28,20 +27,15 @@ fn load(
     flags: Flags,
 ) -> Result<Settings, ConfigError> {
     let (_dir, path) = write(text);
-    let flags = Flags {
-        config: Some(path),
-        ..flags
-    };
+    let mut flags = flags;
+    flags.config = Some(path);
     Settings::load(flags, &FakeEnv(env.iter().copied().collect()))
 }
 
 #[test]
 fn flag_beats_env_beats_file_beats_default() {
     let text = "[serve]\nworkers = 3\nthreads = 7\ntimeout = \"5s\"\n";
-    let flags = Flags {
-        workers: NonZeroUsize::new(9),
-        ..Flags::default()
-    };
+    let flags = Flags::default().with("serve.workers", "--workers", "9");
     let s = load(text, &[("KEEL_WORKERS", "5"), ("KEEL_THREADS", "8")], flags).unwrap();
     assert_eq!(s.serve.workers.value.get(), 9);
     assert_eq!(s.serve.workers.origin, Origin::Flag("--workers"));
@@ -254,10 +248,7 @@ fn limit_conn_is_off_by_default_and_read_from_every_layer() {
     assert_eq!(again.edge.conn_limits[0].conn, 4);
     assert_eq!(again.edge.conn_zones[0].name, "streams");
 
-    let flags = Flags {
-        limit_conn: Some("off".parse().unwrap()),
-        ..Flags::default()
-    };
+    let flags = Flags::default().with("edge.limit_conn", "--limit-conn", "off");
     let s = load("[edge]\nlimit_conn = 3\n", &[], flags).unwrap();
     assert!(s.conn_limit_config().unwrap().is_none(), "the flag wins");
 
@@ -401,10 +392,8 @@ fn a_reload_tells_what_it_applies_and_what_needs_a_restart() {
 
 #[test]
 fn missing_explicit_file_is_an_error() {
-    let flags = Flags {
-        config: Some(PathBuf::from("/nonexistent/keel.toml")),
-        ..Flags::default()
-    };
+    let mut flags = Flags::default();
+    flags.config = Some(PathBuf::from("/nonexistent/keel.toml"));
     let err = Settings::load(flags, &FakeEnv(HashMap::new())).unwrap_err();
     assert!(err.to_string().contains("/nonexistent/keel.toml"), "{err}");
 }
@@ -412,19 +401,101 @@ fn missing_explicit_file_is_an_error() {
 /// The module doc's table as [`KEYS`] makes it.
 fn doc_table() -> String {
     let mut out = String::from(
-        "| key (file) | environment | flag | default | help |\n|---|---|---|---|---|\n",
+        "| key (file) | environment | flag | default | range | help |\n|---|---|---|---|---|---|\n",
     );
     for key in KEYS {
         out.push_str(&format!(
-            "| `{}` | `{}` | {} | `{}` | {} |\n",
+            "| `{}` | `{}` | {} | `{}` | {} | {} |\n",
             key.name,
             key.env,
-            key.flag.map_or("none".to_owned(), |f| format!("`{f}`")),
+            if key.flags.is_empty() {
+                "none".to_owned()
+            } else {
+                let names: Vec<String> =
+                    key.flags.iter().map(|f| format!("`{}`", f.long)).collect();
+                names.join(", ")
+            },
             key.default,
+            key.range
+                .map_or("".to_owned(), |(low, high)| format!("`{low}` to `{high}`")),
             key.help
         ));
     }
     out
+}
+
+#[test]
+fn every_range_takes_its_ends_and_refuses_beyond_them_naming_the_origin() {
+    for key in KEYS {
+        let Some((low, high)) = key.range else {
+            continue;
+        };
+        for end in [low, high] {
+            // One worker and one thread, so that the other end of serve.workers × threads
+            // stays under its product's cap.
+            let mut env = vec![("KEEL_WORKERS", "1"), ("KEEL_THREADS", "1")];
+            env.push((key.env, end));
+            load("", &env, Flags::default())
+                .unwrap_or_else(|e| panic!("{}: {end} is its own bound: {e}", key.name));
+        }
+    }
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "KEEL_STREAM_HEARTBEAT",
+            "1ns",
+            "stream.heartbeat: 1ns is less than 1s",
+        ),
+        (
+            "KEEL_STREAM_HEARTBEAT",
+            "301s",
+            "stream.heartbeat: 5m 1s is more than 5m",
+        ),
+        (
+            "KEEL_TIMEOUT",
+            "0s",
+            "serve.timeout: must be greater than 0",
+        ),
+        (
+            "KEEL_TIMEOUT",
+            "2days",
+            "serve.timeout: 2days is more than 1day",
+        ),
+        (
+            "KEEL_CLIENT_MAX_BODY_SIZE",
+            "2g",
+            "edge.client_max_body_size",
+        ),
+        (
+            "KEEL_MAX_CONNECTIONS",
+            "0",
+            "edge.max_connections: 0 is less than 1",
+        ),
+        ("KEEL_MAX_FAILS", "0", "edge.max_fails"),
+        (
+            "KEEL_EDGE_WORKERS",
+            "5000",
+            "edge.workers: 5000 is more than 1024",
+        ),
+        ("KEEL_HEALTH_INTERVAL", "1ms", "edge.health_interval"),
+        ("KEEL_STREAM_RETENTION", "1000001", "stream.retention"),
+    ];
+    for (var, value, expected) in cases {
+        let err = load("", &[(var, value)], Flags::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(&format!("environment variable {var}")) && err.contains(expected),
+            "{var}={value}: {err}"
+        );
+    }
+    let err = load("[edge]\nworkers = 2000\n", &[], Flags::default()).unwrap_err();
+    assert!(
+        err.to_string().contains("keel.toml:2: edge.workers"),
+        "{err}"
+    );
+    let flags = Flags::default().with("serve.keep_alive", "--keep-alive", "2h");
+    let err = load("", &[], flags).unwrap_err();
+    assert!(err.to_string().contains("flag --keep-alive"), "{err}");
 }
 
 /// The value and the origin `keel config` shows for `section.field`.
@@ -467,8 +538,7 @@ fn the_module_doc_lists_every_key() {
 
 #[test]
 fn every_declared_key_is_set_from_its_file_key_variable_and_flag() {
-    use clap::{CommandFactory, Parser};
-    let cli = crate::cli::Cli::command();
+    let cli = crate::cli::command();
     let mut names = std::collections::BTreeSet::new();
     for key in KEYS {
         assert!(names.insert(key.name), "{} declared twice", key.name);
@@ -496,72 +566,69 @@ fn every_declared_key_is_set_from_its_file_key_variable_and_flag() {
         assert_eq!(value, expected, "{} from {}", key.name, key.env);
         assert_eq!(origin, format!("environment variable {}", key.env));
 
-        // The flag: it exists, its help names the variable, and it sets the key.
-        let Some(flag) = key.flag else { continue };
-        let long = flag.trim_start_matches("--");
-        let mut found = 0;
-        let subcommands = std::iter::once(("config", &cli))
-            .chain(cli.get_subcommands().map(|sub| (sub.get_name(), sub)));
-        for (sub_name, sub) in subcommands {
-            let Some(arg) = sub.get_arguments().find(|a| a.get_long() == Some(long)) else {
-                continue;
-            };
-            let help = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
-            let names_var = help
-                .match_indices(&format!("[env: {}", key.env))
-                .any(|(i, m)| help[i + m.len()..].starts_with([']', '=', ',']));
-            if !names_var {
-                continue;
-            }
-            // The default the help prints is the declared one, so `--help`, the docs
-            // table and `keel config --help` cannot tell different stories.
-            if let Some(start) = help.find("[default: ") {
-                let rest = &help[start + "[default: ".len()..];
-                let shown = rest.split(']').next().unwrap_or_default();
-                // Either the declared default, that default with a qualifier ("… when it
-                // exists"), or the key itself (a one-shot command's flag that defaults to
-                // the configured value, as `keel publish --token`).
-                let agrees = shown == key.default
-                    || shown == key.name
-                    || shown
-                        .strip_prefix(key.default)
-                        .is_some_and(|rest| rest.starts_with(' '));
-                assert!(
-                    agrees,
-                    "{}: {flag}'s help says [default: {shown}], the declaration {:?}",
-                    key.name, key.default
-                );
-            }
-            found += 1;
-            let mut argv = vec!["keel".to_owned(), sub_name.to_owned()];
-            let takes_value = arg.get_action().takes_values();
-            if !takes_value {
-                argv.push(flag.to_owned());
-            } else if matches!(arg.get_action(), clap::ArgAction::Append) {
-                for item in key.sample.split(',') {
-                    argv.extend([flag.to_owned(), item.to_owned()]);
-                }
+        // Each flag, on each subcommand its declaration names: it is there, its help
+        // names the variable, and the real command line sets the key.
+        for flag in key.flags {
+            // A global flag is on the top command, and clap gives it to every subcommand.
+            let commands = if flag.commands == GLOBAL {
+                &["config"]
             } else {
-                argv.extend([flag.to_owned(), key.sample.to_owned()]);
-            }
-            // `keel publish --token T CHANNEL MESSAGE`: the required positionals.
-            let positionals = sub.get_positionals().filter(|a| a.is_required_set());
-            argv.extend(positionals.map(|_| "site".to_owned()));
-            let parsed = crate::cli::Cli::try_parse_from(&argv)
-                .unwrap_or_else(|e| panic!("{}: {argv:?}: {e}", key.name));
-            let s = load("", &[], parsed.flags())
-                .unwrap_or_else(|e| panic!("{}: from {argv:?}: {e}", key.name));
-            let (value, origin) = shown(&s.render(), section, field).unwrap();
-            assert_eq!(origin, format!("flag {flag}"), "{}: {argv:?}", key.name);
-            if takes_value {
-                assert_eq!(value, expected, "{}: {argv:?}", key.name);
+                flag.commands
+            };
+            for &sub_name in commands {
+                let sub = cli
+                    .find_subcommand(sub_name)
+                    .unwrap_or_else(|| panic!("{}: no subcommand {sub_name}", key.name));
+                let owner = if flag.commands == GLOBAL { &cli } else { sub };
+                let arg = owner
+                    .get_arguments()
+                    .find(|a| a.get_long() == Some(flag.id()))
+                    .unwrap_or_else(|| {
+                        panic!("{}: keel {sub_name} has no {}", key.name, flag.long)
+                    });
+                let help = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
+                assert!(
+                    help.contains(&format!("[env: {}", key.env)),
+                    "{}: {}'s help {help:?}",
+                    key.name,
+                    flag.long
+                );
+                let mut argv = vec!["keel".to_owned(), sub_name.to_owned()];
+                let sets = match flag.kind {
+                    FlagKind::Switch { sets, .. } => {
+                        argv.push(flag.long.to_owned());
+                        sets
+                    }
+                    FlagKind::Repeat { .. } => {
+                        for item in key.sample.split(',') {
+                            argv.extend([flag.long.to_owned(), item.to_owned()]);
+                        }
+                        key.sample
+                    }
+                    FlagKind::Value { .. } => {
+                        argv.extend([flag.long.to_owned(), key.sample.to_owned()]);
+                        key.sample
+                    }
+                };
+                // `keel publish --token T CHANNEL MESSAGE`: the required positionals.
+                let positionals = sub.get_positionals().filter(|a| a.is_required_set());
+                argv.extend(positionals.map(|_| "site".to_owned()));
+                let (_, flags) = crate::cli::try_parse_from(&argv)
+                    .unwrap_or_else(|e| panic!("{}: {argv:?}: {e}", key.name));
+                let s = load("", &[], flags)
+                    .unwrap_or_else(|e| panic!("{}: from {argv:?}: {e}", key.name));
+                let (value, origin) = shown(&s.render(), section, field).unwrap();
+                assert_eq!(
+                    origin,
+                    format!("flag {}", flag.long),
+                    "{}: {argv:?}",
+                    key.name
+                );
+                // The flag sets what its variable's text would.
+                let s = load("", &[(key.env, sets)], Flags::default()).unwrap();
+                let (from_env, _) = shown(&s.render(), section, field).unwrap();
+                assert_eq!(value, from_env, "{}: {argv:?}", key.name);
             }
         }
-        assert!(
-            found > 0,
-            "{}: no subcommand has {flag} with [env: {}] in its help",
-            key.name,
-            key.env
-        );
     }
 }

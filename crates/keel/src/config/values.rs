@@ -27,11 +27,33 @@ pub trait RenderValue: fmt::Display + Sized {
     }
 }
 
+/// How a flag's values become the key's value: the last one, read as the variable's text
+/// is, for most keys; every occurrence as one item, for a list.
+pub trait FromFlag: Sized {
+    fn from_flag(values: &[String]) -> Result<Self, String>;
+}
+
+/// The last value, through the type's `FromStr` (the variable's parser).
+fn last_value<T: FromStr<Err = E>, E: fmt::Display>(values: &[String]) -> Result<T, String> {
+    let text = values.last().ok_or("the flag has no value")?;
+    text.parse().map_err(|e: E| e.to_string())
+}
+
 macro_rules! bare {
-    ($($ty:ty),*) => { $( impl RenderValue for $ty { fn render(&self) -> String { self.to_string() } } )* };
+    ($($ty:ty),*) => { $(
+        impl RenderValue for $ty { fn render(&self) -> String { self.to_string() } }
+        impl FromFlag for $ty {
+            fn from_flag(values: &[String]) -> Result<Self, String> { last_value(values) }
+        }
+    )* };
 }
 macro_rules! quoted_values {
-    ($($ty:ty),*) => { $( impl RenderValue for $ty {} )* };
+    ($($ty:ty),*) => { $(
+        impl RenderValue for $ty {}
+        impl FromFlag for $ty {
+            fn from_flag(values: &[String]) -> Result<Self, String> { last_value(values) }
+        }
+    )* };
 }
 bare!(bool, u32, usize, NonZeroUsize, RejectStatus);
 quoted_values!(
@@ -55,6 +77,79 @@ quoted_values!(
     LogFormat,
     LogLevel
 );
+
+impl FromFlag for Secret {
+    fn from_flag(values: &[String]) -> Result<Self, String> {
+        last_value(values)
+    }
+}
+
+/// Each occurrence of a repeatable flag is one item, taken whole: a path given to
+/// `--source` may hold a comma, where the variable's text would split it.
+impl<T: FromStr<Err = String>> FromFlag for List<T> {
+    fn from_flag(values: &[String]) -> Result<Self, String> {
+        values
+            .iter()
+            .map(|item| item.trim().parse())
+            .collect::<Result<Vec<T>, String>>()
+            .map(List)
+    }
+}
+
+/// A value a key's declared range (`within "1s", "300s"`) can bound: ordered, and written
+/// as the key's own text.
+pub trait Bounded: FromStr + PartialOrd + fmt::Display {
+    /// What a value below the range is told.
+    fn below(&self, low: &Self) -> String {
+        format!("{self} is less than {low}, the smallest this key takes")
+    }
+}
+
+impl Bounded for u32 {}
+impl Bounded for usize {}
+impl Bounded for NonZeroUsize {}
+impl Bounded for ByteSize {}
+impl Bounded for HumanDuration {
+    fn below(&self, low: &Self) -> String {
+        if self.0.is_zero() {
+            // A zero timeout would end every request before it starts.
+            "must be greater than 0".to_owned()
+        } else {
+            format!("{self} is less than {low}, the shortest this key takes")
+        }
+    }
+}
+
+/// Checks `setting` against its declared range, naming where the value came from.
+pub(crate) fn within<T: Bounded>(
+    key: &str,
+    setting: &super::Setting<T>,
+    low: &str,
+    high: &str,
+) -> Result<(), super::ConfigError> {
+    let bound = |text: &str| {
+        text.parse::<T>().map_err(|_| {
+            super::invalid(
+                key,
+                &setting.origin,
+                format!("the declared bound {text:?} does not parse"),
+            )
+        })
+    };
+    let (low, high) = (bound(low)?, bound(high)?);
+    let value = &setting.value;
+    if *value < low {
+        return Err(super::invalid(key, &setting.origin, value.below(&low)));
+    }
+    if *value > high {
+        return Err(super::invalid(
+            key,
+            &setting.origin,
+            format!("{value} is more than {high}, the largest this key takes"),
+        ));
+    }
+    Ok(())
+}
 
 /// Masked by its `Display`; in clear only in a test's `keel.toml`.
 impl RenderValue for Secret {
@@ -121,7 +216,7 @@ impl HeaderBuffers {
 }
 
 /// A duration written the human way: `30s`, `100ms`, `1m 30s`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct HumanDuration(pub Duration);
 
 impl FromStr for HumanDuration {
@@ -446,7 +541,7 @@ impl fmt::Display for HealthPath {
 }
 
 /// A size in bytes as nginx writes it: `512`, `64k`, `1m`, `1g`; `0` means no limit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct ByteSize(pub u64);
 
 impl FromStr for ByteSize {
