@@ -517,14 +517,37 @@ fn shown(rendered: &str, section: &str, field: &str) -> Option<(String, String)>
 #[test]
 fn the_module_doc_lists_every_key() {
     let expected = doc_table();
-    let doc: String = include_str!("mod.rs")
+    let source = include_str!("mod.rs");
+    let doc: String = source
         .lines()
         .filter_map(|line| line.strip_prefix("//! |"))
         .map(|line| format!("|{line}\n"))
         .collect();
+    if doc != expected && std::env::var_os("UPDATE_EXPECT").is_some() {
+        // expect-test's convention: `UPDATE_EXPECT=1 cargo test` writes the table.
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/config/mod.rs");
+        let mut out = String::new();
+        let mut written = false;
+        for line in source.lines() {
+            if line.starts_with("//! |") {
+                if !written {
+                    for row in expected.lines() {
+                        out.push_str(&format!("//! {row}\n"));
+                    }
+                    written = true;
+                }
+            } else {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+        std::fs::write(&path, out).unwrap();
+        return;
+    }
     assert_eq!(
         doc, expected,
-        "config/mod.rs's table is not KEYS; replace it with (each line after `//! `):\n{expected}"
+        "config/mod.rs's table is not KEYS; `UPDATE_EXPECT=1 cargo test -p keel --bin keel \
+         the_module_doc` writes it"
     );
     let help = keys_help();
     for key in KEYS {
