@@ -59,6 +59,8 @@ pub struct AppConfig {
     pub upstream_timeout: Duration,
     /// How long a stop waits for in-flight requests before giving up on them.
     pub shutdown_timeout: Duration,
+    /// Connections the kernel queues before `accept` (gunicorn's `--backlog`, 2048).
+    pub backlog: u32,
     /// The peers whose forwarding headers are believed (gunicorn's `forwarded_allow_ips`).
     pub forwarded_allow_ips: keel_client::Trusted,
     /// How long an idle keep-alive connection waits for its next request (gunicorn's
@@ -85,6 +87,7 @@ impl AppConfig {
             upstream_url,
             upstream_timeout: Duration::from_secs(10),
             shutdown_timeout: Duration::from_secs(30),
+            backlog: 2048,
             forwarded_allow_ips: keel_client::Trusted::loopback(),
             keep_alive: Duration::from_secs(5),
             header_timeout: Duration::from_secs(10),
@@ -105,15 +108,26 @@ pub struct App {
     stream: Option<keel_stream::Hub>,
 }
 
+/// A listening socket with `backlog` (tokio's `TcpListener::bind` always asks for 1024).
+fn listen(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    // As tokio's own bind: a restarted server can bind while old connections linger.
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(backlog)
+}
+
 impl App {
     /// Binds the listener and builds the router and its shared clients.
     pub async fn build(cfg: AppConfig) -> Result<App, AppError> {
-        let listener = TcpListener::bind(cfg.bind)
-            .await
-            .map_err(|source| AppError::Bind {
-                addr: cfg.bind,
-                source,
-            })?;
+        let listener = listen(cfg.bind, cfg.backlog).map_err(|source| AppError::Bind {
+            addr: cfg.bind,
+            source,
+        })?;
         let router = routes::router(&cfg, Arc::new(Metrics::new()))?;
         Ok(App {
             listener,

@@ -90,6 +90,36 @@ async fn stream_status(addr: SocketAddr, claimed: &str) -> (u16, TcpStream) {
 /// From a peer in `forwarded_allow_ips` (loopback, the default) the claimed address is
 /// the client; from any other peer the claim is ignored and the socket peer is the
 /// client. The stream's per-address cap (set to 1 here) shows which address was used.
+/// gunicorn's `--backlog`: the listening socket asks the kernel for that queue, as `ss`
+/// shows in a listener's Send-Q.
+#[tokio::test]
+async fn the_listen_backlog_is_the_configured_one() {
+    for backlog in [77, 2048] {
+        let mut cfg = config();
+        cfg.backlog = backlog;
+        let app = App::build(cfg).await.unwrap();
+        let port = app.local_addr().port();
+        let out = match std::process::Command::new("ss")
+            .args(["-ltnH", &format!("sport = :{port}")])
+            .output()
+        {
+            Ok(out) => out,
+            Err(e) if std::env::var("CI").as_deref() != Ok("true") => {
+                eprintln!("skipped: no ss ({e})");
+                return;
+            }
+            Err(e) => panic!("ss (iproute2) is needed under CI: {e}"),
+        };
+        let text = String::from_utf8_lossy(&out.stdout);
+        // State, Recv-Q, Send-Q (the backlog), local address, peer.
+        let send_q: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.split_whitespace().nth(2))
+            .collect();
+        assert_eq!(send_q, [backlog.to_string()], "ss: {text}");
+    }
+}
+
 #[tokio::test]
 async fn forwarding_headers_are_believed_only_from_allowed_peers() {
     // Default: loopback is the proxy, so two claimed clients are two addresses.

@@ -406,6 +406,11 @@ declare_keys! {
             within "1ms", "1h",
             default "10s", sample "250ms",
             help "Timeout of one upstream call; slower answers give 504";
+        backlog: u32 = 2048,
+            env "KEEL_BACKLOG", flags &[Flag::value("--backlog", "N", APP)],
+            within "1", "65535",
+            default "2048", sample "64",
+            help "Connections the kernel queues for accept before refusing more (gunicorn's --backlog)";
         shutdown_timeout: HumanDuration = HumanDuration(Duration::from_secs(30)),
             env "KEEL_SHUTDOWN_TIMEOUT", flags &[Flag::value("--shutdown-timeout", "DURATION", APP)],
             within "0s", "1h",

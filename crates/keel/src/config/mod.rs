@@ -20,6 +20,7 @@
 //! | `serve.timeout` | `KEEL_TIMEOUT` | `--timeout` | `30s` | `1ms` to `24h` | Whole-request timeout; a request still running after it gets 503 |
 //! | `serve.upstream_url` | `KEEL_UPSTREAM_URL` | `--upstream-url` | `http://127.0.0.1:9000/todos/1` |  | URL that /sync/test and /async/test GET |
 //! | `serve.upstream_timeout` | `KEEL_UPSTREAM_TIMEOUT` | `--upstream-timeout` | `10s` | `1ms` to `1h` | Timeout of one upstream call; slower answers give 504 |
+//! | `serve.backlog` | `KEEL_BACKLOG` | `--backlog` | `2048` | `1` to `65535` | Connections the kernel queues for accept before refusing more (gunicorn's --backlog) |
 //! | `serve.shutdown_timeout` | `KEEL_SHUTDOWN_TIMEOUT` | `--shutdown-timeout` | `30s` | `0s` to `1h` | How long SIGTERM waits for in-flight requests |
 //! | `serve.forwarded_allow_ips` | `KEEL_FORWARDED_ALLOW_IPS` | `--forwarded-allow-ips` | `127.0.0.1,::1` |  | Peers whose X-Forwarded-For, X-Real-IP and X-Forwarded-Proto are believed: networks, or `*` (then any client can claim any address) |
 //! | `serve.keep_alive` | `KEEL_KEEP_ALIVE` | `--keep-alive` | `5s` | `0s` to `1h` | How long an idle keep-alive connection waits for its next request |

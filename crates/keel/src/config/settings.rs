@@ -192,6 +192,7 @@ impl Settings {
         let s = &self.serve;
         keel_app::AppConfig {
             bind,
+            backlog: s.backlog.value,
             blocking_slots: s.workers.value.get() * s.threads.value.get(),
             request_timeout: s.timeout.value.0,
             upstream_url: s.upstream_url.value.0.clone(),
