@@ -26,7 +26,7 @@ pub const SITE_CHANNEL: &str = "site";
 
 /// Why someone is not let into the admin.
 #[derive(Debug)]
-enum Denied {
+pub(crate) enum Denied {
     /// Not signed in: log in first, then come back to this path.
     Anonymous(String),
     /// Signed in without staff rights.
@@ -50,7 +50,7 @@ impl IntoResponse for Denied {
 }
 
 /// The staff user, or why not.
-fn staff(visitor: &Visitor, path: &str) -> Result<User, Denied> {
+pub(crate) fn staff(visitor: &Visitor, path: &str) -> Result<User, Denied> {
     match &visitor.user {
         Some(user) if user.is_staff => Ok(user.clone()),
         Some(_) => Err(Denied::NotStaff),
@@ -58,6 +58,7 @@ fn staff(visitor: &Visitor, path: &str) -> Result<User, Denied> {
     }
 }
 
+/// The staff user, or an early return with the login redirect or the 403 page.
 macro_rules! require_staff {
     ($visitor:expr, $path:expr) => {
         match staff(&$visitor, $path) {
@@ -66,6 +67,7 @@ macro_rules! require_staff {
         }
     };
 }
+pub(crate) use require_staff;
 
 #[derive(Debug, Deserialize)]
 pub(crate) struct SavedQuery {

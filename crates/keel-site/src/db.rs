@@ -19,8 +19,10 @@ use crate::error::SiteError;
 /// The migrations, in order. Each is applied once, in a transaction, and recorded with
 /// its checksum in `_sqlx_migrations`; an edited migration that was already applied is
 /// refused at start.
-const MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "initial", include_str!("../migrations/0001_initial.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "initial", include_str!("../migrations/0001_initial.sql")),
+    (2, "quizzes", include_str!("../migrations/0002_quizzes.sql")),
+];
 
 /// Which database a URL points at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -28,6 +28,10 @@ pub enum SiteError {
     /// The request is malformed; the message says how.
     #[error("bad request: {0}")]
     BadRequest(String),
+    /// The request does not fit the current state (an answer to a finished attempt);
+    /// nothing was changed, and the message says why.
+    #[error("conflict: {0}")]
+    Conflict(String),
     /// The request body is over the site's form size cap.
     #[error("request body too large")]
     TooLarge,
@@ -101,6 +105,7 @@ impl SiteError {
                 message.clone(),
             ),
             SiteError::BadRequest(why) => (StatusCode::BAD_REQUEST, "Bad request", why.clone()),
+            SiteError::Conflict(why) => (StatusCode::CONFLICT, "Not possible now", why.clone()),
             SiteError::TooLarge => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "Too large",

@@ -22,6 +22,7 @@ mod forms;
 mod markdown;
 mod pages;
 mod posts;
+pub mod quiz;
 mod render;
 mod sample;
 mod web;
@@ -36,6 +37,7 @@ pub use accounts::{check_email, check_password, check_username, User};
 pub use admin::SITE_CHANNEL;
 pub use db::{Backend, Db};
 pub use error::SiteError;
+pub use markdown::slugify;
 
 /// The site's own static files, compiled into the binary: `(name under /static/, bytes)`.
 /// `keel collectstatic` and `keel up` collect them with the app's.
@@ -129,6 +131,9 @@ impl Site {
         if cfg.sample_data && sample::seed(&db).await? {
             tracing::info!("sample posts added (--no-sample-data skips them)");
         }
+        if cfg.sample_data && sample::seed_quizzes(&db).await? {
+            tracing::info!("sample quizzes added (--no-sample-data skips them)");
+        }
         Ok(Site {
             inner: Arc::new(Inner {
                 db,
@@ -166,9 +171,42 @@ impl Site {
             )
             .route("/accounts/login/", get(auth::login_form).post(auth::login))
             .route("/accounts/logout/", post(auth::logout))
+            .route("/quizzes/", get(quiz::pages::list))
+            .route("/quizzes/history/", get(quiz::pages::history))
+            .route("/quizzes/{slug}/", get(quiz::pages::detail))
+            .route("/quizzes/{slug}/start/", post(quiz::pages::start))
+            .route(
+                "/quizzes/attempts/{id}/",
+                get(quiz::pages::attempt).post(quiz::pages::answer),
+            )
+            .route("/quizzes/attempts/{id}/result/", get(quiz::pages::result))
             .route("/feedback/", get(feedback::form).post(feedback::submit))
             .route("/admin/", get(admin::index))
             .route("/admin/feedback/", get(admin::feedback_list))
+            .route("/admin/quizzes/", get(quiz::staff::index))
+            .route(
+                "/admin/quizzes/import/",
+                get(quiz::staff::import_form).post(quiz::staff::import),
+            )
+            .route(
+                "/admin/quizzes/{id}/",
+                get(quiz::staff::edit_form).post(quiz::staff::update),
+            )
+            .route("/admin/quizzes/{id}/publish/", post(quiz::staff::publish))
+            .route(
+                "/admin/quizzes/{id}/delete/",
+                get(quiz::staff::delete_form).post(quiz::staff::delete),
+            )
+            .route("/admin/quizzes/{id}/export.gift", get(quiz::staff::export))
+            .route("/admin/quizzes/{id}/analysis/", get(quiz::staff::analysis))
+            .route(
+                "/admin/quizzes/{id}/analysis.csv",
+                get(quiz::staff::analysis_csv),
+            )
+            .route(
+                "/admin/quizzes/{id}/questions/{qid}/",
+                get(quiz::staff::question_form).post(quiz::staff::question_update),
+            )
             .route("/admin/preview", post(admin::preview))
             .route(
                 "/admin/posts/new/",

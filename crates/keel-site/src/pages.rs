@@ -160,6 +160,7 @@ pub(crate) async fn post(
             tags => post.tags.clone(),
             body_html => post.body_html.clone(),
         },
+        quizzes => crate::quiz::pages::for_post(&inner, &post.tags).await?,
     };
     inner.page(&visitor, "post.html", "posts", StatusCode::OK, ctx)
 }

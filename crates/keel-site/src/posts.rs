@@ -344,18 +344,7 @@ pub async fn save(
         .execute(&mut *tx)
         .await?;
     for name in &input.tags {
-        let existing = sqlx::query("SELECT id FROM tags WHERE name = $1")
-            .bind(name)
-            .fetch_optional(&mut *tx)
-            .await?;
-        let tag_id: i64 = match existing {
-            Some(row) => row.try_get("id")?,
-            None => sqlx::query("INSERT INTO tags (name) VALUES ($1) RETURNING id")
-                .bind(name)
-                .fetch_one(&mut *tx)
-                .await?
-                .try_get("id")?,
-        };
+        let tag_id = tag_id(&mut tx, name).await?;
         sqlx::query("INSERT INTO post_tags (post_id, tag_id) VALUES ($1, $2)")
             .bind(id)
             .bind(tag_id)
@@ -387,10 +376,33 @@ pub async fn delete(db: &Db, id: i64) -> Result<bool, SiteError> {
     Ok(deleted > 0)
 }
 
-async fn prune_tags(tx: &mut sqlx::Transaction<'_, sqlx::Any>) -> Result<(), SiteError> {
-    sqlx::query("DELETE FROM tags WHERE id NOT IN (SELECT tag_id FROM post_tags)")
-        .execute(&mut **tx)
+/// The id of the tag `name`, created when new.
+pub(crate) async fn tag_id(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    name: &str,
+) -> Result<i64, SiteError> {
+    let existing = sqlx::query("SELECT id FROM tags WHERE name = $1")
+        .bind(name)
+        .fetch_optional(&mut **tx)
         .await?;
+    Ok(match existing {
+        Some(row) => row.try_get("id")?,
+        None => sqlx::query("INSERT INTO tags (name) VALUES ($1) RETURNING id")
+            .bind(name)
+            .fetch_one(&mut **tx)
+            .await?
+            .try_get("id")?,
+    })
+}
+
+/// Removes the tags that neither a post nor a quiz uses any more.
+pub(crate) async fn prune_tags(tx: &mut sqlx::Transaction<'_, sqlx::Any>) -> Result<(), SiteError> {
+    sqlx::query(
+        "DELETE FROM tags WHERE id NOT IN (SELECT tag_id FROM post_tags)
+                            AND id NOT IN (SELECT tag_id FROM quiz_tags)",
+    )
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }
 

@@ -25,6 +25,50 @@ pub const TEMPLATES: &[(&str, &str)] = &[
     ("feedback.html", include_str!("../templates/feedback.html")),
     ("error.html", include_str!("../templates/error.html")),
     (
+        "quiz/list.html",
+        include_str!("../templates/quiz/list.html"),
+    ),
+    (
+        "quiz/detail.html",
+        include_str!("../templates/quiz/detail.html"),
+    ),
+    (
+        "quiz/attempt.html",
+        include_str!("../templates/quiz/attempt.html"),
+    ),
+    (
+        "quiz/result.html",
+        include_str!("../templates/quiz/result.html"),
+    ),
+    (
+        "quiz/history.html",
+        include_str!("../templates/quiz/history.html"),
+    ),
+    (
+        "admin/quizzes.html",
+        include_str!("../templates/admin/quizzes.html"),
+    ),
+    (
+        "admin/quiz_import.html",
+        include_str!("../templates/admin/quiz_import.html"),
+    ),
+    (
+        "admin/quiz_form.html",
+        include_str!("../templates/admin/quiz_form.html"),
+    ),
+    (
+        "admin/quiz_delete.html",
+        include_str!("../templates/admin/quiz_delete.html"),
+    ),
+    (
+        "admin/quiz_analysis.html",
+        include_str!("../templates/admin/quiz_analysis.html"),
+    ),
+    (
+        "admin/question_form.html",
+        include_str!("../templates/admin/question_form.html"),
+    ),
+    (
         "admin/index.html",
         include_str!("../templates/admin/index.html"),
     ),

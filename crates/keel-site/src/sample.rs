@@ -106,3 +106,100 @@ pub async fn seed(db: &Db) -> Result<bool, SiteError> {
         .await?;
     Ok(true)
 }
+
+/// Marks that the sample quizzes were added (a database upgraded from before quizzes
+/// gets them once, even though it already has posts).
+const QUIZ_MARKER: &str = "sample_quizzes";
+
+struct SampleQuiz {
+    slug: &'static str,
+    title: &'static str,
+    description: &'static str,
+    tags: &'static [&'static str],
+    /// The sample post that teaches it, linked from every question's review.
+    post: &'static str,
+    gift: &'static str,
+}
+
+/// The sample quizzes: GIFT files shipped in `quizzes/`, loaded through the importer
+/// staff use.
+const SAMPLE_QUIZZES: &[SampleQuiz] = &[
+    SampleQuiz {
+        slug: "edge-and-limit-req",
+        title: "The edge and limit_req",
+        description: "Rate limiting the way nginx does it: rate, burst, `nodelay`, and who the client is behind a proxy.",
+        tags: &["edge", "nginx"],
+        post: "rate-limiting-decision-for-decision",
+        gift: include_str!("../quizzes/edge-and-limit-req.gift"),
+    },
+    SampleQuiz {
+        slug: "app-server-workers-threads",
+        title: "App servers: workers × threads",
+        description: "How many requests a gunicorn-style server runs at once, and what its timeouts protect.",
+        tags: &["deploy"],
+        post: "running-keel-in-production",
+        gift: include_str!("../quizzes/app-server-workers-threads.gift"),
+    },
+    SampleQuiz {
+        slug: "live-events-redis",
+        title: "Live events and Redis pub/sub",
+        description: "Server-Sent Events end to end: the wire format, reconnects, proxies, and what Redis pub/sub does and does not promise.",
+        tags: &["events", "redis"],
+        post: "live-events-without-a-thread-per-browser",
+        gift: include_str!("../quizzes/live-events-redis.gift"),
+    },
+    SampleQuiz {
+        slug: "sync-vs-async",
+        title: "Sync vs async views",
+        description: "What happens to a site whose views wait on a slow outside API.",
+        tags: &["getting started"],
+        post: "welcome-to-keel",
+        gift: include_str!("../quizzes/sync-vs-async.gift"),
+    },
+];
+
+/// Adds the sample quizzes once, on a database that has no quiz.
+pub async fn seed_quizzes(db: &Db) -> Result<bool, SiteError> {
+    let marker = sqlx::query("SELECT value FROM site_meta WHERE name = $1")
+        .bind(QUIZ_MARKER)
+        .fetch_optional(db.pool())
+        .await?;
+    if marker.is_some() || !crate::quiz::store::summary(db).await?.is_empty() {
+        return Ok(false);
+    }
+    for sample in SAMPLE_QUIZZES {
+        let questions = keel_quiz::gift::parse(sample.gift).map_err(|errors| {
+            SiteError::Internal(format!(
+                "sample quiz {}: {}",
+                sample.slug,
+                errors
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ))
+        })?;
+        let mut input = crate::quiz::store::QuizInput::new(sample.slug, sample.title, false);
+        input.description = sample.description.to_owned();
+        input.tags = sample.tags.iter().map(|t| (*t).to_owned()).collect();
+        input.pass_mark = 60;
+        input.bands = vec![
+            crate::quiz::store::Band {
+                min: 80.0,
+                text: "Well done: you know this part of the stack.".into(),
+            },
+            crate::quiz::store::Band {
+                min: 0.0,
+                text: "Read the explanations below, and the post each question links to, then try again.".into(),
+            },
+        ];
+        let imported = crate::quiz::store::import(db, &input, &questions).await?;
+        crate::quiz::store::link_post(db, imported.quiz_id, sample.post).await?;
+    }
+    sqlx::query("INSERT INTO site_meta (name, value) VALUES ($1, $2)")
+        .bind(QUIZ_MARKER)
+        .bind("added")
+        .execute(db.pool())
+        .await?;
+    Ok(true)
+}

@@ -109,7 +109,7 @@ pub(crate) fn local_next(next: Option<&str>) -> String {
     }
 }
 
-fn cookies(headers: &HeaderMap) -> impl Iterator<Item = Cookie<'static>> + '_ {
+pub(crate) fn cookies(headers: &HeaderMap) -> impl Iterator<Item = Cookie<'static>> + '_ {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -117,7 +117,7 @@ fn cookies(headers: &HeaderMap) -> impl Iterator<Item = Cookie<'static>> + '_ {
         .flat_map(|v| Cookie::split_parse(v.to_owned()).filter_map(Result::ok))
 }
 
-fn plausible_token(t: &str) -> bool {
+pub(crate) fn plausible_token(t: &str) -> bool {
     t.len() == 43
         && t.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')

@@ -180,9 +180,111 @@
     });
   }
 
+  /* ---- c) quizzes: autosave, the countdown, a file read into the import box ---- */
+
+  var AUTOSAVE_DEBOUNCE_MS = 800;
+
+  /* Each change is saved in the background (the server keeps the answers;
+   * grading happens only there). Without JavaScript the Save button does it. */
+  function startQuizAutosave() {
+    var form = document.querySelector("form[data-autosave]");
+    if (!form || typeof window.fetch !== "function" ||
+        typeof window.FormData !== "function" ||
+        typeof window.URLSearchParams !== "function") {
+      return;
+    }
+    var state = form.querySelector(".quiz-save-state");
+    var timer = null;
+
+    function save() {
+      timer = null;
+      var params = new window.URLSearchParams();
+      var data = new window.FormData(form);
+      data.forEach(function (value, key) {
+        params.append(key, value);
+      });
+      params.append("action", "save");
+      window.fetch(form.getAttribute("data-autosave"), {
+        method: "POST",
+        credentials: "same-origin",
+        headers: {
+          "Content-Type": "application/x-www-form-urlencoded",
+          "Accept": "application/json"
+        },
+        body: params.toString()
+      }).then(function (response) {
+        if (state) {
+          state.textContent = response.ok ? "Saved." :
+            "Not saved (" + response.status + "): use the Save button.";
+        }
+      })["catch"](function () {
+        if (state) {
+          state.textContent = "Offline: your answers are not saved yet.";
+        }
+      });
+    }
+
+    form.addEventListener("change", function () {
+      if (timer !== null) {
+        window.clearTimeout(timer);
+      }
+      timer = window.setTimeout(save, AUTOSAVE_DEBOUNCE_MS);
+    });
+  }
+
+  /* The deadline is the server's; this only shows it. At zero the page
+   * reloads, and the server grades what was saved. */
+  function startQuizTimer() {
+    var box = document.querySelector(".quiz-timer[data-seconds-left]");
+    if (!box) {
+      return;
+    }
+    var value = box.querySelector(".quiz-timer-value");
+    var end = Date.now() + parseInt(box.getAttribute("data-seconds-left"), 10) * 1000;
+    function tick() {
+      var left = Math.max(0, Math.round((end - Date.now()) / 1000));
+      var minutes = Math.floor(left / 60);
+      var seconds = left % 60;
+      value.textContent = minutes + ":" + (seconds < 10 ? "0" : "") + seconds;
+      if (left <= 30) {
+        box.className = "quiz-timer urgent";
+      }
+      if (left === 0) {
+        window.location.reload();
+        return;
+      }
+      window.setTimeout(tick, 1000);
+    }
+    tick();
+  }
+
+  function startFileFill() {
+    var inputs = document.querySelectorAll("input[type=file][data-fills]");
+    Array.prototype.forEach.call(inputs, function (input) {
+      var target = document.getElementById(input.getAttribute("data-fills"));
+      if (!target || typeof window.FileReader !== "function") {
+        return;
+      }
+      input.addEventListener("change", function () {
+        var file = input.files && input.files[0];
+        if (!file) {
+          return;
+        }
+        var reader = new window.FileReader();
+        reader.onload = function () {
+          target.value = String(reader.result);
+        };
+        reader.readAsText(file);
+      });
+    });
+  }
+
   function init() {
     startLiveNotice();
     startPreview();
+    startQuizAutosave();
+    startQuizTimer();
+    startFileFill();
   }
 
   if (document.readyState === "loading") {
