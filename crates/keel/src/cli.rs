@@ -47,6 +47,9 @@ pub enum Command {
     Migrate,
     /// Create a staff superuser for /admin/: asks on a terminal, or takes --username, --email and --password-stdin.
     Createsuperuser(SuperuserArgs),
+    /// Import, export and list quizzes on the site's database (GIFT and Aiken files).
+    #[command(subcommand)]
+    Quiz(QuizCommand),
     /// Print the effective configuration (file, environment, defaults) with secrets masked.
     #[command(after_long_help = crate::config::keys_help())]
     Config,
@@ -67,6 +70,46 @@ pub struct SuperuserArgs {
     /// Never prompt: fail when a value is missing (Django's --noinput)
     #[arg(long, alias = "noinput")]
     pub no_input: bool,
+}
+
+/// `keel quiz …`.
+#[derive(Debug, Subcommand)]
+pub enum QuizCommand {
+    /// Add the questions of FILE to a quiz (created, published unless --draft, when new); a file with errors stores nothing.
+    Import(QuizImportArgs),
+    /// Write a quiz's questions as GIFT to standard output.
+    Export(QuizExportArgs),
+    /// Print every quiz: slug, title, questions, finished attempts.
+    List,
+}
+
+/// `keel quiz import`.
+#[derive(Debug, Args)]
+pub struct QuizImportArgs {
+    /// The file's format
+    #[arg(long, value_name = "FORMAT", default_value = "gift", value_parser = ["gift", "aiken"])]
+    pub format: String,
+    /// The quiz to create or extend [default: the file's name, e.g. limits.gift → limits]
+    #[arg(long = "quiz", value_name = "SLUG")]
+    pub quiz: Option<String>,
+    /// Create a new quiz unpublished
+    #[arg(long)]
+    pub draft: bool,
+    /// Check the file and report, storing nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// A GIFT or Aiken file
+    pub file: PathBuf,
+}
+
+/// `keel quiz export`.
+#[derive(Debug, Args)]
+pub struct QuizExportArgs {
+    /// The output format (GIFT only)
+    #[arg(long, value_name = "FORMAT", default_value = "gift", value_parser = ["gift"])]
+    pub format: String,
+    /// The quiz's slug
+    pub slug: String,
 }
 
 /// `keel publish`.
@@ -99,17 +142,21 @@ pub fn command() -> clap::Command {
                 cmd = if flag.commands == GLOBAL {
                     cmd.arg(arg.global(true))
                 } else {
-                    cmd.mut_subcommand(name, |sub| {
-                        // Two flags of one key (`--delay N`, `--nodelay`) exclude each other.
-                        let sibling = key
-                            .flags
-                            .iter()
-                            .filter(|other| {
-                                other.long != flag.long && other.commands.contains(&name)
-                            })
-                            .map(Flag::id);
-                        sub.arg(arg.conflicts_with_all(sibling))
-                    })
+                    // Two flags of one key (`--delay N`, `--nodelay`) exclude each other.
+                    let siblings: Vec<&str> = key
+                        .flags
+                        .iter()
+                        .filter(|other| other.long != flag.long && other.commands.contains(&name))
+                        .map(Flag::id)
+                        .collect();
+                    let arg = arg.conflicts_with_all(siblings);
+                    // `quiz import` is the subcommand `import` of `quiz`.
+                    match name.split_once(' ') {
+                        Some((outer, inner)) => cmd.mut_subcommand(outer, |sub| {
+                            sub.mut_subcommand(inner, |sub| sub.arg(arg))
+                        }),
+                        None => cmd.mut_subcommand(name, |sub| sub.arg(arg)),
+                    }
                 };
             }
         }
@@ -170,6 +217,12 @@ fn flags(cli: &Cli, matches: &ArgMatches) -> Flags {
     let Some((name, sub)) = matches.subcommand() else {
         return flags;
     };
+    // The innermost subcommand, named by its path (`quiz import`).
+    let (name, sub) = match sub.subcommand() {
+        Some((inner, matches)) => (format!("{name} {inner}"), matches),
+        None => (name.to_owned(), sub),
+    };
+    let name = name.as_str();
     for key in KEYS {
         for flag in key.flags {
             // clap hands a global flag's value to the subcommand's matches wherever it

@@ -49,7 +49,68 @@ pub fn command(command: Command, settings: &Settings) -> anyhow::Result<()> {
             let answers = crate::superuser::ask(&args, settings.superuser_password.0.clone())?;
             small_runtime()?.block_on(create_superuser(settings, answers))
         }
+        Command::Quiz(quiz) => small_runtime()?.block_on(quiz_command(settings, quiz)),
         Command::Bench(_) | Command::Compare(_) | Command::Config => Ok(()),
+    }
+}
+
+/// `keel quiz import|export|list` on the site's database.
+async fn quiz_command(settings: &Settings, command: crate::cli::QuizCommand) -> anyhow::Result<()> {
+    use crate::cli::QuizCommand;
+    use keel_site::quiz::staff::{self, Format, ImportError};
+    let url = &settings.site.database_url.value.0;
+    match command {
+        QuizCommand::Import(args) => {
+            let shown = args.file.display().to_string();
+            let text = std::fs::read_to_string(&args.file)
+                .with_context(|| format!("cannot read {shown}"))?;
+            let slug = match &args.quiz {
+                Some(slug) => slug.clone(),
+                None => keel_site::slugify(
+                    &args
+                        .file
+                        .file_stem()
+                        .map(|s| s.to_string_lossy().into_owned())
+                        .unwrap_or_default(),
+                ),
+            };
+            let format: Format = args.format.parse().map_err(anyhow::Error::msg)?;
+            match staff::import_text(url, format, &text, &slug, args.draft, args.dry_run).await {
+                Ok(n) if args.dry_run => {
+                    println!("{shown}: {n} questions are valid; nothing was stored (--dry-run)");
+                    Ok(())
+                }
+                Ok(n) => {
+                    println!("imported {n} questions into quiz {slug}");
+                    Ok(())
+                }
+                Err(ImportError::Parse(errors)) => {
+                    for e in &errors {
+                        eprintln!("{shown}:{}: {}", e.line, e.message);
+                    }
+                    anyhow::bail!("{shown}: {} error(s); nothing was stored", errors.len())
+                }
+                Err(e) => Err(anyhow::Error::new(e).context(format!("keel quiz import {shown}"))),
+            }
+        }
+        QuizCommand::Export(args) => match staff::export_gift(url, &args.slug).await? {
+            Some(gift) => {
+                print!("{gift}");
+                Ok(())
+            }
+            None => anyhow::bail!("there is no quiz {:?} (see keel quiz list)", args.slug),
+        },
+        QuizCommand::List => {
+            let rows = staff::list(url).await?;
+            println!(
+                "{:<32} {:<40} {:>9} {:>8}",
+                "SLUG", "TITLE", "QUESTIONS", "ATTEMPTS"
+            );
+            for (slug, title, questions, attempts) in rows {
+                println!("{slug:<32} {title:<40} {questions:>9} {attempts:>8}");
+            }
+            Ok(())
+        }
     }
 }
 

@@ -552,3 +552,139 @@ async fn site_register_login_tags_and_live_post_in_a_browser() {
     a.quit().await;
     eprintln!("site browser test took {:?}", started.elapsed());
 }
+
+/// A guest on a phone-sized window takes a sample quiz from the navigation to the
+/// review: every question answered by clicking and typing, the answers autosaved, the
+/// attempt submitted and reviewed. Leaves `target/tmp/quiz-result.png`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quiz_start_to_finish_in_a_browser() {
+    if !browser_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let statics = dir.path().join("static");
+    std::fs::create_dir(&statics).unwrap();
+    let database_url = format!("sqlite://{}/keel.db", dir.path().display());
+    let (_keel, base) = start_keel_up(&statics, &database_url);
+    let profile = tempfile::tempdir().unwrap();
+    let driver = Driver::start().await;
+    let b = Browser::open(&driver, profile.path(), (390, 844)).await;
+
+    visit(&b, &base, &format!("{base}/")).await;
+    let nav = b.find_by_text(".nav-links a", "Quizzes").await;
+    click_to(&b, &base, &nav, "/quizzes/", |u| {
+        u == format!("{base}/quizzes/")
+    })
+    .await;
+    let quiz = b
+        .find_by_text(".quiz-card h2 a", "The edge and limit_req")
+        .await;
+    click_to(&b, &base, &quiz, "the quiz's page", |u| {
+        u == format!("{base}/quizzes/edge-and-limit-req/")
+    })
+    .await;
+    let start = b.find_by_text("form button[type=submit]", "Start").await;
+    click_to(&b, &base, &start, "a new attempt", |u| {
+        u.starts_with(&format!("{base}/quizzes/attempts/"))
+    })
+    .await;
+
+    // Every question, as a reader answers it: the first choice, a number or a word, and
+    // the second option of each matching list.
+    let questions = b
+        .execute(
+            "return Array.prototype.map.call(document.querySelectorAll('fieldset.quiz-question'),
+               function (f) {
+                 var input = f.querySelector('input[type=radio], input[type=checkbox], input[type=text], select');
+                 return { id: f.id, kind: input ? (input.type || input.tagName) : 'none' };
+               });",
+            json!([]),
+        )
+        .await;
+    let questions = questions.as_array().unwrap().clone();
+    assert!(questions.len() >= 5, "the sample quiz has {questions:?}");
+    for q in &questions {
+        let id = q["id"].as_str().unwrap();
+        match q["kind"].as_str().unwrap() {
+            "radio" | "checkbox" => {
+                let choice = b.find(&format!("#{id} .quiz-choice input")).await;
+                b.click(&choice).await;
+            }
+            "text" => b.fill(&format!("#{id} input[type=text]"), "100").await,
+            _ => {
+                // A <select>'s options are drawn by the browser, out of WebDriver's
+                // reach in headless mode: pick the second option as a script would, with
+                // the change event a person's pick fires.
+                b.execute(
+                    "document.querySelectorAll('#' + arguments[0] + ' select').forEach(function (s) {
+                       s.selectedIndex = 1;
+                       s.dispatchEvent(new Event('change', { bubbles: true }));
+                     });",
+                    json!([id]),
+                )
+                .await;
+            }
+        }
+    }
+    // The page saved the answers in the background.
+    b.wait_until(
+        "the attempt page to say its answers are saved",
+        Duration::from_secs(10),
+        "var s = document.querySelector('.quiz-save-state');
+         return s && s.textContent.indexOf('Saved.') >= 0 ? s.textContent : null;",
+        json!([]),
+    )
+    .await;
+    // Nothing wider than the phone's screen (the elements that are, if any).
+    let overflow = b
+        .execute(
+            "var out = [];
+             document.querySelectorAll('body *').forEach(function (e) {
+               var r = e.getBoundingClientRect();
+               if (r.right > window.innerWidth + 1 && out.length < 5) {
+                 out.push(e.tagName + '.' + e.className + ' ' + Math.round(r.right));
+               }
+             });
+             return out;",
+            json!([]),
+        )
+        .await;
+    assert_eq!(
+        overflow,
+        json!([]),
+        "the attempt page is wider than a phone"
+    );
+    let submit = b.find("button[name=action][value=submit]").await;
+    click_to(&b, &base, &submit, "the review", |u| {
+        u.ends_with("/result/")
+    })
+    .await;
+    let review = b
+        .execute(
+            "return {
+               items: document.querySelectorAll('.quiz-review-item').length,
+               score: (document.querySelector('.quiz-score strong') || {}).textContent,
+               explanations: document.querySelectorAll('.quiz-explanation').length,
+               links: document.querySelectorAll('.quiz-review-item a[href^=\"/posts/\"]').length
+             };",
+            json!([]),
+        )
+        .await;
+    assert_eq!(review["items"], json!(questions.len()), "{review}");
+    assert!(
+        review["score"].as_str().unwrap_or_default().ends_with('%'),
+        "{review}"
+    );
+    assert_eq!(
+        review["explanations"],
+        json!(questions.len()),
+        "every sample question explains itself: {review}"
+    );
+    assert_eq!(review["links"], json!(questions.len()), "{review}");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/tmp");
+    std::fs::create_dir_all(&dir).unwrap();
+    let artifact = dir.canonicalize().unwrap().join("quiz-result.png");
+    b.screenshot(&artifact).await;
+    eprintln!("screenshot: {}", artifact.display());
+    b.quit().await;
+}

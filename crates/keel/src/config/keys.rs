@@ -31,7 +31,15 @@ pub type Commands = &'static [&'static str];
 pub const GLOBAL: Commands = &[""];
 const SERVE: Commands = &["serve"];
 const APP: Commands = &["serve", "up"];
-const SITE: Commands = &["serve", "up", "migrate", "createsuperuser"];
+const SITE: Commands = &[
+    "serve",
+    "up",
+    "migrate",
+    "createsuperuser",
+    "quiz import",
+    "quiz export",
+    "quiz list",
+];
 const LIMITS: Commands = &["edge", "up"];
 const EDGE: Commands = &["edge"];
 

@@ -599,9 +599,13 @@ fn every_declared_key_is_set_from_its_file_key_variable_and_flag() {
                 flag.commands
             };
             for &sub_name in commands {
-                let sub = cli
-                    .find_subcommand(sub_name)
-                    .unwrap_or_else(|| panic!("{}: no subcommand {sub_name}", key.name));
+                // `quiz import` is the subcommand `import` of `quiz`.
+                let mut sub = &cli;
+                for part in sub_name.split(' ') {
+                    sub = sub
+                        .find_subcommand(part)
+                        .unwrap_or_else(|| panic!("{}: no subcommand {sub_name}", key.name));
+                }
                 let owner = if flag.commands == GLOBAL { &cli } else { sub };
                 let arg = owner
                     .get_arguments()
@@ -616,7 +620,8 @@ fn every_declared_key_is_set_from_its_file_key_variable_and_flag() {
                     key.name,
                     flag.long
                 );
-                let mut argv = vec!["keel".to_owned(), sub_name.to_owned()];
+                let mut argv = vec!["keel".to_owned()];
+                argv.extend(sub_name.split(' ').map(str::to_owned));
                 let sets = match flag.kind {
                     FlagKind::Switch { sets, .. } => {
                         argv.push(flag.long.to_owned());
