@@ -6,6 +6,7 @@
 
 mod common;
 
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -1168,4 +1169,83 @@ fn keel_publish_fails_fast_when_redis_is_down() {
         "{stderr}"
     );
     assert!(took < Duration::from_secs(4), "took {took:?}: {stderr}");
+}
+
+/// `keel quiz`: a bad file is refused with every error's FILE:LINE and stores nothing;
+/// a good one is imported and counted; its export imports back to the same questions.
+#[test]
+fn keel_quiz_imports_refuses_bad_files_and_round_trips_through_gift() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}/keel.db", dir.path().display());
+    let run = |args: &[&str]| {
+        let out = keel()
+            .args(["quiz"])
+            .args(args)
+            .env("KEEL_DATABASE_URL", &db)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let bad = dir.path().join("bad.gift");
+    std::fs::write(
+        &bad,
+        "::a::Broken {=x ~y\n\n::b::Fine {=ok ~no}\n\n::c::Also {#abc}\n",
+    )
+    .unwrap();
+    let (ok, _, err) = run(&["import", "--quiz", "limits", bad.to_str().unwrap()]);
+    assert!(!ok, "{err}");
+    let shown = bad.display();
+    assert!(err.contains(&format!("{shown}:1: ")), "{err}");
+    assert!(err.contains(&format!("{shown}:5: ")), "{err}");
+    assert!(err.contains("nothing was stored"), "{err}");
+    let (_, list, _) = run(&["list"]);
+    assert!(!list.contains("limits"), "{list}");
+
+    let sample =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../keel-site/quizzes/edge-and-limit-req.gift");
+    let (ok, out, err) = run(&[
+        "import",
+        "--dry-run",
+        "--quiz",
+        "limits",
+        sample.to_str().unwrap(),
+    ]);
+    assert!(ok && out.contains("nothing was stored"), "{out}{err}");
+    let (ok, out, err) = run(&[
+        "import",
+        "--draft",
+        "--quiz",
+        "limits",
+        sample.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    let n: usize = out
+        .trim()
+        .strip_prefix("imported ")
+        .and_then(|rest| rest.strip_suffix(" questions into quiz limits"))
+        .unwrap_or_else(|| panic!("{out}"))
+        .parse()
+        .unwrap();
+    let original = std::fs::read_to_string(&sample).unwrap();
+    let parsed = keel_quiz::gift::parse(&original).unwrap();
+    assert_eq!(n, parsed.iter().filter(|q| q.is_graded()).count());
+    let (ok, gift, err) = run(&["export", "--format", "gift", "limits"]);
+    assert!(ok, "{err}");
+    assert_eq!(
+        keel_quiz::gift::parse(&gift).unwrap(),
+        parsed,
+        "export → import"
+    );
+    let (_, list, _) = run(&["list"]);
+    assert!(
+        list.lines()
+            .any(|l| l.starts_with("limits ") && l.contains(&n.to_string())),
+        "{list}"
+    );
+    let (ok, _, err) = run(&["export", "--format", "gift", "nope"]);
+    assert!(!ok && err.contains("no quiz \"nope\""), "{err}");
 }
