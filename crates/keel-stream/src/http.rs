@@ -90,7 +90,15 @@ pub fn client_request(
 
 /// Admits the client and returns the streaming SSE response, or the refusal.
 pub fn sse_response(hub: &Hub, request: ClientRequest) -> Result<Response, StreamError> {
-    let stream = hub.connect(request)?;
+    Ok(stream_response(hub.connect(request)?))
+}
+
+/// As [`sse_response`] on channels the application chose ([`Hub::connect_unlisted`]).
+pub fn sse_response_unlisted(hub: &Hub, request: ClientRequest) -> Result<Response, StreamError> {
+    Ok(stream_response(hub.connect_unlisted(request)?))
+}
+
+fn stream_response(stream: crate::ClientStream) -> Response {
     let body = Body::from_stream(stream.map(Ok::<_, Infallible>));
     let mut response = Response::new(body);
     *response.status_mut() = StatusCode::OK;
@@ -104,7 +112,7 @@ pub fn sse_response(hub: &Hub, request: ClientRequest) -> Result<Response, Strea
         HeaderName::from_static("x-accel-buffering"),
         HeaderValue::from_static("no"),
     );
-    Ok(response)
+    response
 }
 
 /// The client address of a request: [`keel_client::Client`], else the socket peer, else

@@ -303,6 +303,17 @@ impl Hub {
     /// returns the stream of SSE bytes. Replay of `last_event_id` happens inside the stream,
     /// after the response has started. Needs a Tokio runtime.
     pub fn connect(&self, request: ClientRequest) -> Result<ClientStream, StreamError> {
+        self.open(request, true)
+    }
+
+    /// As [`Hub::connect`], for channels the application chose and guards itself (a live
+    /// quiz room's, named by its PIN) rather than a reader's `?channel=`: the allowlist,
+    /// which governs what any client may ask for, is not consulted. Every cap still is.
+    pub fn connect_unlisted(&self, request: ClientRequest) -> Result<ClientStream, StreamError> {
+        self.open(request, false)
+    }
+
+    fn open(&self, request: ClientRequest, allowlist: bool) -> Result<ClientStream, StreamError> {
         let cfg = &self.inner.config;
         if self.inner.shutting_down.load(Ordering::Acquire) {
             return Err(StreamError::ShuttingDown);
@@ -326,7 +337,7 @@ impl Hub {
         }
         for ch in &channels {
             validate_channel(ch)?;
-            if !cfg.allowed_channels.contains(ch) {
+            if allowlist && !cfg.allowed_channels.contains(ch) {
                 return Err(StreamError::ChannelNotAllowed {
                     channel: ch.clone(),
                     allowed: cfg.allowed_channels.join(", "),
