@@ -81,8 +81,20 @@ pub(crate) fn router(cfg: &AppConfig, metrics: Arc<Metrics>) -> Result<Router, A
         ))
         .layer(CatchPanicLayer::custom(panic_response));
 
-    // /stream/ is merged after the timeout layer on purpose: a live stream must never be
-    // cut by the request timeout (and gets no compression either).
+    // /stream/ and a live quiz room's events are merged after the timeout layer on
+    // purpose: a live stream must never be cut by the request timeout (and gets no
+    // compression either).
+    let app = match (&cfg.site, &cfg.stream) {
+        (Some(site), Some(_)) => app.merge(
+            site.live_router()
+                .layer(middleware::from_fn_with_state(
+                    metrics.clone(),
+                    metrics::track,
+                ))
+                .layer(CatchPanicLayer::custom(panic_response)),
+        ),
+        _ => app,
+    };
     Ok(match &cfg.stream {
         Some(hub) => app.merge(
             keel_stream::http::router(hub.clone())

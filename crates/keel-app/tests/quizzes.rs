@@ -620,6 +620,237 @@ async fn attempt_limits_and_grading_methods_hold(site: &Site) {
     page.assert_status(StatusCode::CONFLICT);
 }
 
+/// Reads a live room's event stream until an event containing `needle` arrives (5 s).
+async fn next_event(
+    body: &mut (impl futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Unpin),
+    seen: &mut String,
+    needle: &str,
+) {
+    use futures_util::StreamExt;
+    let found = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        while !seen.contains(needle) {
+            match body.next().await {
+                Some(chunk) => seen.push_str(&String::from_utf8_lossy(&chunk.unwrap())),
+                None => return,
+            }
+        }
+    })
+    .await;
+    assert!(
+        found.is_ok() && seen.contains(needle),
+        "no {needle} event; the stream said:\n{seen}"
+    );
+}
+
+/// The PIN in a host screen's address.
+fn pin_of(location: &str) -> String {
+    location
+        .trim_start_matches("/quizzes/live/")
+        .trim_end_matches("/host/")
+        .to_owned()
+}
+
+async fn a_live_room_plays_with_a_host_and_two_players(site: &Site) {
+    let mut host = published_limits(site).await;
+    let id = quiz_id(site, "limits").await;
+    let bank: HashMap<i64, Question> = bank(site, "limits").await.into_iter().collect();
+    let opened = host
+        .submit(
+            &format!("/admin/quizzes/{id}/"),
+            &format!("/admin/quizzes/{id}/live/"),
+            &[("seconds", "30")],
+        )
+        .await;
+    opened.assert_status(StatusCode::SEE_OTHER);
+    let host_url = opened.location().to_owned();
+    let pin = pin_of(&host_url);
+    assert_eq!(pin.len(), 6, "{host_url}");
+    host.get(&host_url)
+        .await
+        .assert_status(StatusCode::OK)
+        .assert_has(&pin);
+    // Readers cannot host.
+    let mut ann = site.visitor();
+    ann.get(&host_url)
+        .await
+        .assert_status(StatusCode::SEE_OTHER);
+
+    // Every player's page listens to the room's events, served outside the request timeout.
+    let events = reqwest::Client::new()
+        .get(format!("{}/quizzes/live/{pin}/events/", site.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(events.status(), StatusCode::OK);
+    assert!(events.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/event-stream"));
+    let mut body = Box::pin(events.bytes_stream());
+    let mut seen = String::new();
+
+    let join = |nickname: &'static str, pin: String| async move {
+        let mut v = Visitor::new(&site.base);
+        let page = v
+            .submit(
+                "/quizzes/live/",
+                "/quizzes/live/",
+                &[("pin", &pin), ("nickname", nickname)],
+            )
+            .await;
+        (v, page)
+    };
+    let (mut ann, page) = join("ann", pin.clone()).await;
+    page.assert_status(StatusCode::SEE_OTHER);
+    next_event(&mut body, &mut seen, "\"latest\":\"ann\"").await;
+    let (mut bob, page) = join("bob", pin.clone()).await;
+    page.assert_status(StatusCode::SEE_OTHER);
+    let (_, taken) = join("ANN", pin.clone()).await;
+    taken
+        .assert_status(StatusCode::BAD_REQUEST)
+        .assert_has("Another player has this nickname");
+    let (_, wrong) = join("carl", "000000".into()).await;
+    wrong
+        .assert_status(StatusCode::BAD_REQUEST)
+        .assert_has("No open room");
+    ann.get(&format!("/quizzes/live/{pin}/"))
+        .await
+        .assert_has("Waiting for the host");
+
+    // The host starts: the question event reaches the stream, the pages show it.
+    host.submit(&host_url, &host_url, &[("action", "next"), ("index", "-1")])
+        .await
+        .assert_status(StatusCode::SEE_OTHER);
+    next_event(&mut body, &mut seen, "\"type\":\"question\"").await;
+    let room = sqlx::query("SELECT question_ids FROM live_rooms")
+        .fetch_one(site.db.pool())
+        .await
+        .unwrap();
+    let ids: Vec<i64> =
+        serde_json::from_str(&room.try_get::<String, _>("question_ids").unwrap()).unwrap();
+    let first = ids[0];
+    let play = ann.get(&format!("/quizzes/live/{pin}/")).await;
+    play.assert_status(StatusCode::OK)
+        .assert_has("Question 1 of");
+    for secret in ["SECRET-FEEDBACK", "SECRET-GENERAL", "SECRET-TF"] {
+        play.assert_lacks(secret);
+    }
+    let right: Vec<(String, String)> = right_answer(first, &bank[&first])
+        .into_iter()
+        .filter(|(k, _)| k != "seen")
+        .collect();
+    let mut fields = vec![("index".to_owned(), "0".to_owned())];
+    fields.extend(right.clone());
+    let play_url = format!("/quizzes/live/{pin}/");
+    let answer_url = format!("/quizzes/live/{pin}/answer/");
+    post_fields(&mut ann, "/quizzes/live/", &answer_url, &fields)
+        .await
+        .assert_status(StatusCode::SEE_OTHER);
+    next_event(&mut body, &mut seen, "\"answered\":1").await;
+    // Once only: a second answer is a 409 and changes nothing.
+    post_fields(&mut ann, "/quizzes/live/", &answer_url, &fields)
+        .await
+        .assert_status(StatusCode::CONFLICT);
+    // Bob answers wrong (nothing a right answer would send), or not at all.
+    let mut wrong = vec![("index".to_owned(), "0".to_owned())];
+    wrong.push((
+        format!("q{first}"),
+        match &bank[&first].kind {
+            Kind::TrueFalse { answer, .. } => (!answer).to_string(),
+            Kind::Numeric { .. } => "-12345".to_owned(),
+            Kind::Short { .. } => "nothing like it".to_owned(),
+            Kind::Single { choices } | Kind::Multiple { choices } => choices
+                .iter()
+                .position(|c| c.weight <= 0.0)
+                .unwrap()
+                .to_string(),
+            _ => unreachable!("live rooms ask no other kind"),
+        },
+    ));
+    post_fields(&mut bob, "/quizzes/live/", &answer_url, &wrong)
+        .await
+        .assert_status(StatusCode::SEE_OTHER);
+    // An answer for another question than the one on screen: 409.
+    let mut stale = wrong.clone();
+    stale[0].1 = "1".into();
+    post_fields(&mut bob, "/quizzes/live/", &answer_url, &stale)
+        .await
+        .assert_status(StatusCode::CONFLICT);
+
+    // The reveal: the tally and the leaderboard, ann first with Kahoot's points.
+    host.submit(
+        &host_url,
+        &host_url,
+        &[("action", "reveal"), ("index", "0")],
+    )
+    .await
+    .assert_status(StatusCode::SEE_OTHER);
+    next_event(&mut body, &mut seen, "\"type\":\"reveal\"").await;
+    let points: i64 = sqlx::query("SELECT score FROM live_players WHERE nickname = 'ann'")
+        .fetch_one(site.db.pool())
+        .await
+        .unwrap()
+        .try_get("score")
+        .unwrap();
+    assert!((500..=1000).contains(&points), "{points}");
+    let bob_points: i64 = sqlx::query("SELECT score FROM live_players WHERE nickname = 'bob'")
+        .fetch_one(site.db.pool())
+        .await
+        .unwrap()
+        .try_get("score")
+        .unwrap();
+    assert_eq!(bob_points, 0);
+    ann.get(&play_url)
+        .await
+        .assert_has("Right!")
+        .assert_has("Leaderboard");
+    bob.get(&play_url).await.assert_has("Not this time");
+    // Answers after the reveal are refused.
+    post_fields(&mut bob, "/quizzes/live/", &answer_url, &wrong)
+        .await
+        .assert_status(StatusCode::CONFLICT);
+
+    // The next question, answered too late (the clock moved back a minute): 409.
+    host.submit(&host_url, &host_url, &[("action", "next"), ("index", "0")])
+        .await
+        .assert_status(StatusCode::SEE_OTHER);
+    next_event(&mut body, &mut seen, "\"index\":1").await;
+    sqlx::query("UPDATE live_rooms SET question_started_ms = question_started_ms - 60000")
+        .execute(site.db.pool())
+        .await
+        .unwrap();
+    let second = ids[1];
+    let mut late = vec![("index".to_owned(), "1".to_owned())];
+    late.extend(
+        right_answer(second, &bank[&second])
+            .into_iter()
+            .filter(|(k, _)| k != "seen"),
+    );
+    post_fields(&mut bob, "/quizzes/live/", &answer_url, &late)
+        .await
+        .assert_status(StatusCode::CONFLICT)
+        .assert_has("Time is up");
+
+    // The podium.
+    host.submit(
+        &host_url,
+        &host_url,
+        &[("action", "finish"), ("index", "1")],
+    )
+    .await
+    .assert_status(StatusCode::SEE_OTHER);
+    next_event(&mut body, &mut seen, "\"type\":\"podium\"").await;
+    let podium = bob.get(&play_url).await;
+    podium
+        .assert_has("Final results")
+        .assert_has("You finished #2");
+    assert!(podium.body.find("ann").unwrap() < podium.body.rfind("bob").unwrap());
+    // No event carried the key.
+    for secret in ["SECRET", "weight"] {
+        assert!(!seen.contains(secret), "{seen}");
+    }
+}
+
 on_both!(
     quizzes_are_listed_and_offered_after_posts,
     staff_import_checks_first_and_stores_nothing_on_error,
@@ -629,4 +860,5 @@ on_both!(
     the_time_limit_is_enforced_on_the_server,
     item_analysis_counts_attempts_and_exports_csv,
     attempt_limits_and_grading_methods_hold,
+    a_live_room_plays_with_a_host_and_two_players,
 );

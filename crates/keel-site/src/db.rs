@@ -22,6 +22,11 @@ use crate::error::SiteError;
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "initial", include_str!("../migrations/0001_initial.sql")),
     (2, "quizzes", include_str!("../migrations/0002_quizzes.sql")),
+    (
+        3,
+        "live_rooms",
+        include_str!("../migrations/0003_live_rooms.sql"),
+    ),
 ];
 
 /// Which database a URL points at.

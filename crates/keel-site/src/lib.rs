@@ -172,6 +172,17 @@ impl Site {
             .route("/accounts/login/", get(auth::login_form).post(auth::login))
             .route("/accounts/logout/", post(auth::logout))
             .route("/quizzes/", get(quiz::pages::list))
+            .route(
+                "/quizzes/live/",
+                get(quiz::live::join_form).post(quiz::live::join),
+            )
+            .route("/quizzes/live/{pin}/", get(quiz::live::play))
+            .route("/quizzes/live/{pin}/answer/", post(quiz::live::answer))
+            .route(
+                "/quizzes/live/{pin}/host/",
+                get(quiz::live::host).post(quiz::live::host_action),
+            )
+            .route("/admin/quizzes/{id}/live/", post(quiz::live::open))
             .route("/quizzes/history/", get(quiz::pages::history))
             .route("/quizzes/{slug}/", get(quiz::pages::detail))
             .route("/quizzes/{slug}/start/", post(quiz::pages::start))
@@ -236,6 +247,20 @@ impl Site {
             // Outermost, so error pages are compressed too. The site has no streams:
             // `/stream/` is the app's and never passes here.
             .layer(tower_http::compression::CompressionLayer::new())
+            .with_state(self.inner.clone())
+    }
+}
+
+impl Site {
+    /// The site's long-lived routes: a live room's event stream. Merge it outside any
+    /// request timeout and compression, as `/stream/` is; it has no session or CSRF layer
+    /// because it only reads, and reads nothing a room's PIN does not already show.
+    pub fn live_router<S>(&self) -> Router<S>
+    where
+        S: Clone + Send + Sync + 'static,
+    {
+        Router::new()
+            .route("/quizzes/live/{pin}/events/", get(quiz::live::events))
             .with_state(self.inner.clone())
     }
 }

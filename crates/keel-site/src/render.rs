@@ -45,6 +45,22 @@ pub const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../templates/quiz/history.html"),
     ),
     (
+        "quiz/_live.html",
+        include_str!("../templates/quiz/_live.html"),
+    ),
+    (
+        "quiz/live_join.html",
+        include_str!("../templates/quiz/live_join.html"),
+    ),
+    (
+        "quiz/live_play.html",
+        include_str!("../templates/quiz/live_play.html"),
+    ),
+    (
+        "quiz/live_host.html",
+        include_str!("../templates/quiz/live_host.html"),
+    ),
+    (
         "admin/quizzes.html",
         include_str!("../templates/admin/quizzes.html"),
     ),

@@ -250,7 +250,14 @@
         box.className = "quiz-timer urgent";
       }
       if (left === 0) {
-        window.location.reload();
+        /* A live room's host closes the question at zero; a player waits for
+         * the host's reveal; a quiz attempt reloads and the server grades it. */
+        var reveal = document.querySelector("[data-auto-reveal]");
+        if (reveal) {
+          reveal.click();
+        } else if (!box.hasAttribute("data-no-reload")) {
+          window.location.reload();
+        }
         return;
       }
       window.setTimeout(tick, 1000);
@@ -279,7 +286,58 @@
     });
   }
 
+  /* A live quiz room follows its events: a new question, a reveal or the
+   * podium reloads the page (the server renders the room's state); tallies
+   * and new players update in place, as text. */
+  function startLiveRoom() {
+    var room = document.querySelector("[data-live-events]");
+    if (!room || typeof window.EventSource !== "function") {
+      return;
+    }
+    var url = room.getAttribute("data-live-events");
+    if (!isSafePath(url)) {
+      return;
+    }
+    var phase = room.getAttribute("data-phase");
+    var index = parseInt(room.getAttribute("data-index"), 10);
+    var source = new window.EventSource(url);
+    source.onmessage = function (message) {
+      var event;
+      try {
+        event = JSON.parse(message.data);
+      } catch (e) {
+        return;
+      }
+      if (event.type === "tally" && event.index === index) {
+        Array.prototype.forEach.call(room.querySelectorAll("[data-tally]"), function (e) {
+          e.textContent = event.answered + " of " + event.players;
+        });
+      } else if (event.type === "players") {
+        Array.prototype.forEach.call(room.querySelectorAll("[data-players-count]"), function (e) {
+          e.textContent = String(event.count);
+        });
+        var list = room.querySelector("[data-players]");
+        if (list && typeof event.latest === "string") {
+          var item = document.createElement("li");
+          item.textContent = event.latest;
+          list.appendChild(item);
+        }
+      } else if ((event.type === "question" && (phase !== "question" || event.index !== index)) ||
+                 (event.type === "reveal" && phase !== "reveal") ||
+                 (event.type === "podium" && phase !== "finished")) {
+        source.close();
+        window.location.reload();
+      }
+    };
+    /* Leaving the page frees the connection at once (browsers allow six per
+     * host over HTTP/1.1). */
+    window.addEventListener("pagehide", function () {
+      source.close();
+    });
+  }
+
   function init() {
+    startLiveRoom();
     startLiveNotice();
     startPreview();
     startQuizAutosave();

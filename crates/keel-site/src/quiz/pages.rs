@@ -43,7 +43,7 @@ fn owner(visitor: &Visitor, headers: &HeaderMap) -> Option<Owner> {
 }
 
 /// A Markdown snippet as inline HTML: one paragraph loses its `<p>`.
-fn inline_html(text: &str) -> String {
+pub(crate) fn inline_html(text: &str) -> String {
     let html = markdown::render(text);
     let trimmed = html.trim();
     match trimmed
@@ -333,7 +333,12 @@ async fn grade_and_finish(inner: &Inner, attempt: &Attempt, at: i64) -> Result<f
 
 /// The reader's view of one question: its stem, choices in the attempt's order and what
 /// they answered so far. Nothing of the key.
-fn question_view(number: usize, q: &StoredQuestion, seed: u64, saved: Option<&Answer>) -> Value {
+pub(crate) fn question_view(
+    number: usize,
+    q: &StoredQuestion,
+    seed: u64,
+    saved: Option<&Answer>,
+) -> Value {
     let order = keel_quiz::choice_order(&q.question, seed, q.id);
     let picked: Vec<usize> = match saved {
         Some(Answer::Choice { id }) => vec![*id],

@@ -62,7 +62,7 @@ pub enum ImportError {
     #[error("{} error(s) in the file", .0.len())]
     Parse(Vec<ParseError>),
     /// The slug is not a valid URL name.
-    #[error("{0:?} is not a valid quiz slug: use lowercase letters, digits and hyphens")]
+    #[error("{0:?} is not a valid quiz slug: use lowercase letters, digits and hyphens (not live, history or attempts)")]
     Slug(String),
     /// The file holds no question.
     #[error("the file holds no question")]
@@ -84,7 +84,7 @@ pub async fn import_into(
     draft: bool,
     dry_run: bool,
 ) -> Result<usize, ImportError> {
-    if !markdown::valid_slug(slug) {
+    if !markdown::valid_slug(slug) || super::RESERVED_SLUGS.contains(&slug) {
         return Err(ImportError::Slug(slug.to_owned()));
     }
     let questions = parse(format, text).map_err(ImportError::Parse)?;
