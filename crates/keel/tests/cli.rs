@@ -7,10 +7,9 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{keel, refused, Process};
+use common::{keel, refused, Process, Redis};
 use nix::sys::signal::Signal;
 
 fn start_mock(latency: &str) -> (Process, String) {
@@ -617,86 +616,6 @@ fn keel_bench_reports_like_hey_and_compare_writes_its_files() {
 fn keel_bench_refuses_bad_flags_clearly() {
     let stderr = refused(keel().args(["bench", "-n", "5", "-c", "50", "http://127.0.0.1:9/"]));
     assert!(stderr.contains("-n") && stderr.contains("-c"), "{stderr}");
-}
-
-/// A redis-server of this test only, on a free port; killed by pid on drop. `None` when
-/// redis-server is not installed — a failure instead under `CI=true`.
-struct Redis {
-    child: Child,
-    port: u16,
-}
-
-impl Redis {
-    fn start() -> Option<Redis> {
-        let installed = Command::new("redis-server")
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| o.status.success());
-        if !installed {
-            assert!(
-                std::env::var("CI").map_or(true, |v| v != "true"),
-                "redis-server is not installed and CI=true (apt-get install redis-server)"
-            );
-            eprintln!("SKIPPED: redis-server is not installed");
-            return None;
-        }
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-            ])
-            .args(["--appendonly", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let redis = Redis { child, port };
-        for _ in 0..200 {
-            if redis
-                .command(&["PING"])
-                .is_ok_and(|r| r.starts_with("+PONG"))
-            {
-                return Some(redis);
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        panic!("redis-server did not answer PING");
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
-    }
-
-    /// One command in RESP, as redis-cli sends it.
-    fn command(&self, args: &[&str]) -> std::io::Result<String> {
-        use std::io::{Read, Write};
-        let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.port))?;
-        stream.set_read_timeout(Some(Duration::from_secs(2)))?;
-        let mut request = format!("*{}\r\n", args.len());
-        for arg in args {
-            request.push_str(&format!("${}\r\n{arg}\r\n", arg.len()));
-        }
-        stream.write_all(request.as_bytes())?;
-        let mut reply = [0u8; 256];
-        let n = stream.read(&mut reply)?;
-        Ok(String::from_utf8_lossy(&reply[..n]).into_owned())
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// Reads an SSE body until `needle` shows up (or 5 s pass); returns what was read.

@@ -18,7 +18,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::webdriver::{browser_available, Browser, Driver, Element};
-use common::{keel, Process};
+use common::{keel, Process, Redis};
 use serde_json::{json, Value};
 
 const ADMIN: &str = "admin";
@@ -687,4 +687,226 @@ async fn quiz_start_to_finish_in_a_browser() {
     b.screenshot(&artifact).await;
     eprintln!("screenshot: {}", artifact.display());
     b.quit().await;
+}
+
+/// `keel serve` on `database_url` with live events through `redis_url`, behind a `keel
+/// edge` that serves the collected `statics` (the pages' script and stylesheet); returns
+/// both processes and the edge's URL.
+fn start_serve_and_edge(
+    database_url: &str,
+    redis_url: &str,
+    statics: &Path,
+) -> (Process, Process, String) {
+    let mut cmd = keel();
+    cmd.args(["serve", "--bind", "127.0.0.1:0", "--redis-url", redis_url])
+        .env("KEEL_DATABASE_URL", database_url)
+        .env("KEEL_STATIC_ROOT", statics);
+    let mut serve = Process::start(cmd);
+    let app = serve.url_after("keel serve: listening on");
+    let mut cmd = keel();
+    cmd.args([
+        "edge",
+        "--listen",
+        "127.0.0.1:0",
+        "--rate",
+        "off",
+        "--no-access-log",
+    ])
+    .arg("--upstream")
+    .arg(app.trim_start_matches("http://"))
+    .arg("--static-root")
+    .arg(statics);
+    let mut edge = Process::start(cmd);
+    let base = edge.url_after("keel edge: listening on");
+    (serve, edge, base)
+}
+
+/// Answers the question on a player's page: the first choice button, or the first box and
+/// the Answer button, or a number typed in the box.
+async fn answer_live(player: &Browser) {
+    let kind = player
+        .execute(
+            "if (document.querySelector('.live-answer .live-choice')) return 'button';
+             if (document.querySelector('.live-answer input[type=checkbox]')) return 'boxes';
+             return document.querySelector('.live-answer input[type=text]') ? 'text' : null;",
+            json!([]),
+        )
+        .await;
+    match kind.as_str() {
+        Some("button") => {
+            let choice = player.find(".live-answer .live-choice").await;
+            player.click(&choice).await;
+        }
+        Some("boxes") => {
+            let box_ = player.find(".live-answer input[type=checkbox]").await;
+            player.click(&box_).await;
+            let send = player.find(".live-answer button[type=submit]").await;
+            player.click(&send).await;
+        }
+        Some("text") => {
+            player.fill(".live-answer input[type=text]", "100").await;
+            let send = player.find(".live-answer button[type=submit]").await;
+            player.click(&send).await;
+        }
+        _ => panic!("no question to answer\n{}", player.excerpt().await),
+    }
+}
+
+/// The text of the first element matching `css`, once there is one (10 s).
+async fn text_when(browser: &Browser, what: &str, css: &str) -> String {
+    browser
+        .wait_until(
+            what,
+            Duration::from_secs(10),
+            "var e = document.querySelector(arguments[0]);
+             return e ? e.textContent.trim() : null;",
+            json!([css]),
+        )
+        .await
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// A live room across two `keel serve` processes (each behind its `keel edge`) on one
+/// redis-server and one database: the host's browser on one, two players' browsers
+/// (phone-sized) on the other. Every move
+/// of the host reaches the players' pages through Redis; all three see the same question
+/// and the same podium. Leaves `target/tmp/live-podium.png`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_room_across_two_serves_in_three_browsers() {
+    if !browser_available() {
+        return;
+    }
+    let Some(redis) = Redis::start() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let database_url = format!("sqlite://{}/keel.db", dir.path().display());
+    create_superuser(&database_url);
+    let statics = dir.path().join("static");
+    let collected = keel()
+        .arg("collectstatic")
+        .arg("--static-root")
+        .arg(&statics)
+        .output()
+        .unwrap();
+    assert!(
+        collected.status.success(),
+        "{}",
+        String::from_utf8_lossy(&collected.stderr)
+    );
+    let (_serve_a, _edge_a, base_a) = start_serve_and_edge(&database_url, &redis.url(), &statics);
+    let (_serve_b, _edge_b, base_b) = start_serve_and_edge(&database_url, &redis.url(), &statics);
+    let driver = Driver::start().await;
+    let profiles: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let host = Browser::open(&driver, profiles[0].path(), (1280, 900)).await;
+
+    // The host signs in on A and opens a room for a sample quiz.
+    visit(
+        &host,
+        &base_a,
+        &format!("{base_a}/accounts/login/?next=/admin/quizzes/"),
+    )
+    .await;
+    host.fill("#id_username", ADMIN).await;
+    host.fill("#id_password", ADMIN_PASSWORD).await;
+    let submit = host
+        .find_by_text("form.form button[type=submit]", "Log in")
+        .await;
+    click_to(&host, &base_a, &submit, "/admin/quizzes/", |u| {
+        u == format!("{base_a}/admin/quizzes/")
+    })
+    .await;
+    let quiz = host
+        .find_by_text(".col-title a", "The edge and limit_req")
+        .await;
+    click_to(&host, &base_a, &quiz, "the quiz's admin page", |u| {
+        u.starts_with(&format!("{base_a}/admin/quizzes/"))
+    })
+    .await;
+    let open = host.find_by_text("button", "Open a live room").await;
+    click_to(&host, &base_a, &open, "the host screen", |u| {
+        u.ends_with("/host/")
+    })
+    .await;
+    let pin = text_when(&host, "the room's PIN", ".live-pin-number").await;
+    assert_eq!(pin.len(), 6, "{pin}");
+
+    // Two players join on B.
+    let mut players = Vec::new();
+    for (i, nickname) in ["ann", "bob"].iter().enumerate() {
+        let p = Browser::open(&driver, profiles[i + 1].path(), (390, 844)).await;
+        visit(&p, &base_b, &format!("{base_b}/quizzes/live/")).await;
+        p.fill("#id_pin", &pin).await;
+        p.fill("#id_nickname", nickname).await;
+        let join = p.find_by_text("form button[type=submit]", "Join").await;
+        click_to(&p, &base_b, &join, "the player's page", |u| {
+            u == format!("{base_b}/quizzes/live/{pin}/")
+        })
+        .await;
+        text_when(&p, "the lobby", ".live-room h1").await;
+        players.push(p);
+    }
+    // The joins on B reach the host's screen on A live, through Redis.
+    host.wait_until(
+        "the host screen to count two players",
+        Duration::from_secs(10),
+        "var e = document.querySelector('[data-players-count]');
+         return e && e.textContent.trim() === '2' ? 'two' : null;",
+        json!([]),
+    )
+    .await;
+
+    // Start: every page shows the same question.
+    let start = host.find_by_text(".live-controls button", "Start").await;
+    host.click(&start).await;
+    let stem = text_when(&host, "the host's question", ".live-stem").await;
+    for p in &players {
+        let shown = text_when(p, "the player's question", ".live-stem").await;
+        assert_eq!(shown, stem, "a player sees another question than the host");
+        answer_live(p).await;
+        text_when(p, "the answer's receipt", ".live-room .notice").await;
+    }
+    host.wait_until(
+        "the host's tally to say 2 of 2",
+        Duration::from_secs(10),
+        "var e = document.querySelector('[data-tally]');
+         return e && e.textContent.trim() === '2 of 2' ? 'done' : null;",
+        json!([]),
+    )
+    .await;
+
+    // The podium, on all three.
+    let end = host
+        .find_by_text(".live-controls button", "End the game")
+        .await;
+    host.click(&end).await;
+    let podium_script = "return Array.prototype.map.call(
+        document.querySelectorAll('.live-podium .live-nick'), function (e) { return e.textContent; });";
+    host.wait_until(
+        "the host's podium",
+        Duration::from_secs(10),
+        "return document.querySelectorAll('.live-podium .live-nick').length === 2 ? 'ok' : null;",
+        json!([]),
+    )
+    .await;
+    let on_host = host.execute(podium_script, json!([])).await;
+    for p in &players {
+        p.wait_until(
+            "the player's podium",
+            Duration::from_secs(10),
+            "return document.querySelectorAll('.live-podium .live-nick').length === 2 ? 'ok' : null;",
+            json!([]),
+        )
+        .await;
+        assert_eq!(p.execute(podium_script, json!([])).await, on_host);
+    }
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/tmp");
+    std::fs::create_dir_all(&dir).unwrap();
+    let artifact = dir.canonicalize().unwrap().join("live-podium.png");
+    players[0].screenshot(&artifact).await;
+    eprintln!("screenshot: {}", artifact.display());
+    for p in players {
+        p.quit().await;
+    }
+    host.quit().await;
 }
