@@ -1031,8 +1031,8 @@ async fn cookies_and_headers_are_safe(site: &Site) {
 async fn sample_posts_are_added_once_and_can_be_skipped() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("keel.db").display());
-    let count = |db: keel_site::Db| async move {
-        let n: i64 = sqlx::query("SELECT COUNT(*) AS n FROM posts")
+    let rows = |db: keel_site::Db, table: &'static str| async move {
+        let n: i64 = sqlx::query(&format!("SELECT COUNT(*) AS n FROM {table}"))
             .fetch_one(db.pool())
             .await
             .unwrap()
@@ -1040,16 +1040,27 @@ async fn sample_posts_are_added_once_and_can_be_skipped() {
             .unwrap();
         n
     };
+    let count = |db: keel_site::Db| rows(db, "posts");
     let mut cfg = keel_site::SiteConfig::new(url.clone());
     cfg.sample_data = false;
     let site = keel_site::Site::open(cfg).await.unwrap();
     assert_eq!(count(site.db().clone()).await, 0);
+    assert_eq!(
+        rows(site.db().clone(), "quizzes").await,
+        0,
+        "--no-sample-data skips the quizzes"
+    );
     site.db().close().await;
 
     let site = keel_site::Site::open(keel_site::SiteConfig::new(url.clone()))
         .await
         .unwrap();
     assert_eq!(count(site.db().clone()).await, 4);
+    assert_eq!(
+        rows(site.db().clone(), "quizzes").await,
+        4,
+        "the sample quizzes"
+    );
     sqlx::query("DELETE FROM posts")
         .execute(site.db().pool())
         .await
