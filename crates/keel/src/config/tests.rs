@@ -544,11 +544,26 @@ fn the_module_doc_lists_every_key() {
         std::fs::write(&path, out).unwrap();
         return;
     }
-    assert_eq!(
-        doc, expected,
-        "config/mod.rs's table is not KEYS; `UPDATE_EXPECT=1 cargo test -p keel --bin keel \
-         the_module_doc` writes it"
-    );
+    if doc != expected {
+        // The first row that differs, not two 60-row tables side by side.
+        let row = doc
+            .lines()
+            .zip(expected.lines().chain(std::iter::repeat("(missing)")))
+            .find(|(have, want)| have != want)
+            .map_or_else(
+                || {
+                    format!(
+                        "missing row: {}",
+                        expected.lines().nth(doc.lines().count()).unwrap_or("")
+                    )
+                },
+                |(have, want)| format!("have: {have}\nwant: {want}"),
+            );
+        panic!(
+            "config/mod.rs's table is not KEYS; `UPDATE_EXPECT=1 cargo test -p keel --bin keel \
+             the_module_doc` writes it\n{row}"
+        );
+    }
     let help = keys_help();
     for key in KEYS {
         assert!(
