@@ -1,5 +1,7 @@
 //! `keel mock-upstream`: a stand-in for the outside JSON API that `/sync/test` and
-//! `/async/test` call, with a fixed, configurable latency.
+//! `/async/test` call, with a fixed, configurable latency — and for an OpenAI-compatible
+//! model (`POST /v1/chat/completions`, streaming or not, at a configurable token pace), so
+//! the AI Interviewer's model path can be shown and tested with no model and no network.
 //!
 //! Benchmarks need an upstream whose latency is known exactly and which is never the
 //! bottleneck, so this answers from a static body with no allocation per request beyond
@@ -9,11 +11,13 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use axum::body::Body;
 use axum::extract::State;
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::Router;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
 use tokio::net::TcpListener;
 
 use crate::AppError;
@@ -29,6 +33,8 @@ pub struct MockConfig {
     pub listen: SocketAddr,
     /// Delay before each answer.
     pub latency: Duration,
+    /// Delay between two tokens of a streamed chat completion.
+    pub token_interval: Duration,
 }
 
 /// A bound mock upstream.
@@ -36,6 +42,14 @@ pub struct MockConfig {
 pub struct MockUpstream {
     listener: TcpListener,
     latency: Duration,
+    token_interval: Duration,
+}
+
+/// What the handlers share.
+#[derive(Debug, Clone, Copy)]
+struct Pace {
+    latency: Duration,
+    token_interval: Duration,
 }
 
 impl MockUpstream {
@@ -50,6 +64,7 @@ impl MockUpstream {
         Ok(MockUpstream {
             listener,
             latency: cfg.latency,
+            token_interval: cfg.token_interval,
         })
     }
 
@@ -78,13 +93,17 @@ impl MockUpstream {
             .route("/todos/1", get(todo))
             .route("/mock/todos/1", get(todo))
             .route("/healthz", get(|| async { "ok" }))
+            .route("/v1/chat/completions", post(chat))
             .fallback(|| async {
                 (
                     StatusCode::NOT_FOUND,
-                    "keel mock-upstream serves /todos/1 and /mock/todos/1\n",
+                    "keel mock-upstream serves /todos/1, /mock/todos/1 and POST /v1/chat/completions\n",
                 )
             })
-            .with_state(self.latency);
+            .with_state(Pace {
+                latency: self.latency,
+                token_interval: self.token_interval,
+            });
         // Its clients (the app's pooled upstream clients) keep idle connections up to 90 s:
         // the mock keeps them longer, so a pooled request never meets a closing socket.
         let timeouts = crate::server::Timeouts {
@@ -97,9 +116,116 @@ impl MockUpstream {
     }
 }
 
-async fn todo(State(latency): State<Duration>) -> Response {
-    if !latency.is_zero() {
-        tokio::time::sleep(latency).await;
+async fn todo(State(pace): State<Pace>) -> Response {
+    if !pace.latency.is_zero() {
+        tokio::time::sleep(pace.latency).await;
     }
     ([(header::CONTENT_TYPE, "application/json")], TODO_JSON).into_response()
+}
+
+/// The part of an OpenAI chat completion request the mock reads.
+#[derive(Debug, Deserialize)]
+struct ChatRequest {
+    #[serde(default)]
+    messages: Vec<ChatMessage>,
+    #[serde(default)]
+    stream: bool,
+}
+
+#[derive(Debug, Deserialize)]
+struct ChatMessage {
+    #[serde(default)]
+    content: String,
+}
+
+/// What the mock "model" says: the text between `<draft>` and `</draft>` in the last
+/// message (the interviewer sends its rubric's reply there to be phrased), or, when the
+/// last message asks for a JSON verdict, an empty proposal — the rubric then decides alone.
+fn mock_reply(request: &ChatRequest) -> String {
+    let last = request
+        .messages
+        .last()
+        .map(|m| m.content.as_str())
+        .unwrap_or("");
+    if let Some(start) = last.find("<draft>") {
+        let rest = &last[start + "<draft>".len()..];
+        let end = rest.find("</draft>").unwrap_or(rest.len());
+        return rest[..end].trim().to_owned();
+    }
+    if last.contains("\"covered\"") {
+        return r#"{"covered": [], "misconceptions": []}"#.to_owned();
+    }
+    "This is keel's mock model. Point the interviewer at a real OpenAI-compatible server for real phrasing.".to_owned()
+}
+
+/// The reply's tokens as a model streams them: each word with the space before it.
+fn tokens(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut current = String::new();
+    for c in text.chars() {
+        if c.is_whitespace() && !current.trim().is_empty() {
+            out.push(std::mem::take(&mut current));
+        }
+        current.push(c);
+    }
+    if !current.is_empty() {
+        out.push(current);
+    }
+    out
+}
+
+/// `POST /v1/chat/completions`, OpenAI's shape: one JSON answer, or with `"stream": true`
+/// Server-Sent Events of `chat.completion.chunk`s, one token every `token_interval`, then
+/// `data: [DONE]`.
+async fn chat(State(pace): State<Pace>, Json(request): Json<ChatRequest>) -> Response {
+    if !pace.latency.is_zero() {
+        tokio::time::sleep(pace.latency).await;
+    }
+    let reply = mock_reply(&request);
+    if !request.stream {
+        let body = serde_json::json!({
+            "id": "chatcmpl-keel-mock",
+            "object": "chat.completion",
+            "model": "keel-mock",
+            "choices": [{ "index": 0, "message": { "role": "assistant", "content": reply }, "finish_reason": "stop" }],
+        });
+        return Json(body).into_response();
+    }
+    let interval = pace.token_interval;
+    let chunks = futures_util::stream::unfold(
+        (tokens(&reply).into_iter(), false, true),
+        move |(mut words, done, first)| async move {
+            if done {
+                return None;
+            }
+            match words.next() {
+                Some(word) => {
+                    if !first && !interval.is_zero() {
+                        tokio::time::sleep(interval).await;
+                    }
+                    let chunk = serde_json::json!({
+                        "id": "chatcmpl-keel-mock",
+                        "object": "chat.completion.chunk",
+                        "model": "keel-mock",
+                        "choices": [{ "index": 0, "delta": { "content": word }, "finish_reason": null }],
+                    });
+                    let frame = format!("data: {chunk}\n\n");
+                    Some((
+                        Ok::<_, std::convert::Infallible>(frame),
+                        (words, false, false),
+                    ))
+                }
+                None => Some((Ok("data: [DONE]\n\n".to_owned()), (words, true, false))),
+            }
+        },
+    );
+    let mut response = Response::new(Body::from_stream(chunks));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response
 }

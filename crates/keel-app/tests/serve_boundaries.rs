@@ -165,6 +165,7 @@ async fn silent_slow_and_idle_connections_are_closed() {
     let mock = MockUpstream::build(MockConfig {
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
         latency: Duration::from_millis(900),
+        token_interval: Duration::ZERO,
     })
     .await
     .unwrap();

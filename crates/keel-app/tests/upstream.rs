@@ -39,6 +39,7 @@ async fn spawn_mock(latency: Duration) -> (url::Url, Running) {
     let mock = MockUpstream::build(MockConfig {
         listen: LOCAL.into(),
         latency,
+        token_interval: Duration::ZERO,
     })
     .await
     .unwrap();
@@ -372,4 +373,80 @@ async fn mock_upstream_serves_both_paths_after_its_latency() {
     let response = reqwest::get(mock.url("/todos/2")).await.unwrap();
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
     mock.stop().await;
+}
+
+/// The mock model: OpenAI's `POST /v1/chat/completions`, whole or streamed token by token
+/// at the configured pace, ending with `data: [DONE]`; it phrases the `<draft>` it is given.
+#[tokio::test]
+async fn the_mock_model_answers_and_streams_like_openai() {
+    let mock = MockUpstream::build(MockConfig {
+        listen: LOCAL.into(),
+        latency: Duration::ZERO,
+        token_interval: Duration::from_millis(30),
+    })
+    .await
+    .unwrap();
+    let base = format!("http://{}", mock.local_addr());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(mock.run_until_stopped(async move {
+        let _ = stopped.await;
+    }));
+    let client = reqwest::Client::new();
+    let ask = |stream: bool| {
+        serde_json::json!({
+            "model": "any",
+            "stream": stream,
+            "messages": [
+                { "role": "system", "content": "You are an interviewer." },
+                { "role": "user", "content": "Say this: <draft>Good: you named the rate and the burst.</draft>" }
+            ]
+        })
+    };
+    let whole: serde_json::Value = client
+        .post(format!("{base}/v1/chat/completions"))
+        .json(&ask(false))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        whole["choices"][0]["message"]["content"],
+        "Good: you named the rate and the burst."
+    );
+    let started = std::time::Instant::now();
+    let streamed = client
+        .post(format!("{base}/v1/chat/completions"))
+        .json(&ask(true))
+        .send()
+        .await
+        .unwrap();
+    assert!(streamed.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/event-stream"));
+    let text = streamed.text().await.unwrap();
+    let pieces: Vec<String> = text
+        .split("\n\n")
+        .filter_map(|frame| frame.strip_prefix("data: "))
+        .filter(|data| *data != "[DONE]")
+        .map(|data| {
+            let chunk: serde_json::Value = serde_json::from_str(data).unwrap();
+            chunk["choices"][0]["delta"]["content"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(pieces.len(), 8, "{text}");
+    assert_eq!(pieces.concat(), "Good: you named the rate and the burst.");
+    assert!(text.trim_end().ends_with("data: [DONE]"), "{text}");
+    // Seven gaps of 30 ms between eight tokens.
+    assert!(
+        started.elapsed() >= Duration::from_millis(200),
+        "{:?}",
+        started.elapsed()
+    );
+    let _ = stop.send(());
 }

@@ -203,6 +203,7 @@ async fn mock_upstream(settings: &Settings) -> anyhow::Result<()> {
     let mock = MockUpstream::build(MockConfig {
         listen: settings.mock.listen.value,
         latency: settings.mock.latency.value.0,
+        token_interval: settings.mock.token_interval.value.0,
     })
     .await
     .context("could not start keel mock-upstream")?;
@@ -619,6 +620,7 @@ async fn up(settings: &Settings) -> anyhow::Result<()> {
         let mock = MockUpstream::build(MockConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             latency: settings.mock.latency.value.0,
+            token_interval: settings.mock.token_interval.value.0,
         })
         .await
         .context("could not start the built-in mock upstream")?;

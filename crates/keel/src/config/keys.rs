@@ -693,6 +693,45 @@ declare_keys! {
             within "0s", "1h",
             default "100ms", sample "0s",
             help "Delay before each of the mock's answers";
+        token_interval: HumanDuration = HumanDuration(Duration::from_millis(20)),
+            env "KEEL_MOCK_TOKEN_INTERVAL",
+            flags &[Flag::value("--token-interval", "DURATION", &["up", "mock-upstream"])],
+            within "0s", "10s",
+            default "20ms (50 tokens/s)", sample "5ms",
+            help "Delay between two tokens the mock model streams (POST /v1/chat/completions)";
+    }
+
+    /// The AI Interviewer's model. Without `api_base` the rubric engine alone runs the
+    /// interviews and no data leaves the machine.
+    ["interviewer"] interviewer: InterviewerFile => InterviewerSettings {
+        api_base: OptUrl = OptUrl(None),
+            env "KEEL_INTERVIEWER_API_BASE",
+            flags &[Flag::value("--interviewer-api-base", "URL", APP)],
+            default "none (rubric engine only)", sample "http://127.0.0.1:11434/v1",
+            help "An OpenAI-compatible API (OpenAI, Ollama, llama.cpp, vLLM, LM Studio), ending in /v1";
+        model: ModelName = ModelName("llama3.2".to_owned()),
+            env "KEEL_INTERVIEWER_MODEL",
+            default "llama3.2", sample "gpt-4o-mini",
+            help "The model name sent to the API";
+        api_key: Secret = Secret(None),
+            env "KEEL_INTERVIEWER_API_KEY",
+            default "none", sample "sk-0123456789abcdef0123",
+            help "Bearer key of the API (masked in keel config, never logged)";
+        timeout: HumanDuration = HumanDuration(Duration::from_secs(20)),
+            env "KEEL_INTERVIEWER_TIMEOUT",
+            within "1s", "300s",
+            default "20s", sample "5s",
+            help "Longest a model call may take; past it the rubric engine answers alone";
+        max_tokens: u32 = 300,
+            env "KEEL_INTERVIEWER_MAX_TOKENS",
+            within "16", "8192",
+            default "300", sample "200",
+            help "Most tokens one model reply may have";
+        daily_turns: u32 = 200,
+            env "KEEL_INTERVIEWER_DAILY_TURNS",
+            within "0", "100000",
+            default "200", sample "50",
+            help "Answers per reader (or address) per day that may use the model; beyond, the rubric alone";
     }
 
     /// Logging settings.

@@ -74,6 +74,13 @@
 //! | `site.database_timeout` | `KEEL_DATABASE_TIMEOUT` | none | `2s` | `1ms` to `5m` | How long a request waits for a database connection before it gets 503 |
 //! | `mock_upstream.listen` | `KEEL_MOCK_LISTEN` | `--listen` | `127.0.0.1:9000` |  | Address of the mock upstream |
 //! | `mock_upstream.latency` | `KEEL_MOCK_LATENCY` | `--latency` | `100ms` | `0s` to `1h` | Delay before each of the mock's answers |
+//! | `mock_upstream.token_interval` | `KEEL_MOCK_TOKEN_INTERVAL` | `--token-interval` | `20ms (50 tokens/s)` | `0s` to `10s` | Delay between two tokens the mock model streams (POST /v1/chat/completions) |
+//! | `interviewer.api_base` | `KEEL_INTERVIEWER_API_BASE` | `--interviewer-api-base` | `none (rubric engine only)` |  | An OpenAI-compatible API (OpenAI, Ollama, llama.cpp, vLLM, LM Studio), ending in /v1 |
+//! | `interviewer.model` | `KEEL_INTERVIEWER_MODEL` | none | `llama3.2` |  | The model name sent to the API |
+//! | `interviewer.api_key` | `KEEL_INTERVIEWER_API_KEY` | none | `none` |  | Bearer key of the API (masked in keel config, never logged) |
+//! | `interviewer.timeout` | `KEEL_INTERVIEWER_TIMEOUT` | none | `20s` | `1s` to `300s` | Longest a model call may take; past it the rubric engine answers alone |
+//! | `interviewer.max_tokens` | `KEEL_INTERVIEWER_MAX_TOKENS` | none | `300` | `16` to `8192` | Most tokens one model reply may have |
+//! | `interviewer.daily_turns` | `KEEL_INTERVIEWER_DAILY_TURNS` | none | `200` | `0` to `100000` | Answers per reader (or address) per day that may use the model; beyond, the rubric alone |
 //! | `log.format` | `KEEL_LOG_FORMAT` | `--log-format` | `text` |  | Log format: text (human, coloured on a terminal) or json |
 //! | `log.level` | `KEEL_LOG_LEVEL` | `--log-level` | `info` |  | Log filter, e.g. `info` or `keel_app=debug,info` |
 //!

@@ -72,6 +72,8 @@ quoted_values!(
     HealthPath,
     PathValue,
     RedisUrl,
+    OptUrl,
+    ModelName,
     ChannelName,
     DatabaseUrl,
     LogFormat,
@@ -268,6 +270,55 @@ impl fmt::Display for LogFormat {
     }
 }
 
+/// An optional http(s) URL: empty or `none` is none.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OptUrl(pub Option<UpstreamUrl>);
+
+impl FromStr for OptUrl {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim() {
+            "" | "none" | "off" => Ok(OptUrl(None)),
+            text => text.parse().map(|u| OptUrl(Some(u))),
+        }
+    }
+}
+
+impl fmt::Display for OptUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.0 {
+            Some(url) => url.fmt(f),
+            None => f.write_str("none"),
+        }
+    }
+}
+
+/// A model's name as its API knows it: printable, no spaces, at most 200 characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelName(pub String);
+
+impl FromStr for ModelName {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let name = s.trim();
+        if name.is_empty()
+            || name.len() > 200
+            || name.chars().any(|c| c.is_control() || c.is_whitespace())
+        {
+            return Err(format!(
+                "{s:?} is not a model name (printable, no spaces, at most 200 characters)"
+            ));
+        }
+        Ok(ModelName(name.to_owned()))
+    }
+}
+
+impl fmt::Display for ModelName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// An upstream URL; only http and https can be fetched.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UpstreamUrl(pub url::Url);
@@ -332,6 +383,8 @@ macro_rules! deserialize_from_str {
 deserialize_from_str!(
     HumanDuration,
     UpstreamUrl,
+    OptUrl,
+    ModelName,
     LogLevel,
     RateSetting,
     ZoneSetting,
