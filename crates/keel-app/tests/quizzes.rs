@@ -702,7 +702,7 @@ async fn a_live_room_plays_with_a_host_and_two_players(site: &Site) {
     };
     let (mut ann, page) = join("ann", pin.clone()).await;
     page.assert_status(StatusCode::SEE_OTHER);
-    next_event(&mut body, &mut seen, "\"latest\":\"ann\"").await;
+    next_event(&mut body, &mut seen, "\"type\":\"players\"").await;
     let (mut bob, page) = join("bob", pin.clone()).await;
     page.assert_status(StatusCode::SEE_OTHER);
     let (_, taken) = join("ANN", pin.clone()).await;

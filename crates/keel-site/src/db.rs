@@ -27,6 +27,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "live_rooms",
         include_str!("../migrations/0003_live_rooms.sql"),
     ),
+    (
+        4,
+        "live_reveal",
+        include_str!("../migrations/0004_live_reveal.sql"),
+    ),
 ];
 
 /// Which database a URL points at.

@@ -99,6 +99,9 @@ struct Inner {
     hub: Option<keel_stream::Hub>,
     site_name: String,
     cache: cache::PageCache,
+    /// Live rooms with a tally or a player count waiting to be published (see
+    /// `quiz::live::coalesce`).
+    live_pending: std::sync::Mutex<std::collections::HashSet<(i64, &'static str)>>,
 }
 
 /// An open site: connected, migrated, ready to route.
@@ -141,6 +144,7 @@ impl Site {
                 hub: cfg.hub,
                 site_name: cfg.site_name,
                 cache: cache::PageCache::new(cfg.page_cache_ttl),
+                live_pending: Default::default(),
             }),
         })
     }

@@ -300,6 +300,7 @@
     }
     var phase = room.getAttribute("data-phase");
     var index = parseInt(room.getAttribute("data-index"), 10);
+    var shownTally = -1;
     var source = new window.EventSource(url);
     source.onmessage = function (message) {
       var event;
@@ -309,18 +310,22 @@
         return;
       }
       if (event.type === "tally" && event.index === index) {
-        Array.prototype.forEach.call(room.querySelectorAll("[data-tally]"), function (e) {
-          e.textContent = event.answered + " of " + event.players;
-        });
+        /* Counts only grow: one from another process may arrive late. */
+        if (event.answered > shownTally) {
+          shownTally = event.answered;
+          Array.prototype.forEach.call(room.querySelectorAll("[data-tally]"), function (e) {
+            e.textContent = event.answered + " of " + event.players;
+          });
+        }
       } else if (event.type === "players") {
         Array.prototype.forEach.call(room.querySelectorAll("[data-players-count]"), function (e) {
           e.textContent = String(event.count);
         });
+        /* The host's lobby lists the names: it reloads for new ones. */
         var list = room.querySelector("[data-players]");
-        if (list && typeof event.latest === "string") {
-          var item = document.createElement("li");
-          item.textContent = event.latest;
-          list.appendChild(item);
+        if (list && event.count > list.children.length) {
+          source.close();
+          window.location.reload();
         }
       } else if ((event.type === "question" && (phase !== "question" || event.index !== index)) ||
                  (event.type === "reveal" && phase !== "reveal") ||

@@ -78,6 +78,50 @@ fn hub(inner: &Inner) -> Result<&keel_stream::Hub, SiteError> {
     })
 }
 
+/// How often a room's answer tally and player count are published at most: one event per
+/// answer would be players² deliveries per question (a million at 1,000 players).
+const COALESCE: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Publishes the room's tally (`kind` "tally") or player count ("players") a moment from
+/// now, once for every change in between. The count is read from the database when it is
+/// sent, after every answer before it was committed, so counts never go backwards within
+/// a process (pages keep the highest they saw, for several processes).
+fn coalesce(inner: Arc<Inner>, room: &Room, kind: &'static str) {
+    let key = (room.id, kind);
+    {
+        let mut pending = inner
+            .live_pending
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !pending.insert(key) {
+            return;
+        }
+    }
+    let room = room.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(COALESCE).await;
+        inner
+            .live_pending
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&key);
+        let (answered, players) = match rooms::tally(&inner.db, &room, room.current).await {
+            Ok(counts) => counts,
+            Err(error) => {
+                tracing::warn!(%error, pin = %room.pin, "live room count not read");
+                return;
+            }
+        };
+        let event = match kind {
+            "tally" => {
+                serde_json::json!({ "type": "tally", "index": room.current, "answered": answered, "players": players, "sent_ms": now_ms() })
+            }
+            _ => serde_json::json!({ "type": "players", "count": players, "sent_ms": now_ms() }),
+        };
+        publish(&inner, &room, event).await;
+    });
+}
+
 /// Publishes one of the room's events (JSON); a broker failure is logged, not the
 /// request's failure: the pages render the state from the database on their next load.
 async fn publish(inner: &Inner, room: &Room, event: serde_json::Value) {
@@ -99,15 +143,6 @@ async fn room_questions(inner: &Inner, room: &Room) -> Result<Vec<StoredQuestion
         .iter()
         .filter_map(|id| bank.remove(id))
         .collect())
-}
-
-fn leaders(ranking: &[Player], n: usize) -> Vec<Value> {
-    ranking
-        .iter()
-        .take(n)
-        .enumerate()
-        .map(|(i, p)| context! { rank => i + 1, nickname => p.nickname.clone(), score => p.score })
-        .collect()
 }
 
 #[derive(Debug, Deserialize)]
@@ -183,36 +218,62 @@ pub(crate) async fn open(
     Err(SiteError::Internal("no free PIN after 20 draws".into()))
 }
 
-/// What the host screen and a player's page share: the room's state.
-async fn room_context(
-    inner: &Inner,
-    room: &Room,
-    player: Option<&Player>,
-) -> Result<Value, SiteError> {
+/// Who is looking at a room's page.
+#[derive(Debug, Clone, Copy)]
+enum Viewer<'a> {
+    Host,
+    Player(&'a Player),
+}
+
+/// The reveal of the current question, computed once when the host reveals and stored
+/// with the room: a thousand players' pages then read it instead of every answer.
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+struct Reveal {
+    /// How many picked each choice (choice id, or `true`/`false`).
+    counts: BTreeMap<String, i64>,
+    /// How many answered right.
+    right: i64,
+}
+
+async fn compute_reveal(inner: &Inner, room: &Room) -> Result<Reveal, SiteError> {
+    let mut reveal = Reveal::default();
+    for (_, response, correct, _) in rooms::answers(&inner.db, room, room.current).await? {
+        for key in picked(&response) {
+            *reveal.counts.entry(key).or_default() += 1;
+        }
+        reveal.right += i64::from(correct);
+    }
+    Ok(reveal)
+}
+
+/// What the host screen and a player's page show of the room's state. A player's page
+/// reads only what it shows (its own answer and rank, the top of the board, the stored
+/// reveal): its cost does not grow with the room.
+async fn room_context(inner: &Inner, room: &Room, viewer: Viewer<'_>) -> Result<Value, SiteError> {
     let questions = room_questions(inner, room).await?;
-    let ranking = rooms::ranking(&inner.db, room).await?;
     let index = usize::try_from(room.current).ok();
     let current = index.and_then(|i| questions.get(i));
+    let player = match viewer {
+        Viewer::Player(p) => Some(p),
+        Viewer::Host => None,
+    };
     let mut question = None;
     let mut reveal = None;
     let mut answered = None;
     if let (Some(q), Some(i)) = (current, index) {
         question = Some(question_view(i + 1, q, room.seed, None));
-        let all = rooms::answers(&inner.db, room, room.current).await?;
         if let Some(p) = player {
-            answered = all
-                .iter()
-                .find(|(id, ..)| *id == p.id)
-                .map(|(_, _, correct, points)| context! { correct => correct, points => points });
+            answered = rooms::own_answer(&inner.db, p, room.current)
+                .await?
+                .map(|(correct, points)| context! { correct => correct, points => points });
         }
         if room.phase == Phase::Reveal {
-            let grade = keel_quiz::grade(&q.question, None);
-            let mut counts: BTreeMap<String, i64> = BTreeMap::new();
-            for (_, response, ..) in &all {
-                for key in picked(response) {
-                    *counts.entry(key).or_default() += 1;
-                }
-            }
+            let stored: Reveal = room
+                .reveal
+                .as_deref()
+                .and_then(|text| serde_json::from_str(text).ok())
+                .unwrap_or_default();
+            let count = |key: String| stored.counts.get(&key).copied().unwrap_or(0);
             let choices: Vec<Value> = match &q.question.kind {
                 Kind::Single { choices } | Kind::Multiple { choices } => {
                     keel_quiz::choice_order(&q.question, room.seed, q.id)
@@ -221,7 +282,7 @@ async fn room_context(
                         .map(|(i, c)| {
                             context! {
                                 html => inline_html(&c.text),
-                                count => counts.get(&i.to_string()).copied().unwrap_or(0),
+                                count => count(i.to_string()),
                                 right => c.weight > 0.0,
                             }
                         })
@@ -232,7 +293,7 @@ async fn room_context(
                     .map(|v| {
                         context! {
                             html => if *v { "True" } else { "False" },
-                            count => counts.get(&v.to_string()).copied().unwrap_or(0),
+                            count => count(v.to_string()),
                             right => v == answer,
                         }
                     })
@@ -240,15 +301,37 @@ async fn room_context(
                 _ => Vec::new(),
             };
             reveal = Some(context! {
-                right_answer => grade.right_answer,
+                right_answer => keel_quiz::grade(&q.question, None).right_answer,
                 choices => choices,
-                right_count => all.iter().filter(|a| a.2).count(),
+                right_count => stored.right,
                 general_html => q.question.general_feedback.as_deref().map(crate::markdown::render),
             });
         }
     }
-    let rank = player.and_then(|p| ranking.iter().position(|r| r.id == p.id).map(|i| i + 1));
     let (answered_count, players) = rooms::tally(&inner.db, room, room.current).await?;
+    // The whole ranking only for the host's podium; a player sees the top and their place.
+    let board = match (room.phase, viewer) {
+        (Phase::Finished, Viewer::Host) => players,
+        (Phase::Finished, Viewer::Player(_)) => 10,
+        (Phase::Reveal, _) => i64::try_from(LEADERS).unwrap_or(5),
+        _ => 3,
+    };
+    let leaders = rooms::top(&inner.db, room, board).await?;
+    let me = match player {
+        Some(p) => {
+            let rank = rooms::rank(&inner.db, room, p).await?;
+            Some(context! { nickname => p.nickname.clone(), score => p.score, rank => rank })
+        }
+        None => None,
+    };
+    let names = match (viewer, room.phase) {
+        (Viewer::Host, Phase::Lobby) => rooms::top(&inner.db, room, players)
+            .await?
+            .into_iter()
+            .map(|p| p.nickname)
+            .collect(),
+        _ => Vec::new(),
+    };
     Ok(context! {
         pin => room.pin.clone(),
         phase => match room.phase {
@@ -265,12 +348,21 @@ async fn room_context(
         answered => answered,
         seconds_left => room.deadline_ms().map(|d| ((d - now_ms()).max(0) + 999) / 1000),
         tally => context! { answered => answered_count, players => players },
-        players => ranking.iter().map(|p| p.nickname.clone()).collect::<Vec<_>>(),
-        leaders => leaders(&ranking, if room.phase == Phase::Finished { ranking.len() } else { LEADERS }),
-        podium => leaders(&ranking, 3),
-        me => player.map(|p| context! { nickname => p.nickname.clone(), score => p.score, rank => rank }),
+        players => names,
+        player_count => players,
+        leaders => leaders_ctx(&leaders),
+        podium => leaders_ctx(&leaders.iter().take(3).cloned().collect::<Vec<_>>()),
+        me => me,
         events_url => format!("/quizzes/live/{}/events/", room.pin),
     })
+}
+
+fn leaders_ctx(players: &[Player]) -> Vec<Value> {
+    players
+        .iter()
+        .enumerate()
+        .map(|(i, p)| context! { rank => i + 1, nickname => p.nickname.clone(), score => p.score })
+        .collect()
 }
 
 /// The keys a response counts under in the reveal's tally.
@@ -295,7 +387,7 @@ pub(crate) async fn host(
         .await?
         .ok_or(SiteError::NotFound)?;
     let ctx = context! {
-        room => room_context(&inner, &room, None).await?,
+        room => room_context(&inner, &room, Viewer::Host).await?,
         quiz_title => quiz.title,
         join_url => "/quizzes/live/",
     };
@@ -363,10 +455,14 @@ pub(crate) async fn host_action(
             "limit_ms": moved.limit_ms, "deadline_ms": moved.deadline_ms(), "sent_ms": at,
         }),
         Phase::Reveal => {
-            let ranking = rooms::ranking(&inner.db, &moved).await?;
+            let reveal = compute_reveal(&inner, &moved).await?;
+            let text = serde_json::to_string(&reveal)
+                .map_err(|e| SiteError::Internal(format!("JSON: {e}")))?;
+            rooms::store_reveal(&inner.db, &moved, &text).await?;
+            let ranking =
+                rooms::top(&inner.db, &moved, i64::try_from(LEADERS).unwrap_or(5)).await?;
             let top: Vec<serde_json::Value> = ranking
                 .iter()
-                .take(LEADERS)
                 .map(|p| serde_json::json!({ "nickname": p.nickname, "score": p.score }))
                 .collect();
             serde_json::json!({ "type": "reveal", "index": current, "leaders": top, "sent_ms": at })
@@ -445,19 +541,12 @@ pub(crate) async fn join(
     };
     let token = random_token()?;
     let user_id = visitor.user.as_ref().map(|u| u.id);
-    let player = match rooms::join(&inner.db, &room, &nickname, user_id, &token_hash(&token)).await
-    {
-        Ok(player) => player,
+    match rooms::join(&inner.db, &room, &nickname, user_id, &token_hash(&token)).await {
+        Ok(_) => {}
         Err(JoinError::Taken) => return again("Another player has this nickname; choose another."),
         Err(JoinError::Site(e)) => return Err(e),
-    };
-    let (_, players) = rooms::tally(&inner.db, &room, room.current).await?;
-    publish(
-        &inner,
-        &room,
-        serde_json::json!({ "type": "players", "count": players, "latest": player.nickname, "sent_ms": now_ms() }),
-    )
-    .await;
+    }
+    coalesce(inner.clone(), &room, "players");
     let mut response = see_other(&format!("/quizzes/live/{pin}/"));
     response.headers_mut().append(
         header::SET_COOKIE,
@@ -493,7 +582,7 @@ pub(crate) async fn play(
     let Some(player) = player_of(&inner, &room, &headers).await? else {
         return Ok(see_other("/quizzes/live/"));
     };
-    let ctx = context! { room => room_context(&inner, &room, Some(&player)).await? };
+    let ctx = context! { room => room_context(&inner, &room, Viewer::Player(&player)).await? };
     inner.page(
         &visitor,
         "quiz/live_play.html",
@@ -570,13 +659,7 @@ pub(crate) async fn answer(
         }
         Err(AnswerError::Site(e)) => return Err(e),
     }
-    let (answered, players) = rooms::tally(&inner.db, &room, room.current).await?;
-    publish(
-        &inner,
-        &room,
-        serde_json::json!({ "type": "tally", "index": room.current, "answered": answered, "players": players, "sent_ms": now_ms() }),
-    )
-    .await;
+    coalesce(inner.clone(), &room, "tally");
     if headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())

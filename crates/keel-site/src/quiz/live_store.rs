@@ -66,6 +66,8 @@ pub struct Room {
     pub limit_ms: i64,
     /// Whether consecutive right answers earn a bonus.
     pub streak_bonus: bool,
+    /// The current question's reveal as the host's reveal stored it (JSON).
+    pub reveal: Option<String>,
 }
 
 impl Room {
@@ -95,7 +97,7 @@ pub fn now_ms() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
-const ROOM_COLUMNS: &str = "id, pin, quiz_id, question_ids, seed, current, phase, question_started_ms, limit_ms, streak_bonus";
+const ROOM_COLUMNS: &str = "id, pin, quiz_id, question_ids, seed, current, phase, question_started_ms, limit_ms, streak_bonus, reveal";
 
 fn room_from_row(row: &AnyRow) -> Result<Room, SiteError> {
     let ids: String = row.try_get("question_ids")?;
@@ -111,6 +113,7 @@ fn room_from_row(row: &AnyRow) -> Result<Room, SiteError> {
         started_ms: row.try_get("question_started_ms")?,
         limit_ms: row.try_get("limit_ms")?,
         streak_bonus: row.try_get::<i64, _>("streak_bonus")? != 0,
+        reveal: row.try_get("reveal")?,
     })
 }
 
@@ -197,6 +200,16 @@ pub async fn advance(
     Ok(done > 0)
 }
 
+/// Stores the current question's reveal (computed once, read by every page).
+pub async fn store_reveal(db: &Db, room: &Room, reveal: &str) -> Result<(), SiteError> {
+    sqlx::query("UPDATE live_rooms SET reveal = $1 WHERE id = $2")
+        .bind(reveal)
+        .bind(room.id)
+        .execute(db.pool())
+        .await?;
+    Ok(())
+}
+
 /// Why a player could not join.
 #[derive(Debug)]
 pub enum JoinError {
@@ -273,16 +286,45 @@ pub async fn player(db: &Db, room: &Room, token_hash: &str) -> Result<Option<Pla
     row.as_ref().map(player_from_row).transpose()
 }
 
-/// Every player, best first (ties by who joined first).
-pub async fn ranking(db: &Db, room: &Room) -> Result<Vec<Player>, SiteError> {
+/// The best `limit` players, best first (ties by who joined first).
+pub async fn top(db: &Db, room: &Room, limit: i64) -> Result<Vec<Player>, SiteError> {
     let rows = sqlx::query(
         "SELECT id, nickname, score, streak FROM live_players WHERE room_id = $1
-         ORDER BY score DESC, id",
+         ORDER BY score DESC, id LIMIT $2",
     )
     .bind(room.id)
+    .bind(limit)
     .fetch_all(db.pool())
     .await?;
     rows.iter().map(player_from_row).collect()
+}
+
+/// A player's place: one more than the players with a higher score (ties share it).
+pub async fn rank(db: &Db, room: &Room, player: &Player) -> Result<i64, SiteError> {
+    let row =
+        sqlx::query("SELECT COUNT(*) AS n FROM live_players WHERE room_id = $1 AND score > $2")
+            .bind(room.id)
+            .bind(player.score)
+            .fetch_one(db.pool())
+            .await?;
+    Ok(row.try_get::<i64, _>("n")? + 1)
+}
+
+/// One player's answer to question `index`: (right, points).
+pub async fn own_answer(
+    db: &Db,
+    player: &Player,
+    index: i64,
+) -> Result<Option<(bool, i64)>, SiteError> {
+    let row = sqlx::query(
+        "SELECT correct, points FROM live_answers WHERE player_id = $1 AND question_index = $2",
+    )
+    .bind(player.id)
+    .bind(index)
+    .fetch_optional(db.pool())
+    .await?;
+    row.map(|r| Ok((r.try_get::<i64, _>("correct")? != 0, r.try_get("points")?)))
+        .transpose()
 }
 
 /// Why an answer was not taken.
