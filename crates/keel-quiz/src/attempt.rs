@@ -18,7 +18,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use crate::model::{Kind, Question};
-use crate::rng::{self, SplitMix64};
+use keel_seed::{self as rng, SplitMix64};
 
 /// One question available to a quiz, as the site knows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -27,7 +27,8 @@
 //! - `attempt.rs`: [`draw`], [`choice_order`], [`new_seed`], [`percent`], [`overall`],
 //!   [`may_show_answers`], [`live_points`] — `mod/quiz` attempts, grading methods and
 //!   review options; live points follow Kahoot, which Moodle does not have.
-//! - `rng.rs` (private): SplitMix64 and Fisher-Yates, pinned by test vectors.
+//! - the seeded draws use `keel-seed` (SplitMix64 and Fisher-Yates, pinned by test vectors),
+//!   shared with the other domain crate.
 //! - `analysis.rs`: [`analyse`], [`to_csv`] — `mod/quiz/report/statistics`.
 //! - `error.rs`: [`ParseError`], shared by the importers.
 //!
@@ -54,7 +55,6 @@ pub mod gift;
 mod grade;
 mod model;
 mod response;
-mod rng;
 
 pub use analysis::{
     analyse, to_csv, Analysis, AttemptRecord, ItemRecord, ItemStats,

@@ -1,6 +1,8 @@
-//! The random numbers behind draws and shuffles: SplitMix64, Lemire's unbiased bounded
-//! integers and Fisher-Yates, written out here so that a seed stored with an attempt replays
-//! the same questions in the same order forever.
+//! The random numbers behind keel's seeded draws and shuffles (a quiz attempt's questions
+//! and choices, an interview's questions): SplitMix64, Lemire's unbiased bounded integers
+//! and Fisher-Yates, written out here so that a seed stored with an attempt or a session
+//! replays the same questions in the same order forever. One crate, shared by `keel-quiz`
+//! and `keel-interview`, so the two cannot drift apart; it depends on nothing.
 //!
 //! Why not `rand`: its `StdRng` may change algorithm between versions, and even with a
 //! fixed generator (`rand_chacha`) its `gen_range`/`shuffle` have changed how they consume
@@ -9,20 +11,24 @@
 //! test vectors. Statistical quality needs are modest (a few dozen items), and SplitMix64
 //! passes BigCrush.
 
+#![forbid(unsafe_code)]
+
 /// SplitMix64 (Steele, Lea and Flood, 2014; the reference `splitmix64.c` by Vigna).
 #[derive(Debug, Clone)]
-pub(crate) struct SplitMix64 {
+pub struct SplitMix64 {
     state: u64,
 }
 
 const GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;
 
 impl SplitMix64 {
-    pub(crate) fn new(seed: u64) -> Self {
+    /// A generator whose first output is `mix(seed + GAMMA)`.
+    pub fn new(seed: u64) -> Self {
         Self { state: seed }
     }
 
-    pub(crate) fn next_u64(&mut self) -> u64 {
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
         self.state = self.state.wrapping_add(GAMMA);
         mix(self.state)
     }
@@ -30,7 +36,7 @@ impl SplitMix64 {
     /// A uniform integer in `0..n` (`n > 0`; 0 for `n == 0`), by Lemire's multiply-and-
     /// reject method ("Fast random integer generation in an interval", 2019): take the high
     /// 64 bits of `x * n`, rejecting the few `x` whose low bits fall below `2^64 mod n`.
-    pub(crate) fn below(&mut self, n: u64) -> u64 {
+    pub fn below(&mut self, n: u64) -> u64 {
         if n == 0 {
             return 0;
         }
@@ -48,7 +54,7 @@ impl SplitMix64 {
 
     /// Fisher-Yates (Durstenfeld): for `i` from the last index down to 1, swap item `i` with
     /// item `below(i + 1)`.
-    pub(crate) fn shuffle<T>(&mut self, items: &mut [T]) {
+    pub fn shuffle<T>(&mut self, items: &mut [T]) {
         for i in (1..items.len()).rev() {
             let j = self.below(i as u64 + 1) as usize;
             items.swap(i, j);
@@ -57,7 +63,7 @@ impl SplitMix64 {
 }
 
 /// SplitMix64's output function (Stafford's "Mix13"), also used to derive sub-stream seeds.
-pub(crate) fn mix(mut z: u64) -> u64 {
+pub fn mix(mut z: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^ (z >> 31)
@@ -66,7 +72,7 @@ pub(crate) fn mix(mut z: u64) -> u64 {
 /// An independent generator for one purpose (`domain`) and one item (`id`) of an attempt:
 /// seeded with `mix(seed ^ mix(domain ^ mix(id)))`, so that the order of one question's
 /// choices does not depend on which other questions were drawn.
-pub(crate) fn stream(seed: u64, domain: u64, id: u64) -> SplitMix64 {
+pub fn stream(seed: u64, domain: u64, id: u64) -> SplitMix64 {
     SplitMix64::new(mix(seed ^ mix(domain ^ mix(id))))
 }
 
