@@ -32,6 +32,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "live_reveal",
         include_str!("../migrations/0004_live_reveal.sql"),
     ),
+    (
+        5,
+        "interviews",
+        include_str!("../migrations/0005_interviews.sql"),
+    ),
 ];
 
 /// Which database a URL points at.

@@ -19,6 +19,7 @@ pub mod db;
 mod error;
 mod feedback;
 mod forms;
+pub mod interview;
 mod markdown;
 mod pages;
 mod posts;
@@ -69,6 +70,8 @@ pub struct SiteConfig {
     pub hub: Option<keel_stream::Hub>,
     /// Shown in the navigation bar and titles.
     pub site_name: String,
+    /// The AI Interviewer's model, if any, and its daily budget.
+    pub interviewer: interview::Interviewer,
     /// How long the public pages' database reads are reused (`cache.rs`); writes through
     /// this process clear them at once. Zero reads the database for every request.
     pub page_cache_ttl: std::time::Duration,
@@ -87,6 +90,7 @@ impl SiteConfig {
             hub: None,
             site_name: "keel".into(),
             page_cache_ttl: std::time::Duration::from_secs(1),
+            interviewer: interview::Interviewer::default(),
         }
     }
 }
@@ -102,6 +106,7 @@ struct Inner {
     /// Live rooms with a tally or a player count waiting to be published (see
     /// `quiz::live::coalesce`).
     live_pending: std::sync::Mutex<std::collections::HashSet<(i64, &'static str)>>,
+    interviewer: interview::Interviewer,
 }
 
 /// An open site: connected, migrated, ready to route.
@@ -145,6 +150,7 @@ impl Site {
                 site_name: cfg.site_name,
                 cache: cache::PageCache::new(cfg.page_cache_ttl),
                 live_pending: Default::default(),
+                interviewer: cfg.interviewer,
             }),
         })
     }
@@ -195,6 +201,31 @@ impl Site {
                 get(quiz::pages::attempt).post(quiz::pages::answer),
             )
             .route("/quizzes/attempts/{id}/result/", get(quiz::pages::result))
+            .route(
+                "/interviewer/",
+                get(interview::pages::index).post(interview::pages::start),
+            )
+            .route(
+                "/interviewer/sessions/{id}/",
+                get(interview::pages::session).post(interview::pages::answer),
+            )
+            .route(
+                "/interviewer/sessions/{id}/report/",
+                get(interview::pages::report),
+            )
+            .route(
+                "/interviewer/sessions/{id}/report.md",
+                get(interview::pages::report_markdown),
+            )
+            .route("/admin/interviewer/", get(interview::staff::index))
+            .route(
+                "/admin/interviewer/{track}/",
+                get(interview::staff::edit).post(interview::staff::save),
+            )
+            .route(
+                "/admin/interviewer/{track}/regrade/",
+                post(interview::staff::regrade),
+            )
             .route("/feedback/", get(feedback::form).post(feedback::submit))
             .route("/admin/", get(admin::index))
             .route("/admin/feedback/", get(admin::feedback_list))
@@ -256,7 +287,7 @@ impl Site {
 }
 
 impl Site {
-    /// The site's long-lived routes: a live room's event stream. Merge it outside any
+    /// The site's long-lived routes: a live room's event stream, the interviewer's words. Merge it outside any
     /// request timeout and compression, as `/stream/` is; it has no session or CSRF layer
     /// because it only reads, and reads nothing a room's PIN does not already show.
     pub fn live_router<S>(&self) -> Router<S>
@@ -265,6 +296,10 @@ impl Site {
     {
         Router::new()
             .route("/quizzes/live/{pin}/events/", get(quiz::live::events))
+            .route(
+                "/interviewer/sessions/{id}/say/{n}/",
+                get(interview::pages::say),
+            )
             .with_state(self.inner.clone())
     }
 }

@@ -49,6 +49,26 @@ pub const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../templates/quiz/_live.html"),
     ),
     (
+        "interview/index.html",
+        include_str!("../templates/interview/index.html"),
+    ),
+    (
+        "interview/session.html",
+        include_str!("../templates/interview/session.html"),
+    ),
+    (
+        "interview/report.html",
+        include_str!("../templates/interview/report.html"),
+    ),
+    (
+        "admin/interview_banks.html",
+        include_str!("../templates/admin/interview_banks.html"),
+    ),
+    (
+        "admin/interview_bank.html",
+        include_str!("../templates/admin/interview_bank.html"),
+    ),
+    (
         "quiz/live_join.html",
         include_str!("../templates/quiz/live_join.html"),
     ),

@@ -47,6 +47,8 @@ pub enum Command {
     Migrate,
     /// Create a staff superuser for /admin/: asks on a terminal, or takes --username, --email and --password-stdin.
     Createsuperuser(SuperuserArgs),
+    /// Practise an interview in the terminal: questions on standard output, answers on standard input, then the report.
+    Interview(crate::interview::InterviewArgs),
     /// Import, export and list quizzes on the site's database (GIFT and Aiken files).
     #[command(subcommand)]
     Quiz(QuizCommand),

@@ -7,6 +7,7 @@
 
 mod cli;
 mod config;
+mod interview;
 mod load;
 mod run;
 mod superuser;
@@ -40,6 +41,8 @@ fn try_main(cli: Cli, flags: Flags) -> anyhow::Result<()> {
     match cli.command {
         cli::Command::Bench(args) => return load::bench(*args),
         cli::Command::Compare(args) => return load::compare(*args),
+        // The terminal interviewer reads nothing but its flags and the shipped tracks.
+        cli::Command::Interview(args) => return interview::run(args),
         _ => {}
     }
     let settings = Settings::load(flags, &ProcessEnv)?;

@@ -50,7 +50,7 @@ pub fn command(command: Command, settings: &Settings) -> anyhow::Result<()> {
             small_runtime()?.block_on(create_superuser(settings, answers))
         }
         Command::Quiz(quiz) => small_runtime()?.block_on(quiz_command(settings, quiz)),
-        Command::Bench(_) | Command::Compare(_) | Command::Config => Ok(()),
+        Command::Bench(_) | Command::Compare(_) | Command::Interview(_) | Command::Config => Ok(()),
     }
 }
 

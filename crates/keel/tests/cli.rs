@@ -1172,3 +1172,88 @@ fn keel_quiz_imports_refuses_bad_files_and_round_trips_through_gift() {
     let (ok, _, err) = run(&["export", "--format", "gift", "nope"]);
     assert!(!ok && err.contains("no quiz \"nope\""), "{err}");
 }
+
+/// `keel interview` driven through standard input: one answer per line, an empty line is
+/// "I don't know", the end of input leaves every remaining turn unanswered; the text report
+/// ends with `score: N/100`, the JSON one has the questions' covered and missed points, and
+/// the same seed asks the same questions.
+#[test]
+fn keel_interview_reads_answers_from_stdin_and_reports() {
+    let tracks = keel()
+        .args(["interview", "--list-tracks"])
+        .output()
+        .unwrap();
+    let listed = String::from_utf8_lossy(&tracks.stdout).into_owned();
+    let names: Vec<&str> = listed
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert_eq!(
+        names,
+        ["edge", "app-server", "live-events", "sync-async"],
+        "{listed}"
+    );
+
+    let run = |format: &str, input: &str| {
+        let mut child = keel()
+            .args([
+                "interview",
+                "--track",
+                "edge",
+                "--seed",
+                "42",
+                "--format",
+                format,
+            ])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    // Nothing answered: every turn unanswered, score 0.
+    let text = run("text", "");
+    assert!(text.trim_end().ends_with("score: 0/100"), "{text}");
+
+    // The first question's model answer, then input ends.
+    let json: serde_json::Value = serde_json::from_str(run("json", "").trim()).unwrap();
+    let first = json["questions"][0]["model_answer"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let answered: serde_json::Value =
+        serde_json::from_str(run("json", &format!("{first}\n\n")).trim()).unwrap();
+    assert_eq!(
+        answered["questions"][0]["question"], json["questions"][0]["question"],
+        "the same seed asks the same questions"
+    );
+    let covered = answered["questions"][0]["covered"].as_array().unwrap();
+    assert!(!covered.is_empty(), "{answered}");
+    assert!(answered["score"].as_f64().unwrap() > 0.0, "{answered}");
+    assert_eq!(answered["questions"][1]["covered"], serde_json::json!([]));
+    let text = run("text", &format!("{first}\n"));
+    let last = text.trim_end().lines().last().unwrap();
+    let score: f64 = last
+        .strip_prefix("score: ")
+        .and_then(|s| s.strip_suffix("/100"))
+        .unwrap_or_else(|| panic!("{last}"))
+        .parse()
+        .unwrap();
+    assert!(score > 0.0, "{text}");
+    let refused = refused(keel().args(["interview", "--track", "nope"]));
+    assert!(refused.contains("edge, app-server"), "{refused}");
+}

@@ -910,3 +910,123 @@ async fn a_live_room_across_two_serves_in_three_browsers() {
     }
     host.quit().await;
 }
+
+/// An interview in the browser, from setup to report, with keel's mock model behind
+/// `--interviewer-api-base`: the interviewer's words are seen arriving in pieces.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interview_streams_in_a_browser_from_setup_to_report() {
+    if !browser_available() {
+        return;
+    }
+    let mut cmd = keel();
+    cmd.args([
+        "mock-upstream",
+        "--listen",
+        "127.0.0.1:0",
+        "--latency",
+        "0s",
+        "--token-interval",
+        "40ms",
+    ]);
+    let mut mock = Process::start(cmd);
+    let model = mock.url_after("keel mock-upstream: listening on");
+    let dir = tempfile::tempdir().unwrap();
+    let statics = dir.path().join("static");
+    std::fs::create_dir(&statics).unwrap();
+    let database_url = format!("sqlite://{}/keel.db", dir.path().display());
+    let mut cmd = keel();
+    cmd.args([
+        "up",
+        "--listen",
+        "127.0.0.1:0",
+        "--no-access-log",
+        "--no-rate-limit",
+    ])
+    .arg("--interviewer-api-base")
+    .arg(format!("{model}/v1"))
+    .env("KEEL_STATIC_ROOT", &statics)
+    .env("KEEL_DATABASE_URL", &database_url);
+    let mut up = Process::start(cmd);
+    let base = up.url_after("keel up: serving on");
+    let profile = tempfile::tempdir().unwrap();
+    let driver = Driver::start().await;
+    let b = Browser::open(&driver, profile.path(), (1100, 900)).await;
+
+    visit(&b, &base, &format!("{base}/")).await;
+    let nav = b.find_by_text(".nav-links a", "AI Interviewer").await;
+    click_to(&b, &base, &nav, "/interviewer/", |u| {
+        u == format!("{base}/interviewer/")
+    })
+    .await;
+    let start = b
+        .find_by_text("form button[type=submit]", "Start the interview")
+        .await;
+    click_to(&b, &base, &start, "the interview", |u| {
+        u.contains("/interviewer/sessions/")
+    })
+    .await;
+
+    // The first question arrives token by token: the line's text is seen growing.
+    let mut lengths = std::collections::BTreeSet::new();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let state = b
+            .execute(
+                "var line = document.querySelector('[data-say]');
+                 if (!line) { return null; }
+                 return { speaking: line.classList.contains('speaking'),
+                          length: line.querySelector('.interview-text').textContent.length };",
+                json!([]),
+            )
+            .await;
+        let length = state["length"].as_u64().unwrap_or(0);
+        if length > 0 {
+            lengths.insert(length);
+        }
+        if state["speaking"] == json!(false) && length > 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the first question never finished: {state}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        lengths.len() >= 3,
+        "the text did not arrive in pieces: lengths seen {lengths:?}"
+    );
+
+    // Skip to the end, then the report.
+    for _ in 0..5 {
+        let skip = b.find_by_text("button[name=action]", "Skip").await;
+        b.click(&skip).await;
+        b.wait_until(
+            "the interviewer's reply to finish",
+            Duration::from_secs(15),
+            "var l = document.querySelector('[data-say]');
+             return l && !l.classList.contains('speaking') ? 'done' : null;",
+            json!([]),
+        )
+        .await;
+        let over = b
+            .execute(
+                "return !!document.querySelector('a[href$=\"report/\"].button');",
+                json!([]),
+            )
+            .await;
+        if over == json!(true) {
+            break;
+        }
+    }
+    let report = b.find_by_text("a.button", "See your report").await;
+    click_to(&b, &base, &report, "the report", |u| {
+        u.ends_with("/report/")
+    })
+    .await;
+    let score = text_when(&b, "the report's score", ".quiz-score strong").await;
+    assert!(score.ends_with("/100"), "{score}");
+    b.quit().await;
+    drop(up);
+    drop(mock);
+}

@@ -30,6 +30,7 @@ pub enum Backend {
 /// A running app with the site, its database, and what must be cleaned up.
 pub struct Site {
     pub base: String,
+    pub backend: Backend,
     pub db: keel_site::Db,
     pub hub: keel_stream::Hub,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
@@ -109,6 +110,14 @@ impl Site {
     }
 
     pub async fn start_with(backend: Backend, sample_data: bool) -> Option<Site> {
+        Site::start_configured(backend, |cfg| cfg.sample_data = sample_data).await
+    }
+
+    /// A site whose configuration `configure` adjusts (the interviewer's model, say).
+    pub async fn start_configured(
+        backend: Backend,
+        configure: impl FnOnce(&mut keel_site::SiteConfig),
+    ) -> Option<Site> {
         let dir = tempfile::tempdir().unwrap();
         let (database_url, pg) = match backend {
             Backend::Sqlite => (
@@ -137,8 +146,8 @@ impl Site {
         )
         .unwrap();
         let mut site_cfg = keel_site::SiteConfig::new(database_url.clone());
-        site_cfg.sample_data = sample_data;
         site_cfg.hub = Some(hub.clone());
+        configure(&mut site_cfg);
         let site = keel_site::Site::open(site_cfg).await.unwrap();
         keel_site::create_superuser(&database_url, "admin", "admin@example.com", ADMIN_PASSWORD)
             .await
@@ -158,6 +167,7 @@ impl Site {
         }));
         Some(Site {
             base,
+            backend,
             db: site.db().clone(),
             hub,
             stop: Some(stop),

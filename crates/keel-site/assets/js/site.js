@@ -341,7 +341,90 @@
     });
   }
 
+  /* ---- e) the AI Interviewer: its words as they are produced ----------
+   * The transcript line the server just added carries data-say: its words
+   * arrive over Server-Sent Events (a model's tokens, or the rubric's
+   * sentences) and replace the line's text as they come. Stop closes the
+   * stream, which ends the model call on the server; the line then shows
+   * the interviewer's full reply as the server rendered it. */
+  function startInterview() {
+    var line = document.querySelector("[data-say]");
+    var url = line && line.getAttribute("data-say");
+    if (!line || !isSafePath(url) || typeof window.EventSource !== "function") {
+      return;
+    }
+    var box = line.querySelector(".interview-text");
+    var full = box.innerHTML;
+    var stop = document.querySelector(".interview-stop");
+    var answer = document.getElementById("id_answer");
+    var text = document.createElement("p");
+    box.innerHTML = "";
+    box.appendChild(text);
+    line.classList.add("speaking");
+    if (stop) {
+      stop.hidden = false;
+    }
+    var source = new window.EventSource(url);
+    function finish(restore) {
+      source.close();
+      line.classList.remove("speaking");
+      if (restore) {
+        /* Rendered and sanitized by the server (Markdown), as on load. */
+        box.innerHTML = full;
+      }
+      if (stop) {
+        stop.hidden = true;
+      }
+      if (answer) {
+        answer.focus();
+      }
+    }
+    source.onmessage = function (message) {
+      var event;
+      try {
+        event = JSON.parse(message.data);
+      } catch (e) {
+        return;
+      }
+      if (event.t === "token" || event.t === "sentence") {
+        text.appendChild(document.createTextNode(event.text));
+      } else if (event.t === "fallback") {
+        text.textContent = "";
+        var note = document.createElement("p");
+        note.className = "muted";
+        note.textContent = event.text;
+        box.insertBefore(note, text);
+      } else if (event.t === "done") {
+        finish(false);
+      }
+    };
+    source.onerror = function () {
+      finish(true);
+    };
+    if (stop) {
+      stop.querySelector("[data-stop]").addEventListener("click", function () {
+        finish(true);
+      });
+    }
+    /* Dictation through the browser's own speech recognition, where it exists. */
+    var dictate = document.querySelector("[data-dictate]");
+    var Recognition = window.SpeechRecognition || window.webkitSpeechRecognition;
+    if (dictate && answer && typeof Recognition === "function") {
+      dictate.hidden = false;
+      dictate.addEventListener("click", function () {
+        var recognition = new Recognition();
+        recognition.lang = document.documentElement.lang || "en";
+        recognition.onresult = function (e) {
+          var said = e.results[0][0].transcript;
+          answer.value = (answer.value ? answer.value + " " : "") + said;
+        };
+        recognition.start();
+      });
+    }
+  }
+
   function init() {
+    startInterview();
     startLiveRoom();
     startLiveNotice();
     startPreview();

@@ -28,18 +28,38 @@ use crate::web::{cookies, plausible_token, see_other, Visitor};
 use crate::Inner;
 
 /// The guest's cookie: a random token whose hash owns the guest's attempts.
-const GUEST_COOKIE: &str = "keel_guest";
+pub(crate) const GUEST_COOKIE: &str = "keel_guest";
 /// A guest keeps their attempts for 30 days after the last start.
 const GUEST_COOKIE_SECONDS: i64 = 30 * 24 * 3600;
 
-/// Who is asking, as an attempt owner; `None` for a guest without a cookie yet.
-fn owner(visitor: &Visitor, headers: &HeaderMap) -> Option<Owner> {
+/// Who is asking, as an owner of attempts (and of interviews); `None` for a guest without
+/// a cookie yet.
+pub(crate) fn owner(visitor: &Visitor, headers: &HeaderMap) -> Option<Owner> {
     if let Some(user) = &visitor.user {
         return Some(Owner::User(user.id));
     }
     cookies(headers)
         .find(|c| c.name() == GUEST_COOKIE && plausible_token(c.value()))
         .map(|c| Owner::Guest(token_hash(c.value())))
+}
+
+/// The visitor as an owner, making a guest one (and the `Set-Cookie` that keeps it) when
+/// there is none yet.
+pub(crate) fn owner_or_new(
+    visitor: &Visitor,
+    headers: &HeaderMap,
+) -> Result<(Owner, Option<HeaderValue>), SiteError> {
+    match owner(visitor, headers) {
+        Some(owner) => Ok((owner, None)),
+        None => {
+            let token = random_token()?;
+            let owner = Owner::Guest(token_hash(&token));
+            Ok((
+                owner,
+                Some(visitor.cookie(GUEST_COOKIE, token, GUEST_COOKIE_SECONDS)),
+            ))
+        }
+    }
 }
 
 /// A Markdown snippet as inline HTML: one paragraph loses its `<p>`.
@@ -202,13 +222,7 @@ pub(crate) async fn start(
     Path(slug): Path<String>,
 ) -> Result<Response, SiteError> {
     let quiz = visible_quiz(&inner, &visitor, &slug).await?;
-    let (owner, new_cookie) = match owner(&visitor, &headers) {
-        Some(owner) => (owner, None),
-        None => {
-            let token = random_token()?;
-            (Owner::Guest(token_hash(&token)), Some(token))
-        }
-    };
+    let (owner, new_cookie) = owner_or_new(&visitor, &headers)?;
     let at = now();
     let attempts = store::attempts_of(&inner.db, &owner, Some(quiz.id)).await?;
     // An expired attempt is graded before anything else, with what it saved.
@@ -266,11 +280,8 @@ pub(crate) async fn start(
     let deadline = (quiz.time_limit > 0).then(|| at + quiz.time_limit);
     let attempt = store::create_attempt(&inner.db, quiz.id, &owner, seed, &drawn, deadline).await?;
     let mut response = see_other(&format!("/quizzes/attempts/{}/", attempt.id));
-    if let Some(token) = new_cookie {
-        response.headers_mut().append(
-            header::SET_COOKIE,
-            visitor.cookie(GUEST_COOKIE, token, GUEST_COOKIE_SECONDS),
-        );
+    if let Some(cookie) = new_cookie {
+        response.headers_mut().append(header::SET_COOKIE, cookie);
     }
     Ok(response)
 }

@@ -216,9 +216,37 @@ impl Settings {
         cfg.page_cache_ttl = self.site.page_cache.value.0;
         cfg.acquire_timeout = self.site.database_timeout.value.0;
         cfg.hub = hub;
+        cfg.interviewer = self.interviewer();
         // Enough connections for every worker to hold one while blocking calls run.
         cfg.max_connections = u32::try_from(self.serve.workers.value.get() * 4).unwrap_or(16);
         cfg
+    }
+
+    /// The AI Interviewer's model: a client for `interviewer.api_base` when one is set
+    /// (no network is touched until a reader answers), else none.
+    pub fn interviewer(&self) -> keel_site::interview::Interviewer {
+        let i = &self.interviewer;
+        let client = i.api_base.value.0.as_ref().and_then(|base| {
+            let mut model = keel_interview::ModelConfig::new(
+                base.0.as_str().trim_end_matches('/'),
+                i.model.value.0.clone(),
+            );
+            model.api_key = i.api_key.value.0.clone();
+            model.timeout = i.timeout.value.0;
+            model.idle_timeout = i.timeout.value.0.min(model.idle_timeout);
+            model.max_tokens = i.max_tokens.value;
+            match keel_interview::OpenAiClient::new(model) {
+                Ok(client) => Some(client),
+                Err(error) => {
+                    tracing::error!(%error, "the interviewer's model is not usable; the rubric engine runs alone");
+                    None
+                }
+            }
+        });
+        keel_site::interview::Interviewer {
+            client,
+            daily_turns: i.daily_turns.value,
+        }
     }
 
     /// The limit_req spec, or `None` when nothing is limited: `edge.rate` as the zone

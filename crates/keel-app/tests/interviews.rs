@@ -1,0 +1,336 @@
+//! The AI Interviewer over real HTTP, on SQLite and on PostgreSQL: setup, the turn loop
+//! with the interviewer's words streamed as Server-Sent Events (the rubric's sentences, or
+//! a model's tokens through keel's mock model), an answer that is too long (kept, nothing
+//! stored), someone else's interview (404), the report and its Markdown, and the staff's
+//! bank editor (line-numbered refusals) and regrade.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::time::Duration;
+
+use keel_interview::{Session, Step};
+use reqwest::header::COOKIE;
+use reqwest::StatusCode;
+use sqlx::Row;
+use support::*;
+
+/// Starts an interview of `track` as `v`; returns the session's path.
+async fn start(v: &mut Visitor, track: &str, mode: &str) -> String {
+    let page = v
+        .submit(
+            "/interviewer/",
+            "/interviewer/",
+            &[
+                ("track", track),
+                ("level", "junior"),
+                ("length", "5"),
+                ("mode", mode),
+            ],
+        )
+        .await;
+    page.assert_status(StatusCode::SEE_OTHER);
+    let to = page.location().to_owned();
+    assert!(to.ends_with("/?say=0"), "{to}");
+    to.trim_end_matches("?say=0").to_owned()
+}
+
+/// The stored state machine of the only interview, and its transcript length.
+async fn stored(site: &Site) -> (Session, usize) {
+    let row = sqlx::query("SELECT state, transcript FROM interview_sessions ORDER BY id DESC")
+        .fetch_one(site.db.pool())
+        .await
+        .unwrap();
+    let state: String = row.try_get("state").unwrap();
+    let transcript: String = row.try_get("transcript").unwrap();
+    let lines: Vec<serde_json::Value> = serde_json::from_str(&transcript).unwrap();
+    (serde_json::from_str(&state).unwrap(), lines.len())
+}
+
+/// The model answer of the question the interview is on.
+async fn model_answer(site: &Site, track: &str) -> String {
+    let (session, _) = stored(site).await;
+    let tracks = keel_interview::shipped();
+    let track = tracks.iter().find(|t| t.name == track).unwrap();
+    let id = session.step().question_id().unwrap().to_owned();
+    track.question(&id).unwrap().model_answer.clone()
+}
+
+/// Reads a reply stream to its end (`done`, 10 s at most); returns the frames' JSON.
+async fn read_say(v: &Visitor, url: &str) -> Vec<serde_json::Value> {
+    let response = v
+        .client
+        .get(format!("{}{url}", v.base))
+        .header(COOKIE, v.cookie_header())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK, "{url}");
+    assert!(response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/event-stream"));
+    let body = tokio::time::timeout(Duration::from_secs(10), response.text())
+        .await
+        .expect("the reply stream ends")
+        .unwrap();
+    body.split("\n\n")
+        .filter_map(|f| f.strip_prefix("data: "))
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect()
+}
+
+async fn answer(v: &mut Visitor, session: &str, action: &str, text: &str) -> Page {
+    v.submit(session, session, &[("answer", text), ("action", action)])
+        .await
+}
+
+async fn an_interview_runs_from_setup_to_report(site: &Site) {
+    let mut v = site.visitor();
+    let page = v.get("/interviewer/").await;
+    page.assert_status(StatusCode::OK)
+        .assert_has("aria-current=\"page\">AI Interviewer</a>")
+        .assert_has("The edge and rate limiting")
+        .assert_has("nothing you write leaves the machine");
+    let session = start(&mut v, "edge", "practice").await;
+    let page = v.get(&format!("{session}?say=0")).await;
+    page.assert_status(StatusCode::OK)
+        .assert_has(&format!("data-say=\"{session}say/0/\""));
+    // The first question, streamed sentence by sentence.
+    let frames = read_say(&v, &format!("{session}say/0/")).await;
+    assert!(frames.iter().any(|f| f["t"] == "sentence"), "{frames:?}");
+    assert_eq!(frames.last().unwrap()["t"], "done", "{frames:?}");
+
+    // The model answer covers the question: the reply says so, nothing is marked missed.
+    let good = model_answer(site, "edge").await;
+    let reply = answer(&mut v, &session, "answer", &good).await;
+    reply.assert_status(StatusCode::SEE_OTHER);
+    let (after, lines) = stored(site).await;
+    assert_eq!(lines, 3, "question, answer, reply");
+    let verdict = after.turns()[0].verdict.clone().unwrap();
+    assert!(verdict.score >= 80.0, "{verdict:?}");
+    let frames = read_say(&v, &format!("{session}say/2/")).await;
+    let said: String = frames.iter().filter_map(|f| f["text"].as_str()).collect();
+    assert!(!said.is_empty(), "{frames:?}");
+
+    // Too long: refused with the text kept, nothing stored.
+    let long = "rate limiting ".repeat(400);
+    let page = answer(&mut v, &session, "answer", &long).await;
+    page.assert_status(StatusCode::BAD_REQUEST)
+        .assert_has("the interviewer reads at most 4000")
+        .assert_has(long.trim());
+    assert_eq!(stored(site).await.1, 3);
+
+    // Someone else: 404 everywhere, including the reply stream.
+    let mut other = site.visitor();
+    other
+        .get(&session)
+        .await
+        .assert_status(StatusCode::NOT_FOUND);
+    other
+        .get(&format!("{session}report/"))
+        .await
+        .assert_status(StatusCode::NOT_FOUND);
+    let stolen = other
+        .client
+        .get(format!("{}{session}say/0/", site.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stolen.status(), StatusCode::NOT_FOUND);
+    // Without the CSRF token: 403, nothing stored.
+    let page = v
+        .post_raw(&session, &[("answer", "anything"), ("action", "answer")])
+        .await;
+    page.assert_status(StatusCode::FORBIDDEN);
+    assert_eq!(stored(site).await.1, 3);
+
+    // "I don't know" and "Skip" to the end: the interview finishes.
+    for i in 0..40 {
+        let (now, _) = stored(site).await;
+        if matches!(now.step(), Step::Done) {
+            break;
+        }
+        let action = if i % 2 == 0 { "dontknow" } else { "skip" };
+        answer(&mut v, &session, action, "")
+            .await
+            .assert_status(StatusCode::SEE_OTHER);
+    }
+    let (done, _) = stored(site).await;
+    assert!(done.is_done());
+    let score: Option<i64> = sqlx::query("SELECT score FROM interview_sessions")
+        .fetch_one(site.db.pool())
+        .await
+        .unwrap()
+        .try_get("score")
+        .unwrap();
+    assert!(
+        score.is_some_and(|s| (1..=10_000).contains(&s)),
+        "{score:?}"
+    );
+    // The finished page has no form: the token comes from the setup page.
+    let late = v
+        .submit(
+            "/interviewer/",
+            &session,
+            &[("answer", "more"), ("action", "answer")],
+        )
+        .await;
+    late.assert_status(StatusCode::CONFLICT);
+    let report = v.get(&format!("{session}report/")).await;
+    report
+        .assert_status(StatusCode::OK)
+        .assert_has("/100")
+        .assert_has("Covered:")
+        .assert_has("Missed:")
+        .assert_has("Model answer");
+    let md = v.get(&format!("{session}report.md")).await;
+    md.assert_status(StatusCode::OK);
+    assert!(md.headers["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/markdown"));
+    assert!(md.body.contains("Score"), "{}", md.body);
+    // The reader's history lists it.
+    v.get("/interviewer/")
+        .await
+        .assert_has("Your interviews")
+        .assert_has(&session);
+}
+
+async fn with_a_model_the_reply_streams_token_by_token(site: &Site) {
+    // keel's mock model on a port of its own, 5 ms between tokens.
+    let mock = keel_app::MockUpstream::build(keel_app::MockConfig {
+        listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        latency: Duration::ZERO,
+        token_interval: Duration::from_millis(5),
+    })
+    .await
+    .unwrap();
+    let api = format!("http://{}/v1", mock.local_addr());
+    tokio::spawn(mock.run_until_stopped(std::future::pending()));
+    let mut cfg = keel_interview::ModelConfig::new(api, "keel-mock");
+    cfg.timeout = Duration::from_secs(5);
+    let client = keel_interview::OpenAiClient::new(cfg).unwrap();
+    let backend = site.backend;
+    let Some(site) = Site::start_configured(backend, move |c| {
+        c.interviewer = keel_site::interview::Interviewer {
+            client: Some(client),
+            daily_turns: 1,
+        };
+    })
+    .await
+    else {
+        return;
+    };
+    let mut v = site.visitor();
+    v.get("/interviewer/")
+        .await
+        .assert_has("A language model phrases the questions");
+    let session = start(&mut v, "live-events", "interview").await;
+    let good = model_answer(&site, "live-events").await;
+    answer(&mut v, &session, "answer", &good)
+        .await
+        .assert_status(StatusCode::SEE_OTHER);
+    let (after, _) = stored(&site).await;
+    assert!(after.turns()[0].verdict.as_ref().unwrap().score >= 80.0);
+    let frames = read_say(&v, &format!("{session}say/2/")).await;
+    let tokens: Vec<&str> = frames
+        .iter()
+        .filter(|f| f["t"] == "token")
+        .filter_map(|f| f["text"].as_str())
+        .collect();
+    assert!(tokens.len() > 3, "the reply arrives in pieces: {frames:?}");
+    assert_eq!(frames.last().unwrap()["t"], "done");
+    // The phrased reply is what the transcript keeps, marked as the model's.
+    let row = sqlx::query("SELECT transcript FROM interview_sessions")
+        .fetch_one(site.db.pool())
+        .await
+        .unwrap();
+    let lines: Vec<serde_json::Value> =
+        serde_json::from_str(&row.try_get::<String, _>("transcript").unwrap()).unwrap();
+    assert_eq!(lines[2]["model"], true, "{lines:?}");
+    assert_eq!(lines[2]["text"].as_str().unwrap(), tokens.concat().trim());
+    // The daily budget (1) is spent: the next answer is the rubric's alone.
+    answer(&mut v, &session, "dontknow", "")
+        .await
+        .assert_status(StatusCode::SEE_OTHER);
+    let used: i64 = sqlx::query("SELECT turns FROM interview_usage")
+        .fetch_one(site.db.pool())
+        .await
+        .unwrap()
+        .try_get("turns")
+        .unwrap();
+    assert_eq!(used, 1);
+}
+
+async fn staff_edit_banks_with_line_errors_and_regrade(site: &Site) {
+    let mut reader = site.visitor();
+    let session = start(&mut reader, "edge", "practice").await;
+    let good = model_answer(site, "edge").await;
+    answer(&mut reader, &session, "answer", &good)
+        .await
+        .assert_status(StatusCode::SEE_OTHER);
+    let mut staff = site.staff().await;
+    staff
+        .get("/admin/interviewer/")
+        .await
+        .assert_status(StatusCode::OK)
+        .assert_has("The edge and rate limiting");
+    let page = staff.get("/admin/interviewer/edge/").await;
+    page.assert_status(StatusCode::OK).assert_has("Preview");
+    let source = keel_interview::TRACKS
+        .iter()
+        .find(|(n, _)| *n == "edge")
+        .unwrap()
+        .1;
+    let broken = format!("{source}\nthis line means nothing to the parser\n");
+    let page = staff
+        .submit(
+            "/admin/interviewer/edge/",
+            "/admin/interviewer/edge/",
+            &[("source", &broken)],
+        )
+        .await;
+    page.assert_status(StatusCode::BAD_REQUEST)
+        .assert_has("Nothing was saved")
+        .assert_has("line ");
+    let saved: i64 = sqlx::query("SELECT COUNT(*) AS n FROM interview_banks")
+        .fetch_one(site.db.pool())
+        .await
+        .unwrap()
+        .try_get("n")
+        .unwrap();
+    assert_eq!(saved, 0);
+    staff
+        .submit(
+            "/admin/interviewer/edge/",
+            "/admin/interviewer/edge/",
+            &[("source", source)],
+        )
+        .await
+        .assert_status(StatusCode::SEE_OTHER);
+    let page = staff
+        .submit(
+            "/admin/interviewer/",
+            "/admin/interviewer/edge/regrade/",
+            &[],
+        )
+        .await;
+    page.assert_status(StatusCode::SEE_OTHER);
+    assert!(
+        page.location().contains("Regraded+1+interview"),
+        "{}",
+        page.location()
+    );
+    // Readers cannot reach any of it.
+    let page = reader.get("/admin/interviewer/").await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+}
+
+on_both!(
+    an_interview_runs_from_setup_to_report,
+    with_a_model_the_reply_streams_token_by_token,
+    staff_edit_banks_with_line_errors_and_regrade,
+);
