@@ -329,8 +329,114 @@ async fn staff_edit_banks_with_line_errors_and_regrade(site: &Site) {
     assert_eq!(page.status, StatusCode::SEE_OTHER);
 }
 
+/// A scripted model: answers a verdict call at once, and a streamed call with one token
+/// and then silence; it reports when the streamed call's connection is dropped.
+async fn stalling_model() -> (String, tokio::sync::oneshot::Receiver<()>) {
+    use axum::response::IntoResponse;
+    type Signal = std::sync::Arc<std::sync::Mutex<Option<tokio::sync::oneshot::Sender<()>>>>;
+    struct Guard(Option<tokio::sync::oneshot::Sender<()>>);
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            if let Some(tx) = self.0.take() {
+                let _ = tx.send(());
+            }
+        }
+    }
+    async fn chat(
+        axum::extract::State(signal): axum::extract::State<Signal>,
+        axum::Json(request): axum::Json<serde_json::Value>,
+    ) -> axum::response::Response {
+        if request["stream"] != true {
+            let reply = serde_json::json!({ "choices": [{ "message": { "role": "assistant",
+                "content": "{\"covered\": [], \"misconceptions\": []}" } }] });
+            return axum::Json(reply).into_response();
+        }
+        let guard = Guard(signal.lock().unwrap().take());
+        let chunk = serde_json::json!({ "choices": [{ "delta": { "content": "Well, " } }] });
+        let body = futures_util::stream::unfold((0, guard), move |(n, guard)| {
+            let chunk = chunk.clone();
+            async move {
+                if n == 0 {
+                    Some((
+                        Ok::<_, std::convert::Infallible>(format!("data: {chunk}\n\n")),
+                        (1, guard),
+                    ))
+                } else {
+                    // Silence, holding the connection (and the guard) until the client goes.
+                    tokio::time::sleep(Duration::from_secs(60)).await;
+                    None
+                }
+            }
+        });
+        let mut response = axum::body::Body::from_stream(body).into_response();
+        response.headers_mut().insert(
+            "content-type",
+            axum::http::HeaderValue::from_static("text/event-stream"),
+        );
+        response
+    }
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let signal: Signal = std::sync::Arc::new(std::sync::Mutex::new(Some(tx)));
+    let app = axum::Router::new()
+        .route("/v1/chat/completions", axum::routing::post(chat))
+        .with_state(signal);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}/v1", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (base, rx)
+}
+
+/// A reader who leaves while the model is still writing ends the model call at once: the
+/// model's connection is closed, not left to its timeout.
+async fn leaving_closes_the_model_call(site: &Site) {
+    let (api, closed) = stalling_model().await;
+    let mut cfg = keel_interview::ModelConfig::new(api, "stalling");
+    cfg.timeout = Duration::from_secs(30);
+    let client = keel_interview::OpenAiClient::new(cfg).unwrap();
+    let backend = site.backend;
+    let Some(site) = Site::start_configured(backend, move |c| {
+        c.interviewer = keel_site::interview::Interviewer {
+            client: Some(client),
+            daily_turns: 10,
+        };
+    })
+    .await
+    else {
+        return;
+    };
+    let mut v = site.visitor();
+    let session = start(&mut v, "edge", "practice").await;
+    answer(&mut v, &session, "dontknow", "")
+        .await
+        .assert_status(StatusCode::SEE_OTHER);
+    let response = v
+        .client
+        .get(format!("{}{session}say/2/", v.base))
+        .header(COOKIE, v.cookie_header())
+        .send()
+        .await
+        .unwrap();
+    let mut body = response.bytes_stream();
+    use futures_util::StreamExt;
+    let first = tokio::time::timeout(Duration::from_secs(5), body.next())
+        .await
+        .expect("the first token arrives")
+        .unwrap()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&first).contains("Well, "),
+        "{first:?}"
+    );
+    drop(body);
+    tokio::time::timeout(Duration::from_secs(2), closed)
+        .await
+        .expect("the model's connection is closed within 2 s of the reader leaving")
+        .unwrap();
+}
+
 on_both!(
     an_interview_runs_from_setup_to_report,
     with_a_model_the_reply_streams_token_by_token,
     staff_edit_banks_with_line_errors_and_regrade,
+    leaving_closes_the_model_call,
 );
