@@ -192,6 +192,30 @@ async fn an_interview_runs_from_setup_to_report(site: &Site) {
         .unwrap()
         .starts_with("text/markdown"));
     assert!(md.body.contains("Score"), "{}", md.body);
+    // Practise the weak ones again: a new practice session on exactly those questions.
+    let (finished, _) = stored(site).await;
+    let tracks = keel_interview::shipped();
+    let edge = tracks.iter().find(|t| t.name == "edge").unwrap();
+    let weak: Vec<String> = finished
+        .report(edge)
+        .questions
+        .iter()
+        .filter(|q| q.score < 60.0)
+        .map(|q| q.question_id.clone())
+        .collect();
+    assert!(!weak.is_empty());
+    report.assert_has("weak one");
+    let again = v
+        .submit(
+            &format!("{session}report/"),
+            &format!("{session}again/"),
+            &[],
+        )
+        .await;
+    again.assert_status(StatusCode::SEE_OTHER);
+    assert_ne!(again.location().trim_end_matches("?say=0"), session);
+    let (practice, _) = stored(site).await;
+    assert_eq!(practice.questions(), weak.as_slice());
     // The reader's history lists it.
     v.get("/interviewer/")
         .await

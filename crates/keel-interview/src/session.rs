@@ -302,6 +302,44 @@ impl Session {
         })
     }
 
+    /// Starts an interview on the given questions, in that order ("practise the weak ones
+    /// again": the ids a report scored low). Ids not in the track are left out; `setup`'s
+    /// length is not checked against [`LENGTHS`] here, the questions decide it.
+    pub fn with_questions(
+        track: &Track,
+        setup: Setup,
+        ids: &[String],
+    ) -> Result<Session, SetupError> {
+        if setup.track != track.name {
+            return Err(SetupError::WrongTrack {
+                wanted: setup.track,
+                got: track.name.clone(),
+            });
+        }
+        let mut questions: Vec<String> = Vec::new();
+        for id in ids {
+            if track.question(id).is_some() && !questions.contains(id) {
+                questions.push(id.clone());
+            }
+        }
+        let Some(first) = questions.first().cloned() else {
+            return Err(SetupError::EmptyTrack(track.name.clone()));
+        };
+        Ok(Session {
+            setup: Setup {
+                length: questions.len(),
+                ..setup
+            },
+            questions,
+            turns: Vec::new(),
+            ladder: Vec::new(),
+            step: Step::Ask { question_id: first },
+            current: 0,
+            follow_ups: 0,
+            challenged: Vec::new(),
+        })
+    }
+
     /// The setup it started with.
     pub fn setup(&self) -> &Setup {
         &self.setup

@@ -614,3 +614,28 @@ fn a_model_proposal_is_checked_by_the_rubric() {
     let direct = assess(t.question(&format!("q{q}")).unwrap(), &format!("alpha{q}"));
     assert_eq!(direct.covered, ["heavy"]);
 }
+
+#[test]
+fn a_session_on_chosen_questions_asks_exactly_those_in_order() {
+    let tracks = keel_interview::shipped();
+    let track = tracks.iter().find(|t| t.name == "edge").unwrap();
+    let wanted = vec![
+        track.questions[2].id.clone(),
+        "no-such-question".to_owned(),
+        track.questions[0].id.clone(),
+    ];
+    let setup = keel_interview::Setup {
+        track: "edge".into(),
+        level: keel_interview::Level::Senior,
+        length: 5,
+        mode: keel_interview::Mode::Practice,
+        seed: 1,
+    };
+    let session = keel_interview::Session::with_questions(track, setup.clone(), &wanted).unwrap();
+    assert_eq!(
+        session.questions(),
+        [track.questions[2].id.clone(), track.questions[0].id.clone()]
+    );
+    assert_eq!(session.setup().length, 2);
+    assert!(keel_interview::Session::with_questions(track, setup, &["nope".into()]).is_err());
+}

@@ -214,6 +214,10 @@ impl Site {
                 get(interview::pages::report),
             )
             .route(
+                "/interviewer/sessions/{id}/again/",
+                post(interview::pages::again),
+            )
+            .route(
                 "/interviewer/sessions/{id}/report.md",
                 get(interview::pages::report_markdown),
             )

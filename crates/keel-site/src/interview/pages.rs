@@ -572,7 +572,7 @@ pub(crate) async fn report(
                 score => format!("{:.0}", item.score),
                 model_answer_html => markdown::render(&item.model_answer),
                 links => item.links.clone(),
-                weak => item.score < 60.0,
+                weak => item.score < WEAK,
             }
         })
         .collect();
@@ -587,6 +587,7 @@ pub(crate) async fn report(
         total => report.total,
         items => items,
         model_used => stored.transcript.iter().any(|e| e.model),
+        weak => report.questions.iter().filter(|q| q.score < WEAK).count(),
     };
     inner.page(
         &visitor,
@@ -595,6 +596,46 @@ pub(crate) async fn report(
         StatusCode::OK,
         ctx,
     )
+}
+
+/// The report's weak questions: scored under this, they are practised again.
+const WEAK: f64 = 60.0;
+
+/// `POST /interviewer/sessions/<id>/again/`: a practice session on the questions this
+/// report scored under 60 (all of its questions when none was).
+pub(crate) async fn again(
+    State(inner): State<Arc<Inner>>,
+    Extension(visitor): Extension<Visitor>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, SiteError> {
+    let stored = own(&inner, owner(&visitor, &headers).as_ref(), &id).await?;
+    let tracks = store::tracks(&inner.db).await?;
+    let track = track_of(&tracks, &stored.track)?;
+    let report = stored.session.report(track);
+    let mut ids: Vec<String> = report
+        .questions
+        .iter()
+        .filter(|q| q.score < WEAK)
+        .map(|q| q.question_id.clone())
+        .collect();
+    if ids.is_empty() {
+        ids = report
+            .questions
+            .iter()
+            .map(|q| q.question_id.clone())
+            .collect();
+    }
+    let setup = Setup {
+        mode: Mode::Practice,
+        seed: keel_quiz::new_seed(),
+        ..stored.session.setup().clone()
+    };
+    let session = Session::with_questions(track, setup, &ids)
+        .map_err(|e| SiteError::Conflict(e.to_string()))?;
+    let first = vec![Entry::interviewer(vec![session.prompt(track)], false)];
+    let new_id = store::create(&inner.db, &stored.owner, &session, &first).await?;
+    Ok(see_other(&format!("/interviewer/sessions/{new_id}/?say=0")))
 }
 
 /// `GET /interviewer/sessions/<id>/report.md`: the report as Markdown.
