@@ -62,8 +62,8 @@ pub use error::{BenchError, CompareError, ErrorKind, OptionsError};
 pub use options::{BenchOptions, OutputFormat, Plan};
 pub use progress::{Progress, ProgressSink};
 pub use report::{
-    Bucket, Details, ErrorCount, LatencyFrom, Percentile, PhaseSummary, Report, RequestRecord,
-    RunInfo, Summary,
+    rate_limit_warning, Bucket, Details, ErrorCount, LatencyFrom, Percentile, PhaseSummary, Report,
+    RequestRecord, RunInfo, Summary, RATE_LIMIT_STATUSES,
 };
 pub use sse::{
     run_sse, run_sse_until, LatencySummary, Publisher, SseEnd, SseError, SseErrorCount,

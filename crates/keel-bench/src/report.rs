@@ -304,3 +304,51 @@ mod tests {
         assert!(p999 <= 0.100 && p999 > 0.0995, "{p999}");
     }
 }
+
+/// The statuses a rate limiter answers with: nginx's `limit_req` default (503) and the
+/// one it is usually set to (429).
+pub const RATE_LIMIT_STATUSES: [u16; 2] = [429, 503];
+
+/// A warning when most responses were a rate limiter's refusals (429 or 503): the run then
+/// measured how fast the limiter says no, not the server. `None` otherwise.
+pub fn rate_limit_warning(status_codes: &BTreeMap<u16, u64>) -> Option<String> {
+    let total: u64 = status_codes.values().sum();
+    let refused: u64 = RATE_LIMIT_STATUSES
+        .iter()
+        .filter_map(|code| status_codes.get(code))
+        .sum();
+    (total > 0 && refused * 2 > total).then(|| {
+        format!(
+            "{refused} of {total} responses were 429/503: this measured a rate limiter refusing \
+             requests, not the server. Run `keel up --no-rate-limit`, or target `keel serve` \
+             directly (it has no rate limit), or raise the edge's rate for the test."
+        )
+    })
+}
+
+impl Report {
+    /// [`rate_limit_warning`] for this run.
+    pub fn rate_limit_warning(&self) -> Option<String> {
+        rate_limit_warning(&self.status_codes)
+    }
+}
+
+#[cfg(test)]
+mod rate_limit_tests {
+    use super::*;
+
+    #[test]
+    fn mostly_refused_runs_are_flagged() {
+        let run = |pairs: &[(u16, u64)]| rate_limit_warning(&pairs.iter().copied().collect());
+        let warning = run(&[(503, 179), (200, 21)]).unwrap();
+        assert!(
+            warning.starts_with("179 of 200 responses were 429/503"),
+            "{warning}"
+        );
+        assert!(warning.contains("keel up --no-rate-limit"), "{warning}");
+        assert!(run(&[(429, 60), (200, 40)]).is_some());
+        assert!(run(&[(503, 50), (200, 50)]).is_none(), "half is not most");
+        assert!(run(&[(200, 100)]).is_none());
+        assert!(run(&[]).is_none());
+    }
+}

@@ -199,6 +199,10 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
         let _ = tokio::signal::ctrl_c().await;
     }))?;
     print!("{}", report.render(format)?);
+    // On standard error: the report itself stays hey's, byte for byte.
+    if let Some(warning) = report.rate_limit_warning() {
+        eprintln!("keel bench: warning: {warning}");
+    }
     Ok(())
 }
 

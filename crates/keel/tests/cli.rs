@@ -1257,3 +1257,48 @@ fn keel_interview_reads_answers_from_stdin_and_reports() {
     let refused = refused(keel().args(["interview", "--track", "nope"]));
     assert!(refused.contains("edge, app-server"), "{refused}");
 }
+
+/// Issue 19: `keel bench` against `keel up` (rate limited by default) says that it
+/// measured the rate limiter, and how to measure the server instead; the report on
+/// standard output stays hey's.
+#[test]
+fn keel_bench_warns_when_it_measured_the_rate_limiter() {
+    let statics = tempfile::tempdir().unwrap();
+    let mut cmd = keel();
+    cmd.args([
+        "up",
+        "--listen",
+        "127.0.0.1:0",
+        "--no-access-log",
+        "--latency",
+        "0s",
+    ])
+    .env("KEEL_STATIC_ROOT", statics.path());
+    let mut up = Process::start(cmd);
+    let base = up.url_after("keel up: serving on");
+    let out = keel()
+        .args(["bench", "-n", "200", "-c", "50"])
+        .arg(format!("{base}/async/test"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stdout.contains("Status code distribution:") && stdout.contains("[503]"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("keel bench: warning:") && stderr.contains("keel up --no-rate-limit"),
+        "{stderr}"
+    );
+    // A run the limiter let through (once its bucket has drained: 20 at 10 r/s) says nothing.
+    std::thread::sleep(Duration::from_millis(2500));
+    let out = keel()
+        .args(["bench", "-n", "5", "-c", "1"])
+        .arg(format!("{base}/healthz"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("warning"), "{stderr}");
+}

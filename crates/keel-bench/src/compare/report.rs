@@ -307,7 +307,25 @@ impl Row {
             error_counts: report.errors.clone(),
             latency_percentiles: report.latency_percentiles.clone(),
             limit_rps,
-            efficiency: limit_rps.map(|limit| s.requests_per_sec / limit),
+            // Only answered requests count, and not at all when a rate limiter answered
+            // most of them: fast refusals would otherwise read as more than 100 %.
+            efficiency: match crate::report::rate_limit_warning(&report.status_codes) {
+                Some(_) => None,
+                None => limit_rps.map(|limit| {
+                    let ok: u64 = report
+                        .status_codes
+                        .iter()
+                        .filter(|(code, _)| (200..300).contains(*code))
+                        .map(|(_, n)| n)
+                        .sum();
+                    let ok_rps = if s.total_secs > 0.0 {
+                        ok as f64 / s.total_secs
+                    } else {
+                        0.0
+                    };
+                    ok_rps / limit
+                }),
+            },
             warmup,
         }
     }

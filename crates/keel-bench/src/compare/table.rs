@@ -40,6 +40,18 @@ pub fn format_rps(rps: f64) -> String {
     format!("{rps:.1}")
 }
 
+/// The rows a rate limiter answered, each with the warning naming the cause and the fix.
+fn rate_limited_lines(report: &CompareReport) -> Vec<String> {
+    report
+        .rows
+        .iter()
+        .filter_map(|r| {
+            crate::report::rate_limit_warning(&r.status_codes)
+                .map(|w| format!("{} at {}: {w}", r.target, r.test))
+        })
+        .collect()
+}
+
 /// An efficiency (a fraction) as a percentage: `95.7%`.
 pub fn format_efficiency(e: f64) -> String {
     format!("{:.1}%", e * 100.0)
@@ -259,6 +271,13 @@ impl CompareReport {
     /// prints).
     pub fn to_text(&self) -> String {
         let mut out = results_table(self).text();
+        let limited = rate_limited_lines(self);
+        if !limited.is_empty() {
+            out.push_str("\nWarning: rate limited (these rows' efficiency is n/a):\n");
+            for line in limited {
+                out.push_str(&format!("  {line}\n"));
+            }
+        }
         let failures = failure_lines(self);
         if !failures.is_empty() {
             out.push_str("\nFailed requests (RPS counts them; efficiency is suspect):\n");
@@ -292,6 +311,13 @@ impl CompareReport {
             out.push('\n');
             out.push_str(&line);
             out.push('\n');
+        }
+        let limited = rate_limited_lines(self);
+        if !limited.is_empty() {
+            out.push_str("\n**Warning: rate limited** (these rows' efficiency is n/a):\n\n");
+            for line in limited {
+                out.push_str(&format!("- {line}\n"));
+            }
         }
         let failures = failure_lines(self);
         if !failures.is_empty() {
