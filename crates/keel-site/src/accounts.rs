@@ -43,7 +43,9 @@ pub struct User {
 }
 
 /// A random token for cookies and forms: 32 bytes from the OS, base64url.
-pub(crate) fn random_token() -> Result<String, SiteError> {
+/// 256 random bits from the OS, URL-safe base64 (43 characters): sessions, CSRF, guests,
+/// and `keel up`'s local publish token.
+pub fn random_token() -> Result<String, SiteError> {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes)
         .map_err(|e| SiteError::Internal(format!("no randomness from the OS: {e}")))?;

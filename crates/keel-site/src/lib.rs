@@ -34,7 +34,7 @@ use std::sync::Arc;
 use axum::routing::{get, post};
 use axum::Router;
 
-pub use accounts::{check_email, check_password, check_username, User};
+pub use accounts::{check_email, check_password, check_username, random_token, User};
 pub use admin::SITE_CHANNEL;
 pub use db::{Backend, Db};
 pub use error::SiteError;

@@ -248,7 +248,81 @@ async fn broker(settings: &Settings) -> anyhow::Result<std::sync::Arc<dyn keel_s
     })
 }
 
-/// `keel publish`: through a server's `/api/publish` with `--api`, else through Redis.
+/// What `keel up` leaves for `keel publish`: where it listens and its publish token.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct PublishFile {
+    url: String,
+    token: String,
+    pid: u32,
+}
+
+/// Writes the publish file, readable by this user only (it holds a bearer token).
+fn write_publish_file(path: &std::path::Path, url: &str, token: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    let body = serde_json::to_string(&PublishFile {
+        url: url.to_owned(),
+        token: token.to_owned(),
+        pid: std::process::id(),
+    })
+    .map_err(std::io::Error::other)?;
+    // A fresh file each run: an old one (another user's, or wider permissions) goes first.
+    let _ = std::fs::remove_file(path);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)?.write_all(body.as_bytes())
+}
+
+fn read_publish_file(path: &std::path::Path) -> Option<PublishFile> {
+    let text = std::fs::read_to_string(path).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+/// Removes the publish file if it is still this run's (another `keel up` may have
+/// replaced it since).
+fn remove_publish_file(path: &std::path::Path, token: &str) {
+    if read_publish_file(path).is_some_and(|f| f.token == token) {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
+/// `POST {base}/api/publish` with the bearer `token`.
+async fn publish_over_api(
+    base: &str,
+    token: &str,
+    channel: &str,
+    message: &str,
+) -> anyhow::Result<()> {
+    let url = format!("{}/api/publish", base.trim_end_matches('/'));
+    let response = reqwest::Client::new()
+        .post(&url)
+        .bearer_auth(token)
+        .timeout(Duration::from_secs(5))
+        .json(&serde_json::json!({ "channel": channel, "message": message }))
+        .send()
+        .await
+        .with_context(|| format!("could not reach {url}"))?;
+    let status = response.status();
+    let body: serde_json::Value = response.json().await.unwrap_or_default();
+    if !status.is_success() {
+        anyhow::bail!(
+            "{url} answered {status}: {}",
+            body["detail"].as_str().unwrap_or("no detail")
+        );
+    }
+    println!(
+        "published to {channel} (id {})",
+        body["id"].as_str().unwrap_or("-")
+    );
+    Ok(())
+}
+
+/// `keel publish`: through a server's `/api/publish` with `--api`, else through Redis, else
+/// through the `keel up` running from this directory (its publish file).
 async fn publish(settings: &Settings, args: crate::cli::PublishArgs) -> anyhow::Result<()> {
     let channel = args.channel.0;
     if let Some(api) = args.api {
@@ -258,32 +332,18 @@ async fn publish(settings: &Settings, args: crate::cli::PublishArgs) -> anyhow::
                 "keel publish --api needs the server's publish token: --token, KEEL_PUBLISH_TOKEN or stream.publish_token"
             );
         };
-        let url = format!("{}/api/publish", api.trim_end_matches('/'));
-        let response = reqwest::Client::new()
-            .post(&url)
-            .bearer_auth(token)
-            .json(&serde_json::json!({ "channel": channel, "message": args.message }))
-            .send()
-            .await
-            .with_context(|| format!("could not reach {url}"))?;
-        let status = response.status();
-        let body: serde_json::Value = response.json().await.unwrap_or_default();
-        if !status.is_success() {
-            anyhow::bail!(
-                "{url} answered {status}: {}",
-                body["detail"].as_str().unwrap_or("no detail")
-            );
-        }
-        println!(
-            "published to {channel} (id {})",
-            body["id"].as_str().unwrap_or("-")
-        );
-        return Ok(());
+        return publish_over_api(&api, &token, &channel, &args.message).await;
     }
     if settings.stream.redis_url.value.0.is_none() {
-        anyhow::bail!(
-            "keel publish needs --redis-url URL (or stream.redis_url), or --api URL --token TOKEN"
-        );
+        // No broker named: the `keel up` running from this directory, if there is one.
+        let file = &settings.up.publish_file.value.0;
+        let Some(local) = read_publish_file(file) else {
+            anyhow::bail!(
+                "keel publish found no keel up running here ({} is missing): start `keel up` in this directory, or give --redis-url URL (or stream.redis_url), or --api URL --token TOKEN",
+                file.display()
+            );
+        };
+        return publish_over_api(&local.url, &local.token, &channel, &args.message).await;
     }
     // The broker connects in the background: give Redis a moment, but a bounded one, so a
     // script learns within seconds that the broker is down instead of hanging on retries.
@@ -614,6 +674,12 @@ async fn up(settings: &Settings) -> anyhow::Result<()> {
 
     let hub = stream_hub(settings).await?;
     let mut app_config = settings.app_config(settings.up.listen.value, Some(hub.clone()));
+    // Without a configured token, `keel up` makes one for this run, so that `keel publish`
+    // on this machine works with no flags (it reads the publish file written below).
+    if app_config.publish_token.is_none() {
+        app_config.publish_token =
+            Some(keel_site::random_token().context("could not make a publish token")?);
+    }
     let mut mock_task = None;
     let upstream_note;
     if settings.serve.upstream_url.origin == Origin::Default {
@@ -655,6 +721,15 @@ async fn up(settings: &Settings) -> anyhow::Result<()> {
     };
     let edge = start_edge(settings, role).await?;
     let base = format!("http://{}", edge.local_addr());
+    let publish_file = &settings.up.publish_file.value.0;
+    let token = app_config.publish_token.clone().unwrap_or_default();
+    let local = match write_publish_file(publish_file, &base, &token) {
+        Ok(()) => true,
+        Err(error) => {
+            tracing::warn!(file = %publish_file.display(), %error, "no publish file: keel publish will need --api and --token");
+            false
+        }
+    };
     println!("keel up: serving on {base}");
     for (what, path) in [
         ("site", "/"),
@@ -670,6 +745,22 @@ async fn up(settings: &Settings) -> anyhow::Result<()> {
         println!("  {what:<11} {base}{path}");
     }
     println!("  {:<11} {upstream_note}", "upstream");
+    match &settings.stream.redis_url.value.0 {
+        Some(url) => println!(
+            "  {:<11} Redis at {}: redis-cli -u {} publish demo_stream \"Test Event\" (or keel publish demo_stream \"Test Event\")",
+            "live events",
+            settings.stream.redis_url.value,
+            url.as_str()
+        ),
+        None if local => println!(
+            "  {:<11} in-memory broker (this process): keel publish demo_stream \"Test Event\" (from this directory)",
+            "live events"
+        ),
+        None => println!(
+            "  {:<11} in-memory broker (this process): keel publish --api {base} --token … demo_stream \"Test Event\"",
+            "live events"
+        ),
+    }
     println!(
         "  {:<11} {} (a staff account for /admin/: keel createsuperuser)",
         "database", settings.site.database_url.value
@@ -689,6 +780,9 @@ async fn up(settings: &Settings) -> anyhow::Result<()> {
 
     let edge_task = tokio::spawn(edge.run_until_stopped(stopped()));
     stop_signal().await;
+    if local {
+        remove_publish_file(publish_file, &token);
+    }
     // Open streams end with a retry hint instead of holding the drain up.
     hub.shutdown();
     let _ = stop_tx.send(true);

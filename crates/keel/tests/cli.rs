@@ -1302,3 +1302,58 @@ fn keel_bench_warns_when_it_measured_the_rate_limiter() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains("warning"), "{stderr}");
 }
+
+/// Issue 19: `keel publish CHANNEL MESSAGE` with no flags reaches the `keel up` running from
+/// the same directory, through the publish file it writes (owner-only, its address and a
+/// token made for the run); the banner prints that command. Without a running `keel up` the
+/// refusal says what to do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keel_publish_with_no_flags_reaches_the_local_keel_up() {
+    let here = tempfile::tempdir().unwrap();
+    let statics = tempfile::tempdir().unwrap();
+    let refused = keel()
+        .current_dir(here.path())
+        .args(["publish", "demo_stream", "nobody home"])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("found no keel up running here"), "{stderr}");
+
+    let mut cmd = keel();
+    cmd.current_dir(here.path())
+        .args(["up", "--listen", "127.0.0.1:0", "--no-access-log"])
+        .env("KEEL_STATIC_ROOT", statics.path());
+    let mut up = Process::start(cmd);
+    let base = up.url_after("keel up: serving on");
+    let file = here.path().join("keel-data/publish.json");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "the publish file is the owner's only");
+    }
+    let response = reqwest::get(format!("{base}/stream/")).await.unwrap();
+    let mut body = response.bytes_stream();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let published = keel()
+        .current_dir(here.path())
+        .args(["publish", "demo_stream", "Test Event"])
+        .output()
+        .unwrap();
+    assert!(
+        published.status.success(),
+        "{}",
+        String::from_utf8_lossy(&published.stderr)
+    );
+    let seen = read_until(&mut body, "data: Test Event").await;
+    assert!(seen.contains("data: Test Event"), "{seen}");
+    up.signal(Signal::SIGTERM);
+    assert_eq!(up.wait(Duration::from_secs(10)), Some(0));
+    let banner = up.stderr_text();
+    let _ = banner;
+    assert!(
+        !file.exists(),
+        "keel up removes its publish file when it stops"
+    );
+}

@@ -450,6 +450,10 @@ declare_keys! {
             env "KEEL_UP_RATE_LIMIT", flags &[Flag::switch("--no-rate-limit", "false", "Turn off the edge's rate limit (for benchmarks)", &["up"])],
             default "true", sample "false",
             help "Whether `keel up`'s edge applies its rate limit";
+        publish_file: PathValue = PathValue(PathBuf::from("keel-data/publish.json")),
+            env "KEEL_UP_PUBLISH_FILE",
+            default "keel-data/publish.json", sample "run/publish.json",
+            help "Where `keel up` writes its address and a publish token (owner-only) so that `keel publish` needs no flags";
     }
 
     /// Settings of `keel edge` (and of the edge layers inside `keel up`).

@@ -27,6 +27,7 @@
 //! | `serve.header_timeout` | `KEEL_HEADER_TIMEOUT` | `--header-timeout` | `10s` | `1ms` to `1h` | How long a client may take to send a whole request head |
 //! | `up.listen` | `KEEL_LISTEN` | `--listen` | `127.0.0.1:8080` |  | Address `keel up` listens on |
 //! | `up.rate_limit` | `KEEL_UP_RATE_LIMIT` | `--no-rate-limit` | `true` |  | Whether `keel up`'s edge applies its rate limit |
+//! | `up.publish_file` | `KEEL_UP_PUBLISH_FILE` | none | `keel-data/publish.json` |  | Where `keel up` writes its address and a publish token (owner-only) so that `keel publish` needs no flags |
 //! | `edge.listen` | `KEEL_EDGE_LISTEN` | `--listen` | `0.0.0.0:80` |  | Address the edge listens on |
 //! | `edge.upstream` | `KEEL_EDGE_UPSTREAM` | `--upstream` | `none` |  | App servers to proxy to, HOST:PORT, balanced by edge.balance |
 //! | `edge.rate` | `KEEL_RATE` | `--rate` | `10r/s` |  | Requests per second or minute per client address, or `off` |
