@@ -14,12 +14,16 @@ use keel_stream::{BrokerError, Hub, StreamError};
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
-/// Routes that belong inside the app's usual layers (timeout included).
-pub(crate) fn routes(hub: Hub, publish_token: Option<String>) -> Router {
-    Router::new()
-        .route("/events/", get(events_page))
-        .route("/api/publish", post(publish))
-        .with_state(Publishing { hub, publish_token })
+/// Routes that belong inside the app's usual layers (timeout included). With a site, the
+/// site serves `/events/` in its own layout (`with_page` false).
+pub(crate) fn routes(hub: Hub, publish_token: Option<String>, with_page: bool) -> Router {
+    let router = Router::new().route("/api/publish", post(publish));
+    let router = if with_page {
+        router.route("/events/", get(events_page))
+    } else {
+        router
+    };
+    router.with_state(Publishing { hub, publish_token })
 }
 
 #[derive(Clone)]

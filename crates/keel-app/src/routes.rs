@@ -62,6 +62,7 @@ pub(crate) fn router(cfg: &AppConfig, metrics: Arc<Metrics>) -> Result<Router, A
         app = app.merge(crate::events::routes(
             hub.clone(),
             cfg.publish_token.clone(),
+            cfg.site.is_none(),
         ));
     }
 

@@ -39,7 +39,78 @@ on_both!(
     a_database_failure_is_a_friendly_500,
     pages_are_compressed_when_asked,
     nul_bytes_are_refused_before_any_query,
+    events_page_is_in_the_site_layout_and_staff_publish_from_it,
 );
+
+/// Issue 19: `/events/` in the site's layout, with the command that works here; staff
+/// publish from a form (CSRF as every form), readers may not.
+async fn events_page_is_in_the_site_layout_and_staff_publish_from_it(site: &Site) {
+    let mut reader = site.visitor();
+    let page = reader.get("/events/").await;
+    page.assert_status(StatusCode::OK)
+        .assert_has("aria-current=\"page\">Events</a>")
+        .assert_has("data-event-log=\"/stream/\"")
+        .assert_has("keel publish")
+        .assert_lacks("action=\"/events/publish\"");
+    let refused = reader
+        .submit(
+            "/feedback/",
+            "/events/publish",
+            &[("message", "from a reader")],
+        )
+        .await;
+    refused.assert_status(StatusCode::FORBIDDEN);
+
+    let response = reqwest::Client::new()
+        .get(format!("{}/stream/?channel=demo_stream", site.base))
+        .send()
+        .await
+        .unwrap();
+    let mut body = response.bytes_stream();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while site.hub.stats().clients == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "stream never connected"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut staff = site.staff().await;
+    staff
+        .get("/events/")
+        .await
+        .assert_has("action=\"/events/publish\"");
+    let done = staff
+        .submit(
+            "/events/",
+            "/events/publish",
+            &[
+                ("channel", "demo_stream"),
+                ("message", "Hello <b>readers</b>"),
+            ],
+        )
+        .await;
+    done.assert_status(StatusCode::SEE_OTHER);
+    let mut seen = String::new();
+    let found = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Some(chunk) = body.next().await {
+            seen.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
+            if seen.contains("Hello <b>readers</b>") {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(found.is_ok(), "the staff's message never arrived: {seen}");
+    let bad = staff
+        .submit(
+            "/events/",
+            "/events/publish",
+            &[("channel", "no spaces"), ("message", "x")],
+        )
+        .await;
+    bad.assert_status(StatusCode::BAD_REQUEST);
+}
 
 /// Issue 15: on PostgreSQL a NUL in `?tag=`, a slug or a form field answered 500 (no text
 /// parameter may hold one). Now 404 for a path and 400 for a query or a form, on both

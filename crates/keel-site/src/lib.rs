@@ -70,6 +70,9 @@ pub struct SiteConfig {
     pub hub: Option<keel_stream::Hub>,
     /// Shown in the navigation bar and titles.
     pub site_name: String,
+    /// What `/events/` tells a reader to run to publish a message (the command that works
+    /// with this server's broker).
+    pub publish_hint: String,
     /// The AI Interviewer's model, if any, and its daily budget.
     pub interviewer: interview::Interviewer,
     /// How long the public pages' database reads are reused (`cache.rs`); writes through
@@ -91,6 +94,7 @@ impl SiteConfig {
             site_name: "keel".into(),
             page_cache_ttl: std::time::Duration::from_secs(1),
             interviewer: interview::Interviewer::default(),
+            publish_hint: "keel publish --api URL --token TOKEN demo_stream \"Test Event\"".into(),
         }
     }
 }
@@ -107,6 +111,7 @@ struct Inner {
     /// `quiz::live::coalesce`).
     live_pending: std::sync::Mutex<std::collections::HashSet<(i64, &'static str)>>,
     interviewer: interview::Interviewer,
+    publish_hint: String,
 }
 
 /// An open site: connected, migrated, ready to route.
@@ -151,6 +156,7 @@ impl Site {
                 cache: cache::PageCache::new(cfg.page_cache_ttl),
                 live_pending: Default::default(),
                 interviewer: cfg.interviewer,
+                publish_hint: cfg.publish_hint,
             }),
         })
     }
@@ -230,6 +236,8 @@ impl Site {
                 "/admin/interviewer/{track}/regrade/",
                 post(interview::staff::regrade),
             )
+            .route("/events/", get(pages::events))
+            .route("/events/publish", post(pages::publish))
             .route("/feedback/", get(feedback::form).post(feedback::submit))
             .route("/admin/", get(admin::index))
             .route("/admin/feedback/", get(admin::feedback_list))

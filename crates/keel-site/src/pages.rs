@@ -164,3 +164,76 @@ pub(crate) async fn post(
     };
     inner.page(&visitor, "post.html", "posts", StatusCode::OK, ctx)
 }
+
+/// `GET /events/`: the live events on `demo_stream`, in the site's layout; what to run to
+/// publish one; and, for staff, a form that publishes.
+pub(crate) async fn events(
+    State(inner): State<Arc<Inner>>,
+    Extension(visitor): Extension<Visitor>,
+    Query(query): Query<PublishedQuery>,
+) -> Result<Response, SiteError> {
+    let ctx = context! {
+        hint => inner.publish_hint.clone(),
+        live => inner.hub.is_some(),
+        staff => visitor.user.as_ref().is_some_and(|u| u.is_staff),
+        published => query.published,
+    };
+    inner.page(&visitor, "events.html", "events", StatusCode::OK, ctx)
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct PublishedQuery {
+    published: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct PublishForm {
+    #[serde(default)]
+    channel: String,
+    #[serde(default)]
+    message: String,
+}
+
+/// `POST /events/publish`: staff publish a message from the page (CSRF-checked as every
+/// form).
+pub(crate) async fn publish(
+    State(inner): State<Arc<Inner>>,
+    Extension(visitor): Extension<Visitor>,
+    axum::Form(form): axum::Form<PublishForm>,
+) -> Result<Response, SiteError> {
+    if !visitor.user.as_ref().is_some_and(|u| u.is_staff) {
+        return Err(SiteError::Forbidden(
+            "Only staff publish from this page; others use keel publish.".into(),
+        ));
+    }
+    let Some(hub) = &inner.hub else {
+        return Err(SiteError::Conflict(
+            "This server runs without live events.".into(),
+        ));
+    };
+    let channel = form.channel.trim();
+    let channel = if channel.is_empty() {
+        "demo_stream"
+    } else {
+        channel
+    };
+    if channel.len() > 64
+        || !channel
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':'))
+    {
+        return Err(SiteError::BadRequest(
+            "A channel is letters, digits and _ - . : (at most 64).".into(),
+        ));
+    }
+    let message = form.message.trim();
+    if message.is_empty() || message.chars().count() > 10_000 {
+        return Err(SiteError::BadRequest(
+            "Write a message of 1 to 10,000 characters.".into(),
+        ));
+    }
+    hub.publish(channel, message)
+        .await
+        .map_err(|e| SiteError::Conflict(format!("The broker did not take it: {e}")))?;
+    Ok(crate::web::see_other("/events/?published=1"))
+}

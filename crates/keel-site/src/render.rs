@@ -24,6 +24,7 @@ pub const TEMPLATES: &[(&str, &str)] = &[
     ("register.html", include_str!("../templates/register.html")),
     ("feedback.html", include_str!("../templates/feedback.html")),
     ("error.html", include_str!("../templates/error.html")),
+    ("events.html", include_str!("../templates/events.html")),
     (
         "quiz/list.html",
         include_str!("../templates/quiz/list.html"),

@@ -156,9 +156,12 @@ async fn create_superuser(
 async fn open_site(
     settings: &Settings,
     hub: Option<keel_stream::Hub>,
+    local_publish: bool,
 ) -> anyhow::Result<keel_site::Site> {
     let url = &settings.site.database_url.value;
-    keel_site::Site::open(settings.site_config(hub))
+    let mut cfg = settings.site_config(hub);
+    cfg.publish_hint = publish_hint(settings, local_publish);
+    keel_site::Site::open(cfg)
         .await
         .with_context(|| format!("could not open the site's database {url}"))
 }
@@ -178,7 +181,7 @@ fn app_runtime(settings: &Settings) -> anyhow::Result<tokio::runtime::Runtime> {
 async fn serve(settings: &Settings) -> anyhow::Result<()> {
     let hub = stream_hub(settings).await?;
     let mut app_config = settings.app_config(settings.serve.bind.value, Some(hub.clone()));
-    app_config.site = Some(open_site(settings, Some(hub)).await?);
+    app_config.site = Some(open_site(settings, Some(hub), false).await?);
     let app = App::build(app_config)
         .await
         .context("could not start keel serve")?;
@@ -246,6 +249,18 @@ async fn broker(settings: &Settings) -> anyhow::Result<std::sync::Arc<dyn keel_s
             },
         )),
     })
+}
+
+/// The publish command `/events/` shows: one that works against this server's broker. A
+/// Redis URL is never shown (it may hold a password): `redis-cli` is named against "the
+/// site's Redis".
+fn publish_hint(settings: &Settings, local_publish: bool) -> String {
+    match (&settings.stream.redis_url.value.0, local_publish) {
+        (Some(_), true) => "keel publish demo_stream \"Test Event\"    # from the directory keel up runs in\nredis-cli publish demo_stream \"Test Event\"   # against the site's Redis".to_owned(),
+        (Some(_), false) => "redis-cli publish demo_stream \"Test Event\"   # against the site's Redis\nkeel publish --redis-url URL demo_stream \"Test Event\"".to_owned(),
+        (None, true) => "keel publish demo_stream \"Test Event\"    # from the directory keel up runs in".to_owned(),
+        (None, false) => "keel publish --api URL --token TOKEN demo_stream \"Test Event\"   # this server's address and its stream.publish_token".to_owned(),
+    }
 }
 
 /// What `keel up` leaves for `keel publish`: where it listens and its publish token.
@@ -705,7 +720,7 @@ async fn up(settings: &Settings) -> anyhow::Result<()> {
     // binary's assets. Idempotent and quick when nothing changed.
     let report = collect_static(settings)?;
     tracing::info!(root = %settings.statics.root.value, "{report}");
-    app_config.site = Some(open_site(settings, Some(hub.clone())).await?);
+    app_config.site = Some(open_site(settings, Some(hub.clone()), true).await?);
 
     // The app sits behind the edge's layers in-process: no socket hop, same rate limit,
     // forwarded headers and access log as behind `keel edge`.

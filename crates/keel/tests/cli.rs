@@ -727,7 +727,10 @@ async fn keel_up_streams_what_keel_publish_sends_through_the_api() {
         .text()
         .await
         .unwrap();
-    assert!(page.contains("new EventSource(\"/stream/\")"));
+    // The site's /events/: its layout, the stream it follows, the command that works here.
+    assert!(page.contains("data-event-log=\"/stream/\""), "{page}");
+    assert!(page.contains("aria-current=\"page\">Events</a>"), "{page}");
+    assert!(page.contains("keel publish demo_stream"), "{page}");
 
     up.signal(Signal::SIGTERM);
     assert_eq!(up.wait(Duration::from_secs(5)), Some(0));

@@ -423,7 +423,65 @@
     }
   }
 
+  /* ---- f) /events/: the demo_stream log ----------------------------------
+   * Each message is added as text (never parsed as HTML). A 503 (server full)
+   * ends an EventSource for good, so the page retries itself. */
+  function startEventLog() {
+    var log = document.querySelector("[data-event-log]");
+    var status = document.getElementById("status");
+    var url = log && log.getAttribute("data-event-log");
+    if (!log || !status || !isSafePath(url) || typeof window.EventSource !== "function") {
+      return;
+    }
+    var source = null;
+    function show(text, cls) {
+      status.textContent = text;
+      status.className = "event-status " + (cls || "");
+    }
+    function add(data, id) {
+      var item = document.createElement("li");
+      var when = document.createElement("small");
+      when.textContent = new Date().toLocaleTimeString() + (id ? " #" + id : "");
+      item.appendChild(when);
+      item.appendChild(document.createTextNode(" " + data));
+      log.insertBefore(item, log.firstChild);
+      while (log.children.length > 200) {
+        log.removeChild(log.lastChild);
+      }
+    }
+    function connect() {
+      source = new window.EventSource(url);
+      source.onopen = function () {
+        show("live", "live");
+      };
+      source.onmessage = function (event) {
+        add(event.data, event.lastEventId);
+      };
+      source.onerror = function () {
+        if (source.readyState === window.EventSource.CLOSED) {
+          show("disconnected; retrying in 3 s", "down");
+          window.setTimeout(connect, 3000);
+        } else {
+          show("reconnecting…", "down");
+        }
+      };
+    }
+    window.addEventListener("pagehide", function () {
+      if (source) {
+        source.close();
+        source = null;
+      }
+    });
+    window.addEventListener("pageshow", function (event) {
+      if (event.persisted && !source) {
+        connect();
+      }
+    });
+    connect();
+  }
+
   function init() {
+    startEventLog();
     startInterview();
     startLiveRoom();
     startLiveNotice();
