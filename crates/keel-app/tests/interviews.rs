@@ -63,6 +63,8 @@ async fn read_say(v: &Visitor, url: &str) -> Vec<serde_json::Value> {
         .client
         .get(format!("{}{url}", v.base))
         .header(COOKIE, v.cookie_header())
+        // The same client address as the visitor's page requests (its model budget).
+        .header("x-real-ip", &v.address)
         .send()
         .await
         .unwrap();
@@ -238,10 +240,11 @@ async fn with_a_model_the_reply_streams_token_by_token(site: &Site) {
     cfg.timeout = Duration::from_secs(5);
     let client = keel_interview::OpenAiClient::new(cfg).unwrap();
     let backend = site.backend;
+    // Two model calls a day: the first answer's verdict proposal and its phrasing.
     let Some(site) = Site::start_configured(backend, move |c| {
         c.interviewer = keel_site::interview::Interviewer {
             client: Some(client),
-            daily_turns: 1,
+            daily_turns: 2,
         };
     })
     .await
@@ -267,26 +270,33 @@ async fn with_a_model_the_reply_streams_token_by_token(site: &Site) {
         .collect();
     assert!(tokens.len() > 3, "the reply arrives in pieces: {frames:?}");
     assert_eq!(frames.last().unwrap()["t"], "done");
-    // The phrased reply is what the transcript keeps, marked as the model's.
-    let row = sqlx::query("SELECT transcript FROM interview_sessions")
-        .fetch_one(site.db.pool())
-        .await
-        .unwrap();
-    let lines: Vec<serde_json::Value> =
-        serde_json::from_str(&row.try_get::<String, _>("transcript").unwrap()).unwrap();
+    // The phrased reply is what the transcript keeps, marked as the model's (saved just
+    // after `done` is sent).
+    let mut lines: Vec<serde_json::Value> = Vec::new();
+    for _ in 0..100 {
+        let row = sqlx::query("SELECT transcript FROM interview_sessions")
+            .fetch_one(site.db.pool())
+            .await
+            .unwrap();
+        lines = serde_json::from_str(&row.try_get::<String, _>("transcript").unwrap()).unwrap();
+        if lines[2]["model"] == true {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     assert_eq!(lines[2]["model"], true, "{lines:?}");
     assert_eq!(lines[2]["text"].as_str().unwrap(), tokens.concat().trim());
-    // The daily budget (1) is spent: the next answer is the rubric's alone.
+    // The daily budget (2) is spent: the next answer is the rubric's alone.
     answer(&mut v, &session, "dontknow", "")
         .await
         .assert_status(StatusCode::SEE_OTHER);
-    let used: i64 = sqlx::query("SELECT turns FROM interview_usage")
+    let used: i64 = sqlx::query("SELECT CAST(SUM(turns) AS BIGINT) AS turns FROM interview_usage")
         .fetch_one(site.db.pool())
         .await
         .unwrap()
         .try_get("turns")
         .unwrap();
-    assert_eq!(used, 1);
+    assert_eq!(used, 2);
 }
 
 async fn staff_edit_banks_with_line_errors_and_regrade(site: &Site) {
@@ -458,9 +468,44 @@ async fn leaving_closes_the_model_call(site: &Site) {
         .unwrap();
 }
 
+/// The model budget is one statement: 20 answers at once against a budget of 15 get
+/// exactly 15 model calls, and none fails (the benchmark saw SQLite refuse a
+/// read-then-write transaction with "database is locked").
+async fn the_daily_budget_holds_under_concurrent_answers(site: &Site) {
+    let mut tasks = Vec::new();
+    for _ in 0..20 {
+        let db = site.db.clone();
+        tasks.push(tokio::spawn(async move {
+            keel_site::interview::store::take_turn(&db, "addr:203.0.113.9", 15).await
+        }));
+    }
+    let mut granted = 0;
+    for task in tasks {
+        if task
+            .await
+            .unwrap()
+            .expect("no database error under concurrency")
+        {
+            granted += 1;
+        }
+    }
+    assert_eq!(granted, 15);
+    assert!(
+        !keel_site::interview::store::take_turn(&site.db, "addr:203.0.113.9", 15)
+            .await
+            .unwrap()
+    );
+    assert!(
+        keel_site::interview::store::take_turn(&site.db, "addr:203.0.113.10", 15)
+            .await
+            .unwrap()
+    );
+}
+
 on_both!(
     an_interview_runs_from_setup_to_report,
     with_a_model_the_reply_streams_token_by_token,
     staff_edit_banks_with_line_errors_and_regrade,
     leaving_closes_the_model_call,
+    the_daily_budget_holds_under_concurrent_answers,
 );

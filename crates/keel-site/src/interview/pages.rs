@@ -399,7 +399,9 @@ pub(crate) async fn say(
     State(inner): State<Arc<Inner>>,
     headers: HeaderMap,
     Path((id, n)): Path<(String, usize)>,
+    request: axum::extract::Request,
 ) -> Result<Response, SiteError> {
+    let address = keel_stream::http::client_ip(&request);
     let who = owner_of(&inner, &headers).await?;
     let stored = own(&inner, who.as_ref(), &id).await?;
     let entry = stored
@@ -409,16 +411,38 @@ pub(crate) async fn say(
         .cloned()
         .ok_or(SiteError::NotFound)?;
     let (tx, rx) = tokio::sync::mpsc::channel::<String>(64);
-    let phrase = inner
+    // A phrasing call counts against the same daily budget as a verdict proposal.
+    let mut phrase = inner
         .interviewer
         .client
         .clone()
         .filter(|_| !entry.model_phrased());
+    if phrase.is_some() {
+        let subject = match &stored.owner {
+            Owner::User(id) => format!("user:{id}"),
+            Owner::Guest(_) => format!("addr:{address}"),
+        };
+        match store::take_turn(&inner.db, &subject, inner.interviewer.daily_turns).await {
+            Ok(true) => {}
+            Ok(false) => phrase = None,
+            Err(error) => {
+                tracing::warn!(%error, "interviewer budget not read; the rubric's words are sent");
+                phrase = None;
+            }
+        }
+    }
     let task_inner = inner.clone();
     tokio::spawn(async move {
-        let sent = speak(&task_inner, &tx, stored.id, n, &entry, phrase).await;
-        if sent {
-            let _ = tx.send(frame(serde_json::json!({ "t": "done" }))).await;
+        let Some(phrased) = speak(&tx, &entry, phrase).await else {
+            return;
+        };
+        // The reader hears `done` first; the line is saved after.
+        let _ = tx.send(frame(serde_json::json!({ "t": "done" }))).await;
+        drop(tx);
+        if let Some(line) = phrased {
+            if let Err(error) = store::set_line(&task_inner.db, stored.id, n, &line).await {
+                tracing::warn!(%error, "the model's phrasing was not saved");
+            }
         }
     });
     let body = futures_util::stream::unfold(rx, |mut rx| async move {
@@ -440,15 +464,13 @@ pub(crate) async fn say(
     Ok(response)
 }
 
-/// Sends the line's words; `false` once the reader has gone.
+/// Sends the line's words: `None` once the reader has gone, else the line to save when a
+/// model phrased it.
 async fn speak(
-    inner: &Inner,
     tx: &tokio::sync::mpsc::Sender<String>,
-    id: i64,
-    n: usize,
     entry: &Entry,
     phrase: Option<keel_interview::OpenAiClient>,
-) -> bool {
+) -> Option<Option<Entry>> {
     if let Some(client) = phrase {
         let mut tokens = Box::pin(client.stream(keel_interview::phrase_messages(&entry.says)));
         let mut text = String::new();
@@ -456,7 +478,7 @@ async fn speak(
         loop {
             // The reader leaving ends the model call at once, not at its next token.
             let next = tokio::select! {
-                _ = tx.closed() => return false,
+                _ = tx.closed() => return None,
                 next = tokens.next() => next,
             };
             match next {
@@ -467,7 +489,7 @@ async fn speak(
                         .await
                         .is_err()
                     {
-                        return false;
+                        return None;
                     }
                 }
                 Some(Err(error)) => {
@@ -480,16 +502,12 @@ async fn speak(
         drop(tokens);
         match failed {
             None if !text.trim().is_empty() => {
-                let phrased = Entry {
+                return Some(Some(Entry {
                     who: entry.who.clone(),
                     text: text.trim().to_owned(),
                     says: entry.says.clone(),
                     model: true,
-                };
-                if let Err(error) = store::set_line(&inner.db, id, n, &phrased).await {
-                    tracing::warn!(%error, "the model's phrasing was not saved");
-                }
-                return true;
+                }));
             }
             failed => {
                 tracing::warn!(
@@ -498,7 +516,7 @@ async fn speak(
                 );
                 let note = serde_json::json!({ "t": "fallback", "text": "The model did not answer; here is the interviewer's own reply." });
                 if tx.send(frame(note)).await.is_err() {
-                    return false;
+                    return None;
                 }
             }
         }
@@ -506,7 +524,7 @@ async fn speak(
     for (i, sentence) in entry.says.iter().enumerate() {
         if i > 0 {
             tokio::select! {
-                _ = tx.closed() => return false,
+                _ = tx.closed() => return None,
                 _ = tokio::time::sleep(SENTENCE_PAUSE) => {}
             }
         }
@@ -520,10 +538,10 @@ async fn speak(
             .await
             .is_err()
         {
-            return false;
+            return None;
         }
     }
-    true
+    Some(None)
 }
 
 impl Entry {

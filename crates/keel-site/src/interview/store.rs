@@ -271,33 +271,24 @@ pub async fn save_bank(db: &Db, track: &str, source: &str) -> Result<(), SiteErr
     Ok(())
 }
 
-/// Counts one model-using answer for `subject` today; `false` (and nothing counted) once
-/// `limit` were used.
+/// Counts one model call for `subject` today; `false` (and nothing counted) once `limit`
+/// were used. One statement: concurrent answers neither wait on each other (SQLite would
+/// refuse a read-then-write upgrade with "database is locked") nor undercount (PostgreSQL).
 pub async fn take_turn(db: &Db, subject: &str, limit: u32) -> Result<bool, SiteError> {
+    if limit == 0 {
+        return Ok(false);
+    }
     let day = now() / 86_400;
-    let mut tx = db.pool().begin().await?;
-    let used: i64 = sqlx::query(
-        "SELECT COALESCE(MAX(turns), 0) AS n FROM interview_usage WHERE subject = $1 AND day = $2",
+    let row = sqlx::query(
+        "INSERT INTO interview_usage (subject, day, turns) VALUES ($1, $2, 1)
+         ON CONFLICT (subject, day) DO UPDATE SET turns = interview_usage.turns + 1
+             WHERE interview_usage.turns < $3
+         RETURNING turns",
     )
     .bind(subject)
     .bind(day)
-    .fetch_one(&mut *tx)
-    .await?
-    .try_get("n")?;
-    if used >= i64::from(limit) {
-        return Ok(false);
-    }
-    sqlx::query("DELETE FROM interview_usage WHERE subject = $1 AND day = $2")
-        .bind(subject)
-        .bind(day)
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query("INSERT INTO interview_usage (subject, day, turns) VALUES ($1, $2, $3)")
-        .bind(subject)
-        .bind(day)
-        .bind(used + 1)
-        .execute(&mut *tx)
-        .await?;
-    tx.commit().await?;
-    Ok(true)
+    .bind(i64::from(limit))
+    .fetch_optional(db.pool())
+    .await?;
+    Ok(row.is_some())
 }
