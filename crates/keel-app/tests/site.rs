@@ -40,7 +40,38 @@ on_both!(
     pages_are_compressed_when_asked,
     nul_bytes_are_refused_before_any_query,
     events_page_is_in_the_site_layout_and_staff_publish_from_it,
+    robots_sitemap_favicon_and_description_are_served,
 );
+
+/// Issue 19: robots.txt and a sitemap (absolute URLs of the posts and quizzes), a favicon
+/// and a meta description on every page; the name and tagline come from the configuration.
+async fn robots_sitemap_favicon_and_description_are_served(site: &Site) {
+    let mut v = site.visitor();
+    let robots = v.get("/robots.txt").await;
+    robots
+        .assert_status(StatusCode::OK)
+        .assert_has("Disallow: /admin/")
+        .assert_has("Sitemap: http://");
+    let map = v.get("/sitemap.xml").await;
+    map.assert_status(StatusCode::OK)
+        .assert_has("<urlset")
+        .assert_has("/posts/welcome-to-keel/</loc><lastmod>")
+        .assert_has("/quizzes/edge-and-limit-req/</loc>");
+    let home = v.get("/").await;
+    home.assert_has("<meta name=\"description\" content=\"A tech-learning blog")
+        .assert_has("rel=\"icon\"");
+    let Some(named) = Site::start_configured(site.backend, |c| {
+        c.site_name = "Field Notes".into();
+        c.tagline = "Deploying apps, one post at a time".into();
+    })
+    .await
+    else {
+        return;
+    };
+    let page = named.visitor().get("/").await;
+    page.assert_has("class=\"brand\" href=\"/\">Field Notes</a>")
+        .assert_has("content=\"Deploying apps, one post at a time\"");
+}
 
 /// Issue 19: `/events/` in the site's layout, with the command that works here; staff
 /// publish from a form (CSRF as every form), readers may not.
@@ -405,6 +436,14 @@ async fn registration_logs_in_and_logout_ends_the_session(site: &Site) {
         .assert_lacks(">Register<");
     // The CSRF token was replaced at login.
     let token = home.csrf();
+    // GET shows the logout button in the site's layout and signs nobody out: a link or a
+    // prefetch must not end a session (issue 19).
+    v.get("/accounts/logout/")
+        .await
+        .assert_status(StatusCode::OK)
+        .assert_has("Log out?")
+        .assert_has("action=\"/accounts/logout/\"");
+    v.get("/").await.assert_has("Signed in as reader");
 
     let out = v
         .post_raw("/accounts/logout/", &[("csrf_token", &token)])
@@ -418,11 +457,11 @@ async fn registration_logs_in_and_logout_ends_the_session(site: &Site) {
     // The old session token is dead on the server too, not only forgotten by the client.
     v.cookies.insert("keel_session".into(), session);
     v.get("/").await.assert_lacks("Signed in as");
-    // Logout is POST only.
-    assert_eq!(
-        v.get("/accounts/logout/").await.status,
-        StatusCode::METHOD_NOT_ALLOWED
-    );
+    // Signed out, the page says so.
+    v.get("/accounts/logout/")
+        .await
+        .assert_status(StatusCode::OK)
+        .assert_has("You are not signed in");
 }
 
 async fn login_checks_passwords_and_keeps_next_local(site: &Site) {

@@ -156,6 +156,16 @@ pub(crate) async fn login(
     }
 }
 
+/// `GET /accounts/logout/`: a page with the logout button (logging out is a POST, so a
+/// link or a prefetch cannot sign anyone out), instead of a bare 405.
+pub(crate) async fn logout_form(
+    State(inner): State<Arc<Inner>>,
+    Extension(visitor): Extension<Visitor>,
+) -> Result<Response, SiteError> {
+    let ctx = minijinja::context! {};
+    inner.page(&visitor, "logout.html", "", axum::http::StatusCode::OK, ctx)
+}
+
 /// `POST /accounts/logout/`.
 pub(crate) async fn logout(
     State(inner): State<Arc<Inner>>,

@@ -45,6 +45,10 @@ pub use markdown::slugify;
 pub const ASSETS: &[(&str, &[u8])] = &[
     ("css/site.css", include_bytes!("../assets/css/site.css")),
     ("js/site.js", include_bytes!("../assets/js/site.js")),
+    (
+        "img/favicon.svg",
+        include_bytes!("../assets/img/favicon.svg"),
+    ),
 ];
 
 /// The default database: a SQLite file under `./keel-data/`.
@@ -70,6 +74,8 @@ pub struct SiteConfig {
     pub hub: Option<keel_stream::Hub>,
     /// Shown in the navigation bar and titles.
     pub site_name: String,
+    /// One line under the name: the footer and the meta description.
+    pub tagline: String,
     /// What `/events/` tells a reader to run to publish a message (the command that works
     /// with this server's broker).
     pub publish_hint: String,
@@ -92,6 +98,7 @@ impl SiteConfig {
             sample_data: true,
             hub: None,
             site_name: "keel".into(),
+            tagline: "A tech-learning blog served by one Rust binary".into(),
             page_cache_ttl: std::time::Duration::from_secs(1),
             interviewer: interview::Interviewer::default(),
             publish_hint: "keel publish --api URL --token TOKEN demo_stream \"Test Event\"".into(),
@@ -106,6 +113,7 @@ struct Inner {
     templates: render::Templates,
     hub: Option<keel_stream::Hub>,
     site_name: String,
+    tagline: String,
     cache: cache::PageCache,
     /// Live rooms with a tally or a player count waiting to be published (see
     /// `quiz::live::coalesce`).
@@ -153,6 +161,7 @@ impl Site {
                 templates,
                 hub: cfg.hub,
                 site_name: cfg.site_name,
+                tagline: cfg.tagline,
                 cache: cache::PageCache::new(cfg.page_cache_ttl),
                 live_pending: Default::default(),
                 interviewer: cfg.interviewer,
@@ -186,7 +195,10 @@ impl Site {
                 get(auth::register_form).post(auth::register),
             )
             .route("/accounts/login/", get(auth::login_form).post(auth::login))
-            .route("/accounts/logout/", post(auth::logout))
+            .route(
+                "/accounts/logout/",
+                get(auth::logout_form).post(auth::logout),
+            )
             .route("/quizzes/", get(quiz::pages::list))
             .route(
                 "/quizzes/live/",
@@ -237,6 +249,8 @@ impl Site {
                 post(interview::staff::regrade),
             )
             .route("/events/", get(pages::events))
+            .route("/robots.txt", get(pages::robots))
+            .route("/sitemap.xml", get(pages::sitemap))
             .route("/events/publish", post(pages::publish))
             .route("/feedback/", get(feedback::form).post(feedback::submit))
             .route("/admin/", get(admin::index))

@@ -237,3 +237,85 @@ pub(crate) async fn publish(
         .map_err(|e| SiteError::Conflict(format!("The broker did not take it: {e}")))?;
     Ok(crate::web::see_other("/events/?published=1"))
 }
+
+/// The site's address as the request names it (for the absolute URLs robots.txt and the
+/// sitemap must carry).
+fn origin(headers: &axum::http::HeaderMap, secure: bool) -> String {
+    let host = headers
+        .get(axum::http::header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .filter(|h| {
+            !h.is_empty()
+                && h.bytes().all(|b| {
+                    b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']')
+                })
+        })
+        .unwrap_or("localhost");
+    format!("{}://{host}", if secure { "https" } else { "http" })
+}
+
+/// `GET /robots.txt`: everything public may be crawled; the admin and the readers' own
+/// attempts and interviews may not.
+pub(crate) async fn robots(
+    Extension(visitor): Extension<Visitor>,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    let body = format!(
+        "User-agent: *\nAllow: /\nDisallow: /admin/\nDisallow: /accounts/\nDisallow: /quizzes/attempts/\nDisallow: /quizzes/live/\nDisallow: /interviewer/sessions/\n\nSitemap: {}/sitemap.xml\n",
+        origin(&headers, visitor.secure)
+    );
+    axum::response::IntoResponse::into_response((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; charset=utf-8",
+        )],
+        body,
+    ))
+}
+
+fn xml_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// `GET /sitemap.xml`: the public pages, every published post (with its last change) and
+/// quiz, in the sitemaps.org format.
+pub(crate) async fn sitemap(
+    State(inner): State<Arc<Inner>>,
+    Extension(visitor): Extension<Visitor>,
+    headers: axum::http::HeaderMap,
+) -> Result<Response, SiteError> {
+    let base = origin(&headers, visitor.secure);
+    let mut out = String::from(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<urlset xmlns=\"http://www.sitemaps.org/schemas/sitemap/0.9\">\n",
+    );
+    let mut url = |path: &str, modified: Option<i64>| {
+        out.push_str(&format!(
+            "  <url><loc>{}</loc>",
+            xml_escape(&format!("{base}{path}"))
+        ));
+        if let Some(t) = modified {
+            out.push_str(&format!("<lastmod>{}</lastmod>", dates(t).1));
+        }
+        out.push_str("</url>\n");
+    };
+    for path in ["/", "/quizzes/", "/interviewer/", "/events/", "/feedback/"] {
+        url(path, None);
+    }
+    for post in posts::all(&inner.db).await?.iter().filter(|p| p.published) {
+        url(&post_url(&post.slug), Some(post.updated_at));
+    }
+    for quiz in crate::quiz::store::quizzes(&inner.db, false).await? {
+        url(&format!("/quizzes/{}/", quiz.slug), None);
+    }
+    out.push_str("</urlset>\n");
+    Ok(axum::response::IntoResponse::into_response((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/xml; charset=utf-8",
+        )],
+        out,
+    )))
+}

@@ -25,6 +25,7 @@ pub const TEMPLATES: &[(&str, &str)] = &[
     ("feedback.html", include_str!("../templates/feedback.html")),
     ("error.html", include_str!("../templates/error.html")),
     ("events.html", include_str!("../templates/events.html")),
+    ("logout.html", include_str!("../templates/logout.html")),
     (
         "quiz/list.html",
         include_str!("../templates/quiz/list.html"),
@@ -240,7 +241,7 @@ mod tests {
         let html = t
             .render(
                 "error.html",
-                context! { status => 404, title => "<b>x</b>", message => "m", nav => "", csrf_token => "", site_name => "keel" },
+                context! { status => 404, title => "<b>x</b>", message => "m", nav => "", csrf_token => "", site_name => "keel", tagline => "t" },
             )
             .unwrap();
         assert!(html.contains("<h1>&lt;b&gt;x&lt;/b&gt;</h1>"), "{html}");

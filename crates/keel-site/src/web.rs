@@ -48,7 +48,7 @@ pub(crate) struct Visitor {
 
 impl Visitor {
     /// Context every template gets.
-    fn base_context(&self, site_name: &str, nav: &str) -> Value {
+    fn base_context(&self, site_name: &str, tagline: &str, nav: &str) -> Value {
         let user = self.user.as_ref().map(|u| {
             context! { username => u.username.clone(), is_staff => u.is_staff }
         });
@@ -57,6 +57,7 @@ impl Visitor {
             csrf_token => self.csrf.clone(),
             nav => nav,
             site_name => site_name,
+            tagline => tagline,
         }
     }
 
@@ -83,7 +84,7 @@ impl Inner {
         status: StatusCode,
         ctx: Value,
     ) -> Result<Response, SiteError> {
-        let ctx = context! { ..visitor.base_context(&self.site_name, nav), ..ctx };
+        let ctx = context! { ..visitor.base_context(&self.site_name, &self.tagline, nav), ..ctx };
         let html = self.templates.render(template, ctx)?;
         Ok((status, Html(html)).into_response())
     }
@@ -379,7 +380,12 @@ pub(crate) async fn fallback(request: Request) -> Response {
     let path = request.uri().path();
     let known = matches!(
         path,
-        "/feedback" | "/accounts/login" | "/accounts/register" | "/admin" | "/admin/feedback"
+        "/feedback"
+            | "/accounts/login"
+            | "/accounts/logout"
+            | "/accounts/register"
+            | "/admin"
+            | "/admin/feedback"
     ) || path
         .strip_prefix("/posts/")
         .is_some_and(crate::markdown::valid_slug);

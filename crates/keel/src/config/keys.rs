@@ -679,6 +679,14 @@ declare_keys! {
             within "0s", "1h",
             default "1s (0s turns it off)", sample "0s",
             help "How long a rendered page is served from the cache";
+        name: OneLine = OneLine("keel".to_owned()),
+            env "KEEL_SITE_NAME",
+            default "keel", sample "Field Notes",
+            help "The site's name, in the navigation bar and every title";
+        tagline: OneLine = OneLine("A tech-learning blog served by one Rust binary".to_owned()),
+            env "KEEL_SITE_TAGLINE",
+            default "A tech-learning blog served by one Rust binary", sample "Deploying apps, one post at a time",
+            help "One line under the name: the footer and the pages' meta description";
         database_timeout: HumanDuration = HumanDuration(Duration::from_secs(2)),
             env "KEEL_DATABASE_TIMEOUT",
             within "1ms", "5m",

@@ -72,6 +72,8 @@
 //! | `site.templates` | `KEEL_TEMPLATES` | `--templates` | `none (built-in templates)` |  | A directory of templates that replace the built-in ones |
 //! | `site.sample_data` | `KEEL_SAMPLE_DATA` | `--no-sample-data` | `true` |  | Add the sample posts to a new, empty database |
 //! | `site.page_cache` | `KEEL_PAGE_CACHE` | none | `1s (0s turns it off)` | `0s` to `1h` | How long a rendered page is served from the cache |
+//! | `site.name` | `KEEL_SITE_NAME` | none | `keel` |  | The site's name, in the navigation bar and every title |
+//! | `site.tagline` | `KEEL_SITE_TAGLINE` | none | `A tech-learning blog served by one Rust binary` |  | One line under the name: the footer and the pages' meta description |
 //! | `site.database_timeout` | `KEEL_DATABASE_TIMEOUT` | none | `2s` | `1ms` to `5m` | How long a request waits for a database connection before it gets 503 |
 //! | `mock_upstream.listen` | `KEEL_MOCK_LISTEN` | `--listen` | `127.0.0.1:9000` |  | Address of the mock upstream |
 //! | `mock_upstream.latency` | `KEEL_MOCK_LATENCY` | `--latency` | `100ms` | `0s` to `1h` | Delay before each of the mock's answers |

@@ -217,6 +217,8 @@ impl Settings {
         cfg.acquire_timeout = self.site.database_timeout.value.0;
         cfg.hub = hub;
         cfg.interviewer = self.interviewer();
+        cfg.site_name = self.site.name.value.0.clone();
+        cfg.tagline = self.site.tagline.value.0.clone();
         // Enough connections for every worker to hold one while blocking calls run.
         cfg.max_connections = u32::try_from(self.serve.workers.value.get() * 4).unwrap_or(16);
         cfg

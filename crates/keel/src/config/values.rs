@@ -74,6 +74,7 @@ quoted_values!(
     RedisUrl,
     OptUrl,
     ModelName,
+    OneLine,
     ChannelName,
     DatabaseUrl,
     LogFormat,
@@ -319,6 +320,30 @@ impl fmt::Display for ModelName {
     }
 }
 
+/// One line of text shown on every page: printable, at most 200 characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OneLine(pub String);
+
+impl FromStr for OneLine {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let line = s.trim();
+        if line.is_empty() && s.is_empty() {
+            return Ok(OneLine(String::new()));
+        }
+        if line.chars().count() > 200 || line.chars().any(char::is_control) {
+            return Err(format!("{s:?} is not one line of at most 200 characters"));
+        }
+        Ok(OneLine(line.to_owned()))
+    }
+}
+
+impl fmt::Display for OneLine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// An upstream URL; only http and https can be fetched.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UpstreamUrl(pub url::Url);
@@ -385,6 +410,7 @@ deserialize_from_str!(
     UpstreamUrl,
     OptUrl,
     ModelName,
+    OneLine,
     LogLevel,
     RateSetting,
     ZoneSetting,
