@@ -194,6 +194,12 @@ async fn serve(settings: &Settings) -> anyhow::Result<()> {
         settings.serve.threads.value,
         settings.serve.upstream_url.value,
     );
+    // The app server, like gunicorn, serves no static files: pages opened on it directly
+    // have no stylesheet. Said once, where a newcomer looks.
+    println!(
+        "keel serve: /static/ is not served here (the edge's job, as nginx's in front of gunicorn): open the site through `keel edge --upstream {addr} --static-root {}`, or run `keel up`",
+        settings.statics.root.value
+    );
     tracing::info!(%addr, "keel serve started");
     app.run_until_stopped(stop_signal())
         .await
