@@ -269,7 +269,16 @@ pub(crate) async fn handle_checked(
     // Phase: limit_req, on the normalised path. Rejections cost the zone nothing
     // (nginx), and end here.
     if let Some((decision, status)) = limit(state, &dynamic, path, client) {
-        if let Some(response) = apply_limit(decision, status, client).await {
+        let wants_html = request
+            .headers()
+            .get_all(header::ACCEPT)
+            .iter()
+            .any(|v| accepts_html(v.as_bytes()));
+        let page = match decision {
+            Decision::Reject(_) => limit_page(state, status, wants_html),
+            _ => None,
+        };
+        if let Some(response) = apply_limit(decision, status, client, page).await {
             return finish(state, entry, response);
         }
     }
@@ -379,6 +388,8 @@ pub(crate) struct ProxyRequest {
     conn_route: Option<usize>,
     head: crate::headers::UpstreamHead,
     head_only: bool,
+    /// The client asked for a page (`Accept: text/html`): a refusal is the error page.
+    wants_html: bool,
     /// Its access log entry, when there is a log.
     entry: Option<Entry>,
 }
@@ -434,7 +445,11 @@ where
             Instant::now(),
         )
     });
+    let wants_html = fields
+        .clone()
+        .any(|(name, value)| name.eq_ignore_ascii_case(b"accept") && accepts_html(value));
     Some(ProxyRequest {
+        wants_html,
         head: forwarding.head(method, target, fields),
         limit: limit(state, &dynamic, path, client),
         conn_route: conn_route(&dynamic, path),
@@ -455,10 +470,15 @@ pub(crate) async fn proxy(state: &State, request: ProxyRequest) -> Reply {
         conn_route,
         head,
         head_only,
+        wants_html,
         mut entry,
     } = request;
     if let Some((decision, status)) = limit {
-        if let Some(response) = apply_limit(decision, status, client).await {
+        let page = match decision {
+            Decision::Reject(_) => limit_page(state, status, wants_html),
+            _ => None,
+        };
+        if let Some(response) = apply_limit(decision, status, client, page).await {
             return Reply::Response(finish(state, entry, response));
         }
     }
@@ -550,11 +570,35 @@ fn finish(state: &State, entry: Option<Entry>, response: Response<Body>) -> Resp
     }
 }
 
+/// Whether an `Accept` value asks for a page.
+fn accepts_html(value: &[u8]) -> bool {
+    value
+        .windows(9)
+        .any(|w| w.eq_ignore_ascii_case(b"text/html"))
+}
+
+/// The collected `errors/<status>.html` for a refusal, when the client asked for a page
+/// (`Accept: text/html`) and the static root has one: nginx's `error_page`. `None` keeps
+/// the one-line text answer (scripts, API clients, no static root).
+fn limit_page(state: &State, status: StatusCode, wants_html: bool) -> Option<bytes::Bytes> {
+    if !wants_html {
+        return None;
+    }
+    // Names under the static root, as the mount leaves them: `errors/503.html`.
+    let path = format!("errors/{}.html", status.as_u16());
+    state
+        .statics
+        .as_ref()?
+        .handle()
+        .with_plain_hit(&path, std::iter::empty(), |hit| hit.body.clone())
+}
+
 /// Returns the rejection response, or sleeps the delay and returns `None` to go on.
 async fn apply_limit(
     decision: Decision,
     status: StatusCode,
     client: IpAddr,
+    page: Option<bytes::Bytes>,
 ) -> Option<Response<Body>> {
     match decision {
         Decision::Pass | Decision::DryRunDelay(_) => None,
@@ -569,10 +613,21 @@ async fn apply_limit(
         }
         Decision::Reject(rejected) => {
             tracing::debug!(%client, limit = rejected.limit, "limit_req: rejecting request");
-            let mut response = text_page(
-                status,
-                "Too many requests from your address; slow down and retry.\n",
-            );
+            let mut response = match page {
+                Some(html) => {
+                    let mut r = Response::new(Body::from(html));
+                    *r.status_mut() = status;
+                    r.headers_mut().insert(
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_static("text/html; charset=utf-8"),
+                    );
+                    r
+                }
+                None => text_page(
+                    status,
+                    "Too many requests from your address; slow down and retry.\n",
+                ),
+            };
             let secs = rejected.retry_after_secs().unwrap_or(1).max(1);
             if let Ok(value) = HeaderValue::from_str(&secs.to_string()) {
                 response.headers_mut().insert(header::RETRY_AFTER, value);

@@ -49,6 +49,16 @@ pub const ASSETS: &[(&str, &[u8])] = &[
         "img/favicon.svg",
         include_bytes!("../assets/img/favicon.svg"),
     ),
+    // The edge's answers to a rate-limited page request (nginx's `error_page`), served
+    // from the collected root: the edge renders no templates.
+    (
+        "errors/429.html",
+        include_bytes!("../assets/errors/429.html"),
+    ),
+    (
+        "errors/503.html",
+        include_bytes!("../assets/errors/503.html"),
+    ),
 ];
 
 /// The default database: a SQLite file under `./keel-data/`.

@@ -1360,3 +1360,82 @@ async fn keel_publish_with_no_flags_reaches_the_local_keel_up() {
         "keel up removes its publish file when it stops"
     );
 }
+
+/// Issue 19: a rate-limited page request gets the site's styled page (the collected
+/// `errors/<status>.html`, nginx's `error_page`) when it accepts HTML, through `keel edge`'s
+/// fast path and `keel up`'s in-process edge alike; a script still gets the one-line text.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_limited_page_request_gets_the_styled_error_page() {
+    let statics = tempfile::tempdir().unwrap();
+    let collected = keel()
+        .arg("collectstatic")
+        .arg("--static-root")
+        .arg(statics.path())
+        .output()
+        .unwrap();
+    assert!(collected.status.success());
+    let (_mock, upstream) = start_mock("0ms");
+    let (_serve, app) = start_serve(&upstream, &[]);
+    let mut cmd = keel();
+    cmd.args([
+        "edge",
+        "--listen",
+        "127.0.0.1:0",
+        "--rate",
+        "1r/s",
+        "--burst",
+        "0",
+    ])
+    .args(["--limit-status", "429", "--no-access-log"])
+    .arg("--upstream")
+    .arg(app.trim_start_matches("http://"))
+    .arg("--static-root")
+    .arg(statics.path());
+    let mut edge = Process::start(cmd);
+    let edge_base = edge.url_after("keel edge: listening on");
+    let mut cmd = keel();
+    cmd.args([
+        "up",
+        "--listen",
+        "127.0.0.1:0",
+        "--no-access-log",
+        "--rate",
+        "1r/s",
+    ])
+    .args(["--burst", "0", "--latency", "0s"])
+    .env("KEEL_STATIC_ROOT", statics.path());
+    let mut up = Process::start(cmd);
+    let up_base = up.url_after("keel up: serving on");
+    let client = reqwest::Client::new();
+    for (base, status) in [(&edge_base, 429), (&up_base, 503)] {
+        let get = |accept: &'static str| {
+            client
+                .get(format!("{base}/async/test"))
+                .header("accept", accept)
+                .send()
+        };
+        assert_eq!(get("text/html").await.unwrap().status(), 200, "{base}");
+        let page = get("text/html,application/xhtml+xml,*/*;q=0.8")
+            .await
+            .unwrap();
+        assert_eq!(page.status().as_u16(), status, "{base}");
+        assert!(page.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html"));
+        assert!(page.headers().contains_key("retry-after"));
+        let body = page.text().await.unwrap();
+        assert!(
+            body.contains("Slow down a moment") && body.contains("/static/css/site.css"),
+            "{body}"
+        );
+        let text = get("application/json").await.unwrap();
+        assert_eq!(text.status().as_u16(), status);
+        assert!(
+            text.text().await.unwrap().contains("Too many requests"),
+            "{base}"
+        );
+    }
+    edge.signal(Signal::SIGTERM);
+    up.signal(Signal::SIGTERM);
+}
