@@ -445,13 +445,16 @@ where
             Instant::now(),
         )
     });
-    let wants_html = fields
-        .clone()
-        .any(|(name, value)| name.eq_ignore_ascii_case(b"accept") && accepts_html(value));
+    let limit = limit(state, &dynamic, path, client);
+    // Only a refusal looks at Accept: the hot path reads no extra header.
+    let wants_html = matches!(limit, Some((Decision::Reject(_), _)))
+        && fields
+            .clone()
+            .any(|(name, value)| name.eq_ignore_ascii_case(b"accept") && accepts_html(value));
     Some(ProxyRequest {
         wants_html,
         head: forwarding.head(method, target, fields),
-        limit: limit(state, &dynamic, path, client),
+        limit,
         conn_route: conn_route(&dynamic, path),
         client,
         dynamic,
