@@ -44,6 +44,10 @@
 //!
 //! Everything is bounded: the counts, and every wait by `--wait-secs`.
 
+mod common;
+
+use common::{ms, r2, Jar, Stats};
+
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::path::PathBuf;
@@ -59,7 +63,7 @@ use axum::routing::post as route_post;
 use axum::serve::ListenerExt;
 use axum::{Json, Router};
 use clap::Parser;
-use reqwest::header::{HeaderMap, ACCEPT, COOKIE, LOCATION, SET_COOKIE};
+use reqwest::header::{HeaderMap, ACCEPT, COOKIE, LOCATION};
 use reqwest::{Client, RequestBuilder};
 use serde_json::{json, Value};
 use tokio::sync::Semaphore;
@@ -118,56 +122,6 @@ fn now_us() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
-/// Nearest-rank percentiles of a sample.
-#[derive(Debug, Clone, Default)]
-struct Stats {
-    n: usize,
-    min: f64,
-    p50: f64,
-    p90: f64,
-    p99: f64,
-    p999: f64,
-    max: f64,
-    mean: f64,
-}
-
-impl Stats {
-    fn of(mut v: Vec<f64>) -> Stats {
-        if v.is_empty() {
-            return Stats::default();
-        }
-        v.sort_by(f64::total_cmp);
-        let at = |q: f64| {
-            let rank = ((q * v.len() as f64).ceil() as usize).clamp(1, v.len());
-            v[rank - 1]
-        };
-        Stats {
-            n: v.len(),
-            min: v[0],
-            p50: at(0.50),
-            p90: at(0.90),
-            p99: at(0.99),
-            p999: at(0.999),
-            max: v[v.len() - 1],
-            mean: v.iter().sum::<f64>() / v.len() as f64,
-        }
-    }
-
-    fn json(&self) -> Value {
-        json!({ "n": self.n, "min_ms": r2(self.min), "p50_ms": r2(self.p50), "p90_ms": r2(self.p90),
-                "p99_ms": r2(self.p99), "p999_ms": r2(self.p999), "max_ms": r2(self.max),
-                "mean_ms": r2(self.mean) })
-    }
-}
-
-fn r2(x: f64) -> f64 {
-    (x * 100.0).round() / 100.0
 }
 
 /// CPU nanoseconds of `pid`'s live threads, split by whether the thread's name starts
@@ -381,44 +335,6 @@ async fn chat(State(model): State<Arc<Model>>, Json(req): Json<Value>) -> Respon
 
 // ---------------------------------------------------------------------------------------
 // Readers: cookies, setup
-
-/// A reader's cookies, read from `Set-Cookie` by hand (name=value only).
-#[derive(Debug, Clone, Default)]
-struct Jar {
-    cookies: Vec<(String, String)>,
-}
-
-impl Jar {
-    fn absorb(&mut self, headers: &HeaderMap) {
-        for value in headers.get_all(SET_COOKIE) {
-            let Ok(text) = value.to_str() else { continue };
-            let pair = text.split(';').next().unwrap_or("");
-            let Some((name, value)) = pair.split_once('=') else {
-                continue;
-            };
-            let (name, value) = (name.trim().to_owned(), value.trim().to_owned());
-            match self.cookies.iter_mut().find(|(n, _)| *n == name) {
-                Some(slot) => slot.1 = value,
-                None => self.cookies.push((name, value)),
-            }
-        }
-    }
-
-    fn header(&self) -> String {
-        self.cookies
-            .iter()
-            .map(|(n, v)| format!("{n}={v}"))
-            .collect::<Vec<_>>()
-            .join("; ")
-    }
-
-    fn get(&self, name: &str) -> Option<&str> {
-        self.cookies
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    }
-}
 
 /// The value of the hidden `csrf_token` field in a page.
 fn csrf_field(html: &str) -> Option<String> {

@@ -41,6 +41,10 @@
 //! Delays are in milliseconds; `sent_ms` is whole milliseconds (truncated), so a delay
 //! reads up to 1 ms high.
 
+mod common;
+
+use common::{ms, r2, Jar, Stats};
+
 use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -49,7 +53,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use clap::Parser;
-use reqwest::header::{HeaderMap, ACCEPT, COOKIE, LOCATION, SET_COOKIE};
+use reqwest::header::{ACCEPT, COOKIE, LOCATION};
 use reqwest::{Client, StatusCode};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -117,51 +121,6 @@ fn wall_ms() -> f64 {
         .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
 }
 
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
-/// Nearest-rank percentiles of a sample.
-#[derive(Debug, Clone, Default)]
-struct Stats {
-    n: usize,
-    min: f64,
-    p50: f64,
-    p90: f64,
-    p99: f64,
-    max: f64,
-}
-
-impl Stats {
-    fn of(mut v: Vec<f64>) -> Stats {
-        if v.is_empty() {
-            return Stats::default();
-        }
-        v.sort_by(f64::total_cmp);
-        let at = |q: f64| {
-            let rank = ((q * v.len() as f64).ceil() as usize).clamp(1, v.len());
-            v[rank - 1]
-        };
-        Stats {
-            n: v.len(),
-            min: v[0],
-            p50: at(0.50),
-            p90: at(0.90),
-            p99: at(0.99),
-            max: v[v.len() - 1],
-        }
-    }
-
-    fn json(&self) -> Value {
-        json!({ "n": self.n, "min_ms": r1(self.min), "p50_ms": r1(self.p50), "p90_ms": r1(self.p90),
-                "p99_ms": r1(self.p99), "max_ms": r1(self.max) })
-    }
-}
-
-fn r1(x: f64) -> f64 {
-    (x * 10.0).round() / 10.0
-}
-
 /// CPU nanoseconds of every live thread of `pid`.
 fn cpu_ns(pid: u32) -> u64 {
     let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
@@ -214,49 +173,6 @@ impl Cpu {
 // ---------------------------------------------------------------------------------------
 // HTTP with a cookie jar per player
 
-/// A player's (or the host's) cookies, read from `Set-Cookie` by hand: name=value only,
-/// which is all this site's cookies need on 127.0.0.1.
-#[derive(Debug, Clone, Default)]
-struct Jar {
-    cookies: Vec<(String, String)>,
-}
-
-impl Jar {
-    fn absorb(&mut self, headers: &HeaderMap) {
-        for value in headers.get_all(SET_COOKIE) {
-            let Ok(text) = value.to_str() else { continue };
-            let pair = text.split(';').next().unwrap_or("");
-            let Some((name, value)) = pair.split_once('=') else {
-                continue;
-            };
-            let (name, value) = (name.trim().to_owned(), value.trim().to_owned());
-            match self.cookies.iter_mut().find(|(n, _)| *n == name) {
-                Some(slot) => slot.1 = value,
-                None => self.cookies.push((name, value)),
-            }
-        }
-    }
-
-    fn get(&self, name: &str) -> Option<&str> {
-        self.cookies
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn header(&self) -> String {
-        self.cookies
-            .iter()
-            .map(|(n, v)| format!("{n}={v}"))
-            .collect::<Vec<_>>()
-            .join("; ")
-    }
-
-    fn csrf(&self) -> String {
-        self.get("keel_csrf").unwrap_or("").to_owned()
-    }
-}
-
 /// One exchange's outcome.
 #[derive(Debug)]
 struct Reply {
@@ -269,7 +185,7 @@ struct Reply {
 async fn get(client: &Client, url: &str, jar: &mut Jar) -> Result<Reply, Error> {
     let start = Instant::now();
     let mut req = client.get(url);
-    if !jar.cookies.is_empty() {
+    if !jar.is_empty() {
         req = req.header(COOKIE, jar.header());
     }
     let resp = req.send().await?;
@@ -285,7 +201,7 @@ async fn post(
 ) -> Result<Reply, Error> {
     let start = Instant::now();
     let mut req = client.post(url).form(fields);
-    if !jar.cookies.is_empty() {
+    if !jar.is_empty() {
         req = req.header(COOKIE, jar.header());
     }
     if json_reply {
@@ -1149,10 +1065,10 @@ async fn run(args: Args) -> Result<(), Error> {
             tally.p99,
             reveal.p99
         );
-        let cpu_json = |(server, me, wall): (f64, f64, f64)| json!({ "server_cpu_ms": r1(server), "load_generator_cpu_ms": r1(me), "wall_ms": r1(wall) });
+        let cpu_json = |(server, me, wall): (f64, f64, f64)| json!({ "server_cpu_ms": r2(server), "load_generator_cpu_ms": r2(me), "wall_ms": r2(wall) });
         per_question.push(json!({
             "index": q,
-            "host_next_ms": r1(host_next_ms),
+            "host_next_ms": r2(host_next_ms),
             "question": {
                 "received": fanout.n, "expected": listeners, "all_received": all_q,
                 "delay": fanout.json(), "cpu": cpu_json(fan_cpu),
@@ -1166,19 +1082,19 @@ async fn run(args: Args) -> Result<(), Error> {
                 "sent": answer_status.len(), "accepted": accepted, "statuses": count_statuses(&answer_status),
                 "first_refusal": sample_refusal, "latency": answers.json(),
                 "start_lateness": Stats::of(start_late).json(),
-                "window_ms": args.answer_window_ms, "span_ms": r1(answers_span),
+                "window_ms": args.answer_window_ms, "span_ms": r2(answers_span),
             },
             "tally": {
                 "events_received": received, "events_expected": accepted * listeners as u64,
                 "streams_last_tally_eq_accepted": last_eq, "streams_max_tally_eq_accepted": max_eq,
                 "last_tally_values": last_values.iter().map(|(k, v)| (k.to_string(), *v)).collect::<BTreeMap<_, _>>(),
                 "events_below_one_already_seen": out_of_order,
-                "all_reached_accepted": all_tallied, "wait_ms": r1(tally_wait),
+                "all_reached_accepted": all_tallied, "wait_ms": r2(tally_wait),
                 "delay": tally.json(), "cpu": cpu_json(answer_cpu),
                 "load_generator_lag": answer_lag.json(),
             },
             "reveal": {
-                "host_reveal_ms": r1(host_reveal_ms), "received": reveal.n, "all_received": all_r,
+                "host_reveal_ms": r2(host_reveal_ms), "received": reveal.n, "all_received": all_r,
                 "delay": reveal.json(), "cpu": cpu_json(reveal_cpu),
                 "load_generator_lag": reveal_lag.json(),
                 "right": right.map(|(k, _)| k), "of": right.map(|(_, n)| n),
@@ -1223,13 +1139,13 @@ async fn run(args: Args) -> Result<(), Error> {
         }
     }
 
-    let cpu_json = |(server, me, wall): (f64, f64, f64)| json!({ "server_cpu_ms": r1(server), "load_generator_cpu_ms": r1(me), "wall_ms": r1(wall) });
+    let cpu_json = |(server, me, wall): (f64, f64, f64)| json!({ "server_cpu_ms": r2(server), "load_generator_cpu_ms": r2(me), "wall_ms": r2(wall) });
     let phases: Vec<Value> = cpu
         .phases
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .iter()
-        .map(|(name, s, m, w)| json!({ "phase": name, "server_cpu_ms": r1(*s), "load_generator_cpu_ms": r1(*m), "wall_ms": r1(*w) }))
+        .map(|(name, s, m, w)| json!({ "phase": name, "server_cpu_ms": r2(*s), "load_generator_cpu_ms": r2(*m), "wall_ms": r2(*w) }))
         .collect();
     let report = json!({
         "base": base, "pin": pin, "quiz_id": args.quiz_id, "players": n, "joined": joined, "listeners": listeners,
@@ -1244,7 +1160,7 @@ async fn run(args: Args) -> Result<(), Error> {
                      "tallies_out_of_order": backwards, "http_chunks": reads, "events": events,
                      "errors": errors },
         "questions": per_question,
-        "podium": { "host_finish_ms": r1(host_finish_ms), "received": podium.n, "all_received": all_p,
+        "podium": { "host_finish_ms": r2(host_finish_ms), "received": podium.n, "all_received": all_p,
                     "delay": podium.json(), "cpu": cpu_json(podium_cpu) },
         "cpu_phases": phases,
         "whole_run": cpu_json(total_cpu),
