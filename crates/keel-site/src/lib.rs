@@ -49,15 +49,16 @@ pub const ASSETS: &[(&str, &[u8])] = &[
         "img/favicon.svg",
         include_bytes!("../assets/img/favicon.svg"),
     ),
-    // The edge's answers to a rate-limited page request (nginx's `error_page`), served
-    // from the collected root: the edge renders no templates.
+    // The edge's answer to a rate-limited page request (nginx's `error_page`), served
+    // from the collected root under the status it goes with (the edge renders no
+    // templates): one page for both statuses limit_req uses.
     (
         "errors/429.html",
-        include_bytes!("../assets/errors/429.html"),
+        include_bytes!("../assets/errors/rate-limited.html"),
     ),
     (
         "errors/503.html",
-        include_bytes!("../assets/errors/503.html"),
+        include_bytes!("../assets/errors/rate-limited.html"),
     ),
 ];
 

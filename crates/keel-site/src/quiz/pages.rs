@@ -254,24 +254,22 @@ pub(crate) async fn start(
             category: q.question.category.as_deref(),
         })
         .collect();
-    let seen = store::seen(&inner.db, &owner, quiz.id).await?;
     let seed = keel_quiz::new_seed();
     let count = usize::try_from(quiz.draw_count).ok().filter(|n| *n > 0);
-    let mut drawn = keel_quiz::draw(
-        &pool,
-        count,
-        quiz.draw_category.as_deref(),
-        &seen,
-        quiz.shuffle,
-        seed,
-    );
-    if count.is_none() && quiz.draw_category.is_none() {
-        // Description blocks stay where the author put them when the whole bank is asked
-        // in order.
-        if !quiz.shuffle {
-            drawn = bank.iter().map(|q| q.id).collect();
-        }
-    }
+    let drawn = if count.is_none() && quiz.draw_category.is_none() && !quiz.shuffle {
+        // The whole bank in order: description blocks stay where the author put them.
+        bank.iter().map(|q| q.id).collect()
+    } else {
+        let seen = store::seen(&inner.db, &owner, quiz.id).await?;
+        keel_quiz::draw(
+            &pool,
+            count,
+            quiz.draw_category.as_deref(),
+            &seen,
+            quiz.shuffle,
+            seed,
+        )
+    };
     if drawn.is_empty() {
         return Err(SiteError::Conflict(
             "This quiz has no questions to ask yet.".into(),

@@ -357,8 +357,8 @@ pub async fn quizzes_for_tags(db: &Db, tags: &[String]) -> Result<Vec<Quiz>, Sit
         .collect())
 }
 
-/// Saves a quiz's settings (new when `id` is `None`); returns its id. A taken slug is
-/// `Err(None)`-free: the caller checked it with [`slug_taken`].
+/// Saves a quiz's settings (new when `id` is `None`); returns its id. The caller has
+/// checked the slug with [`slug_taken`].
 pub async fn save_quiz(db: &Db, id: Option<i64>, input: &QuizInput) -> Result<i64, SiteError> {
     let mut tx = db.pool().begin().await?;
     let id = save_quiz_in(&mut tx, id, input).await?;
