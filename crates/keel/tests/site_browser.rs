@@ -112,9 +112,9 @@ fn create_superuser(database_url: &str) {
     );
 }
 
-/// `keel up` on a free port of 127.0.0.1 with the site on `database_url`; returns the
-/// process and its base URL.
-fn start_keel_up(statics: &Path, database_url: &str) -> (Process, String) {
+/// `keel up` on a free port of 127.0.0.1 with the site on `database_url` and `extra`
+/// flags; returns the process and its base URL.
+fn start_keel_up(statics: &Path, database_url: &str, extra: &[&str]) -> (Process, String) {
     let mut cmd = keel();
     cmd.args([
         "up",
@@ -123,6 +123,7 @@ fn start_keel_up(statics: &Path, database_url: &str) -> (Process, String) {
         "--no-access-log",
         "--no-rate-limit",
     ])
+    .args(extra)
     .env("KEEL_STATIC_ROOT", statics)
     .env("KEEL_DATABASE_URL", database_url);
     let mut up = Process::start(cmd);
@@ -294,7 +295,7 @@ async fn site_register_login_tags_and_live_post_in_a_browser() {
     std::fs::create_dir(&statics).unwrap();
     let database_url = format!("sqlite://{}/keel.db", dir.path().display());
     create_superuser(&database_url);
-    let (_keel, base) = start_keel_up(&statics, &database_url);
+    let (_keel, base) = start_keel_up(&statics, &database_url, &[]);
     let home = format!("{base}/");
 
     // Profiles outlive the chromedriver (and its Chromiums), which goes with `driver`.
@@ -565,7 +566,7 @@ async fn quiz_start_to_finish_in_a_browser() {
     let statics = dir.path().join("static");
     std::fs::create_dir(&statics).unwrap();
     let database_url = format!("sqlite://{}/keel.db", dir.path().display());
-    let (_keel, base) = start_keel_up(&statics, &database_url);
+    let (_keel, base) = start_keel_up(&statics, &database_url, &[]);
     let profile = tempfile::tempdir().unwrap();
     let driver = Driver::start().await;
     let b = Browser::open(&driver, profile.path(), (390, 844)).await;
@@ -934,20 +935,8 @@ async fn an_interview_streams_in_a_browser_from_setup_to_report() {
     let statics = dir.path().join("static");
     std::fs::create_dir(&statics).unwrap();
     let database_url = format!("sqlite://{}/keel.db", dir.path().display());
-    let mut cmd = keel();
-    cmd.args([
-        "up",
-        "--listen",
-        "127.0.0.1:0",
-        "--no-access-log",
-        "--no-rate-limit",
-    ])
-    .arg("--interviewer-api-base")
-    .arg(format!("{model}/v1"))
-    .env("KEEL_STATIC_ROOT", &statics)
-    .env("KEEL_DATABASE_URL", &database_url);
-    let mut up = Process::start(cmd);
-    let base = up.url_after("keel up: serving on");
+    let api = format!("{model}/v1");
+    let (up, base) = start_keel_up(&statics, &database_url, &["--interviewer-api-base", &api]);
     let profile = tempfile::tempdir().unwrap();
     let driver = Driver::start().await;
     let b = Browser::open(&driver, profile.path(), (1100, 900)).await;
