@@ -324,9 +324,9 @@ impl Site {
 }
 
 impl Site {
-    /// The site's long-lived routes: a live room's event stream, the interviewer's words. Merge it outside any
-    /// request timeout and compression, as `/stream/` is; it has no session or CSRF layer
-    /// because it only reads, and reads nothing a room's PIN does not already show.
+    /// The site's long-lived routes: a live room's event stream, the interviewer's words.
+    /// Merge it outside any request timeout and compression, as `/stream/` is. The visitor
+    /// layer knows who is asking; both routes only read (no CSRF applies to a GET).
     pub fn live_router<S>(&self) -> Router<S>
     where
         S: Clone + Send + Sync + 'static,
@@ -337,6 +337,11 @@ impl Site {
                 "/interviewer/sessions/{id}/say/{n}/",
                 get(interview::pages::say),
             )
+            // Who is asking, as on every site route (the reply stream is the reader's own).
+            .layer(axum::middleware::from_fn_with_state(
+                self.inner.clone(),
+                web::visit,
+            ))
             .with_state(self.inner.clone())
     }
 }

@@ -217,15 +217,9 @@ pub(crate) async fn publish(
     } else {
         channel
     };
-    if channel.len() > 64
-        || !channel
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':'))
-    {
-        return Err(SiteError::BadRequest(
-            "A channel is letters, digits and _ - . : (at most 64).".into(),
-        ));
-    }
+    // The brokers' own rule, checked before anything is published.
+    keel_stream::broker::validate_channel(channel)
+        .map_err(|e| SiteError::BadRequest(format!("Not a channel name: {e}")))?;
     let message = form.message.trim();
     if message.is_empty() || message.chars().count() > 10_000 {
         return Err(SiteError::BadRequest(

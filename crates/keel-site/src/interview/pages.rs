@@ -23,13 +23,12 @@ use minijinja::{context, Value};
 use serde::Deserialize;
 
 use super::store::{self, Entry, Stored};
-use crate::accounts;
 use crate::error::SiteError;
 use crate::markdown;
 use crate::pages::dates;
 use crate::quiz::pages::{owner, owner_or_new};
 use crate::quiz::store::Owner;
-use crate::web::{cookies, plausible_token, see_other, Visitor, SESSION_COOKIE};
+use crate::web::{see_other, Visitor};
 use crate::Inner;
 
 /// The longest answer taken; a longer one is refused with the text kept in the form.
@@ -348,11 +347,13 @@ async fn propose(
 ) -> Option<keel_interview::Proposal> {
     let client = inner.interviewer.client.as_ref()?;
     let question = track.question(stored.session.step().question_id()?)?;
-    let subject = match &visitor.user {
-        Some(user) => format!("user:{}", user.id),
-        None => format!("addr:{}", visitor.address),
-    };
-    match store::take_turn(&inner.db, &subject, inner.interviewer.daily_turns).await {
+    match store::take_turn(
+        &inner.db,
+        &budget_subject(visitor),
+        inner.interviewer.daily_turns,
+    )
+    .await
+    {
         Ok(true) => {}
         Ok(false) => return None,
         Err(error) => {
@@ -370,21 +371,13 @@ async fn propose(
     }
 }
 
-/// The owner of a request on the routes without the site's middleware (the reply stream):
-/// the signed-in user from the session cookie, else the guest cookie.
-async fn owner_of(inner: &Inner, headers: &HeaderMap) -> Result<Option<Owner>, SiteError> {
-    let mut guest = None;
-    for c in cookies(headers) {
-        if c.name() == SESSION_COOKIE && plausible_token(c.value()) {
-            if let Some(user) = accounts::session_user(&inner.db, c.value()).await? {
-                return Ok(Some(Owner::User(user.id)));
-            }
-        }
-        if c.name() == crate::quiz::pages::GUEST_COOKIE && plausible_token(c.value()) {
-            guest = Some(Owner::Guest(accounts::token_hash(c.value())));
-        }
+/// Whose daily model budget an answer or a reply spends: a signed-in reader's, else the
+/// client address's.
+fn budget_subject(visitor: &Visitor) -> String {
+    match &visitor.user {
+        Some(user) => format!("user:{}", user.id),
+        None => format!("addr:{}", visitor.address),
     }
-    Ok(guest)
 }
 
 fn frame(value: serde_json::Value) -> String {
@@ -397,13 +390,11 @@ fn frame(value: serde_json::Value) -> String {
 /// reader who leaves (or presses Stop) closes the stream, and with it the model call.
 pub(crate) async fn say(
     State(inner): State<Arc<Inner>>,
+    Extension(visitor): Extension<Visitor>,
     headers: HeaderMap,
     Path((id, n)): Path<(String, usize)>,
-    request: axum::extract::Request,
 ) -> Result<Response, SiteError> {
-    let address = keel_stream::http::client_ip(&request);
-    let who = owner_of(&inner, &headers).await?;
-    let stored = own(&inner, who.as_ref(), &id).await?;
+    let stored = own(&inner, owner(&visitor, &headers).as_ref(), &id).await?;
     let entry = stored
         .transcript
         .get(n)
@@ -418,11 +409,13 @@ pub(crate) async fn say(
         .clone()
         .filter(|_| !entry.model_phrased());
     if phrase.is_some() {
-        let subject = match &stored.owner {
-            Owner::User(id) => format!("user:{id}"),
-            Owner::Guest(_) => format!("addr:{address}"),
-        };
-        match store::take_turn(&inner.db, &subject, inner.interviewer.daily_turns).await {
+        match store::take_turn(
+            &inner.db,
+            &budget_subject(&visitor),
+            inner.interviewer.daily_turns,
+        )
+        .await
+        {
             Ok(true) => {}
             Ok(false) => phrase = None,
             Err(error) => {

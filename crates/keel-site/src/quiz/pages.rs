@@ -28,7 +28,7 @@ use crate::web::{cookies, plausible_token, see_other, Visitor};
 use crate::Inner;
 
 /// The guest's cookie: a random token whose hash owns the guest's attempts.
-pub(crate) const GUEST_COOKIE: &str = "keel_guest";
+const GUEST_COOKIE: &str = "keel_guest";
 /// A guest keeps their attempts for 30 days after the last start.
 const GUEST_COOKIE_SECONDS: i64 = 30 * 24 * 3600;
 
